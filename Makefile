@@ -1,0 +1,34 @@
+# Set-up and the two commands. See README.md and ../shared/CONTRACTS.md.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+export AU_DATA_DIR ?= $(abspath ../shared/data)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+
+.PHONY: venv test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[runtime,train,export,peer,dev]"
+	@# mediapipe depends on opencv-contrib-python, which overwrites the same cv2 package as
+	@# opencv-python-headless. Keep exactly one OpenCV: the headless build the runtime uses.
+	$(PIP) uninstall -q -y opencv-contrib-python opencv-python opencv-python-headless
+	$(PIP) install -q --no-deps --force-reinstall opencv-python-headless
+	$(PY) -c "import cv2, onnxruntime, torch, timm; print('venv ok: opencv', cv2.__version__, 'torch', torch.__version__)"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	mkdir -p out/bench
+	$(PY) -m device_tests.pipeline --engine out/bench/au_int8.tflite --source $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --peer mediapipe --json out/bench/pipeline.json --build-engine
+	$(PY) -m device_tests.bench --engine out/bench/au_int8.tflite --json out/bench/bench_tflite_int8.json
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,71 @@
+"""PyTorch -> TFLite (litert-torch) and full-INT8 TFLite (ai-edge-quantizer), with model cards.
+
+litert-torch and ai-edge-quantizer are imported inside the functions: they are export-time
+dependencies (the ``export`` extra), never needed by the runtime.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from runtime.card import ModelCard
+from runtime.errors import MissingDependency
+
+
+def to_tflite(module, sample, out: str | Path) -> Path:
+    """Convert an eval-mode ``torch.nn.Module`` taking one NCHW float tensor to ``out`` (.tflite)."""
+    try:
+        import litert_torch
+    except ImportError:
+        raise MissingDependency("litert-torch", "pip install 'au-edge[export]'") from None
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    litert_torch.convert(module.eval(), (sample,)).export(str(out))
+    return out
+
+
+def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], out: str | Path) -> Path:
+    """Static INT8 (int8 weights and activations, int8 I/O) with ai-edge-quantizer.
+
+    Args:
+        float_tflite: the float model from ``to_tflite``.
+        calibration: prepared input tensors (N x C x H x W float32, normalised as the card says),
+            e.g. aligned crops from the training cache; a few hundred faces are plenty.
+        out: path of the INT8 model.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_quantizer import quantizer, recipe
+    except ImportError:
+        raise MissingDependency("ai-edge-quantizer", "pip install 'au-edge[export]'") from None
+    sig = Interpreter(str(float_tflite)).get_signature_list()
+    key = next(iter(sig))
+    name = sig[key]["inputs"][0]
+    samples = [{name: np.asarray(x[i:i + 1], np.float32)} for x in calibration for i in range(len(x))]
+    if not samples:
+        raise ValueError("quantize_int8: the calibration data is empty; pass some aligned face crops")
+    qt = quantizer.Quantizer(str(float_tflite))
+    qt.load_quantization_recipe(recipe.static_wi8_ai8())
+    result = qt.quantize(qt.calibrate({key: samples}))
+    out = Path(out)
+    result.export_model(str(out), overwrite=True)
+    return out
+
+
+def card_for_tflite(path: str | Path, card: ModelCard) -> ModelCard:
+    """A copy of ``card`` whose input dtype/quant and output quant are read from the .tflite itself."""
+    from runtime.litert import make_interpreter
+
+    interp = make_interpreter(str(path), 1)
+    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
+    new = copy.deepcopy(card)
+    new.input.dtype = np.dtype(inp["dtype"]).name
+    scale, zp = inp["quantization"]
+    new.input.quant = {"scale": float(scale), "zero_point": int(zp)} if scale else None
+    o_scale, o_zp = outp["quantization"]
+    new.output = {**new.output, "quant": {"scale": float(o_scale), "zero_point": int(o_zp)}} if o_scale else \
+        {k: v for k, v in new.output.items() if k != "quant"}
+    return new

@@ -1,0 +1,25 @@
+"""au-edge runtime: the lean AU detector for cameras, boards and robots (numpy + OpenCV + one backend).
+
+The public surface is small and imported lazily, so ``import runtime.align`` (training) does not
+pull in the face models or inference backends.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "AUDetector": "runtime.detector",
+    "FaceAU": "runtime.results",
+    "FrameResult": "runtime.results",
+    "ModelCard": "runtime.card",
+    "load_card": "runtime.card",
+    "load_engine": "runtime.engines",
+    "AUEdgeError": "runtime.errors",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'runtime' has no attribute {name!r}")

@@ -1,0 +1,65 @@
+"""Engines chosen by file suffix: ONNX Runtime, LiteRT, TensorRT (see ``BACKENDS``).
+
+Backends are imported only when their suffix is opened, so a Raspberry Pi with LiteRT alone, or a
+Jetson with TensorRT alone, never needs the others.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from runtime.card import ModelCard, load_card
+from runtime.engines.base import Engine, TensorSpec
+from runtime.errors import EngineError
+
+# suffix -> (module, class); a module may define require() to check its dependency up front
+BACKENDS: dict[str, tuple[str, str]] = {
+    ".onnx": ("runtime.engines.onnx_engine", "OnnxEngine"),
+    ".tflite": ("runtime.engines.litert_engine", "LiteRTEngine"),
+    ".trt": ("runtime.engines.tensorrt_engine", "TensorRTEngine"),
+    ".engine": ("runtime.engines.tensorrt_engine", "TensorRTEngine"),
+    ".plan": ("runtime.engines.tensorrt_engine", "TensorRTEngine"),
+}
+
+
+def load_engine(path: str | Path, threads: int | None = None, card: ModelCard | None = None) -> Engine:
+    """Open an engine and its model card.
+
+    Args:
+        path: engine file; the suffix picks the backend, or ``"default"`` for the shipped model.
+        threads: CPU threads for ONNX Runtime / LiteRT (None = the backend's default).
+        card: an already-loaded card (skips reading ``<path>.json``).
+
+    Raises:
+        EngineError: missing file, unknown suffix, corrupt engine.
+        CardError: missing/mismatched card.
+        MissingDependency: the backend's package is not installed.
+    """
+    if str(path) == "default":
+        path = default_engine_path()
+    path = Path(path)
+    backend = BACKENDS.get(path.suffix.lower())
+    if backend is None:
+        raise EngineError(f"engine {path}: unknown suffix {path.suffix!r}; use one of "
+                          f"{', '.join(sorted(BACKENDS))} or 'default'")
+    if not path.is_file():
+        raise EngineError(f"engine {path} not found; pass an existing file to --engine (or 'default')")
+    if path.stat().st_size == 0:
+        raise EngineError(f"engine {path} is empty; re-export it")
+    module = importlib.import_module(backend[0])
+    if hasattr(module, "require"):  # say "TensorRT is not installed" before anything about the card
+        module.require()
+    card = card or load_card(path)
+    return getattr(module, backend[1])(path, card, threads=threads)
+
+
+def default_engine_path() -> Path:
+    """The model shipped inside the package (runtime/assets/)."""
+    assets = Path(__file__).resolve().parent.parent / "assets"
+    for name in ("au_default.tflite", "au_default.onnx"):
+        if (assets / name).is_file():
+            return assets / name
+    raise EngineError(f"no default model shipped in {assets}; pass --engine PATH to an exported engine")
+
+
+__all__ = ["BACKENDS", "Engine", "TensorSpec", "load_engine", "default_engine_path"]

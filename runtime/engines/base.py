@@ -1,0 +1,134 @@
+"""The one engine interface: a batch of aligned RGB crops in, AU probabilities out.
+
+Pre- and post-processing are driven by the model card, so every backend only moves tensors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.card import ModelCard
+from runtime.errors import CardError
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """What the engine file itself declares for its input (batch dim -1 when dynamic)."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    quant: tuple[float, int] | None = None  # (scale, zero_point) when the engine is quantised
+
+
+class Engine:
+    """Base class: subclasses set ``backend`` and implement ``_input_spec``, ``_output_width``, ``_run``."""
+
+    backend = "base"
+
+    def __init__(self, path: str | Path, card: ModelCard):
+        self.path = Path(path)
+        self.card = card
+        inp = card.input
+        self._mean = np.asarray(inp.mean, np.float32) * 255.0
+        self._inv_std = 1.0 / (np.asarray(inp.std, np.float32) * 255.0)
+        self._check_against_card()
+
+    # ---- subclass hooks ------------------------------------------------------------------------
+    def _input_spec(self) -> TensorSpec:
+        raise NotImplementedError
+
+    def _output_width(self) -> int | None:
+        """Number of outputs per sample as the engine declares it (None when dynamic/unknown)."""
+        raise NotImplementedError
+
+    def _output_quant(self) -> tuple[float, int] | None:
+        return None
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """Run one prepared batch; returns the raw N x A output."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- shared machinery --------------------------------------------------------------------
+    @property
+    def aus(self) -> list[str]:
+        return self.card.aus
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.card.input.size
+
+    @property
+    def precision(self) -> str:
+        return self.card.input.dtype if self.card.input.quant else self._input_spec().dtype
+
+    def _check_against_card(self) -> None:
+        card, spec = self.card.input, self._input_spec()
+        h, w = card.size
+        want = (3, h, w) if card.layout == "NCHW" else (h, w, 3)
+        where = f"model card {self.path.name}.json vs {self.path.name}"
+        if len(spec.shape) != 4 or tuple(spec.shape[1:]) != want:
+            raise CardError(f"{where}: the engine's input is {list(spec.shape)} but the card declares "
+                            f"{card.layout} {list(want)}; use the card exported with this engine")
+        if spec.dtype != card.dtype:
+            raise CardError(f"{where}: the engine's input dtype is {spec.dtype} but the card declares "
+                            f"{card.dtype}; use the card exported with this engine")
+        if spec.quant and card.quant:
+            scale, zp = spec.quant
+            if abs(scale - float(card.quant["scale"])) > 1e-6 * max(1.0, abs(scale)) or zp != int(
+                    card.quant["zero_point"]):
+                raise CardError(f"{where}: input quantisation {spec.quant} != card {card.quant}; "
+                                "use the card exported with this engine")
+        width = self._output_width()
+        if width is not None and width != len(self.card.aus):
+            raise CardError(f"{where}: the engine outputs {width} values per face but the card lists "
+                            f"{len(self.card.aus)} AUs; use the card exported with this engine")
+
+    def prepare(self, crops: np.ndarray) -> np.ndarray:
+        """N x H x W x 3 uint8 RGB crops (at ``input_size``) -> the engine's input tensor."""
+        inp = self.card.input
+        x = crops[..., ::-1] if inp.color == "BGR" else crops
+        x = (x.astype(np.float32) - self._mean) * self._inv_std
+        if inp.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        if inp.quant:
+            scale, zp = float(inp.quant["scale"]), int(inp.quant["zero_point"])
+            info = np.iinfo(np.dtype(inp.dtype))
+            x = np.clip(np.rint(x / scale) + zp, info.min, info.max)
+        return np.ascontiguousarray(x.astype(inp.dtype, copy=False))
+
+    def finish(self, raw: np.ndarray) -> np.ndarray:
+        """Raw engine output -> N x A float32 probabilities in [0, 1]."""
+        out = raw.reshape(raw.shape[0], -1)
+        quant = self._output_quant()
+        if quant is None and self.card.output.get("quant"):
+            q = self.card.output["quant"]
+            quant = (float(q["scale"]), int(q["zero_point"]))
+        if quant is not None and np.issubdtype(out.dtype, np.integer):
+            out = (out.astype(np.float32) - quant[1]) * quant[0]
+        out = out.astype(np.float32, copy=False)
+        if self.card.output_kind == "logit":
+            out = 1.0 / (1.0 + np.exp(-out))
+        return np.clip(out, 0.0, 1.0)
+
+    def infer(self, crops: np.ndarray) -> np.ndarray:
+        """AU probabilities (N x A float32) for a batch of aligned RGB uint8 crops (N x H x W x 3)."""
+        crops = np.asarray(crops)
+        if crops.ndim == 3:
+            crops = crops[None]
+        h, w = self.input_size
+        if crops.shape[1:] != (h, w, 3) or crops.dtype != np.uint8:
+            raise ValueError(f"crops must be N x {h} x {w} x 3 uint8, got {crops.shape} {crops.dtype}")
+        if len(crops) == 0:
+            return np.zeros((0, len(self.aus)), np.float32)
+        return self.finish(self._run(self.prepare(crops)))

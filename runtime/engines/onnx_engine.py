@@ -1,0 +1,60 @@
+"""ONNX Runtime backend (CPU everywhere; CUDA/TensorRT execution providers when installed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.card import ModelCard
+from runtime.engines.base import Engine, TensorSpec
+from runtime.errors import EngineError, MissingDependency
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
+              "tensor(int8)": "int8"}
+
+
+class OnnxEngine(Engine):
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | Path, card: ModelCard, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependency("onnxruntime", "pip install onnxruntime (or onnxruntime-gpu)") from None
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                     if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types for bad files
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise EngineError(f"cannot load ONNX engine {path}: {first}; re-export it") from None
+        self._in = self.session.get_inputs()[0]
+        self._out = self.session.get_outputs()[0]
+        super().__init__(path, card)
+
+    def _input_spec(self) -> TensorSpec:
+        shape = tuple(d if isinstance(d, int) else -1 for d in self._in.shape)
+        return TensorSpec(shape, _ORT_TYPES.get(self._in.type, self._in.type))
+
+    def _output_width(self) -> int | None:
+        dims = self._out.shape[1:]
+        if not dims or not all(isinstance(d, int) for d in dims):
+            return None
+        return int(np.prod(dims))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        batch = self._in.shape[0]
+        if isinstance(batch, int) and batch != len(x):  # fixed-batch export: run in chunks
+            return np.concatenate([self._run_fixed(x[i:i + batch], batch) for i in range(0, len(x), batch)])
+        return self.session.run([self._out.name], {self._in.name: x})[0]
+
+    def _run_fixed(self, x: np.ndarray, batch: int) -> np.ndarray:
+        n = len(x)
+        if n < batch:
+            x = np.concatenate([x, np.repeat(x[-1:], batch - n, axis=0)])
+        return self.session.run([self._out.name], {self._in.name: x})[0][:n]

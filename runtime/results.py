@@ -1,0 +1,54 @@
+"""Result objects of the runtime: plain dataclasses of lists, dicts and numpy arrays.
+
+"No face" is an empty ``faces`` list, never ``None``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FaceAU:
+    """One tracked face and its AUs, in pixels of the source frame."""
+
+    track_id: int
+    bbox: tuple[float, float, float, float]  # x, y, w, h
+    score: float
+    landmarks5: np.ndarray  # 5x2: right eye, left eye, nose tip, right/left mouth corner
+    au_prob: dict[str, float]
+    au_active: set[str]
+    landmarks: np.ndarray | None = None  # dense mesh (N x 3), when the face stage has it
+
+    def to_json(self) -> dict:
+        return {
+            "track_id": int(self.track_id),
+            "bbox": [round(float(v), 2) for v in self.bbox],
+            "score": round(float(self.score), 4),
+            "landmarks5": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks5[:, :2]],
+            "au_prob": {k: round(float(v), 4) for k, v in self.au_prob.items()},
+            "au_active": sorted(self.au_active),
+        }
+
+
+@dataclass
+class FrameResult:
+    """Everything the runtime knows about one frame."""
+
+    frame: int
+    time_s: float
+    faces: list[FaceAU] = field(default_factory=list)
+    latency_ms: float = 0.0
+    stages_ms: dict[str, float] = field(default_factory=dict)  # face, align, au, post
+    source: str = ""
+
+    def to_json(self) -> dict:
+        """The JSONL record of ../shared/CONTRACTS.md."""
+        return {
+            "frame": int(self.frame),
+            "time_s": round(float(self.time_s), 4),
+            "source": self.source,
+            "latency_ms": round(float(self.latency_ms), 3),
+            "faces": [f.to_json() for f in self.faces],
+        }
