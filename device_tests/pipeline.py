@@ -1,0 +1,100 @@
+"""``python -m device_tests.pipeline``: end-to-end frames/s and per-stage ms on a clip, next to a peer.
+
+Our timing is ``AUDetector`` per frame (face, align, AU, post) plus decode, measured in this
+process; the peer (MediaPipe FaceLandmarker with blendshapes) runs on the same clip in a child
+process. ``ratio_vs_peer`` = peer ms/frame ÷ our ms/frame, both without decode (> 1: we are faster).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from device_tests.sysinfo import current_rss_mb, device, rss_mb
+
+STAGES = ("decode", "face", "align", "au", "post")
+
+
+def run_pipeline(engine: str, source: str, threads: int | None = None, max_frames: int | None = None,
+                 face_model: str | None = None) -> dict:
+    from runtime.detector import AUDetector
+
+    det = AUDetector(engine, max_faces=1, threads=threads, face_model=face_model)
+    stages = {k: [] for k in STAGES}
+    latency, with_face, n = [], 0, 0
+    t_start = time.perf_counter()
+    for result in det.stream(source, max_frames=max_frames):
+        for k in STAGES:
+            stages[k].append(result.stages_ms.get(k, 0.0))
+        latency.append(result.latency_ms)
+        with_face += bool(result.faces)
+        n += 1
+    wall = time.perf_counter() - t_start
+    lat = np.asarray(latency)
+    return {"frames": n, "frames_with_face": with_face, "fps": n / wall,
+            "fps_without_decode": float(1e3 / lat.mean()), "mean_ms": float(lat.mean()),
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+            "stages_ms": {k: float(np.mean(v)) for k, v in stages.items()},
+            "engine": engine, "backend": det.engine.backend, "precision": det.engine.precision,
+            "rss_mb": rss_mb(), "rss_now_mb": current_rss_mb(), "skipped": dict(det.skipped)}
+
+
+def run_peer(name: str, source: str, max_frames: int | None) -> dict | None:
+    if name != "mediapipe":
+        raise SystemExit(f"au-edge: error: unknown peer {name!r}; known: mediapipe")
+    data = os.environ.get("AU_DATA_DIR")
+    task = Path(data or ".") / "models" / "face_landmarker_v2_with_blendshapes.task"
+    if not task.is_file():
+        raise SystemExit(f"au-edge: error: peer model {task} not found; set AU_DATA_DIR to the open data")
+    cmd = [sys.executable, "-m", "device_tests.peer_mediapipe", "--task", str(task), "--source", source]
+    if max_frames:
+        cmd += ["--max-frames", str(max_frames)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"au-edge: error: the mediapipe peer failed: {last}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from runtime.errors import AUEdgeError
+
+    p = argparse.ArgumentParser(prog="python -m device_tests.pipeline", description=__doc__.splitlines()[0])
+    p.add_argument("--engine", required=True)
+    p.add_argument("--source", required=True)
+    p.add_argument("--peer", choices=("mediapipe",), default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--face-model", default=None)
+    p.add_argument("--json", metavar="OUT")
+    args = p.parse_args(argv)
+    try:
+        ours = run_pipeline(args.engine, args.source, args.threads, args.max_frames, args.face_model)
+    except AUEdgeError as e:
+        print(f"au-edge: error: {e}", file=sys.stderr)
+        return 2
+    peer = run_peer(args.peer, args.source, args.max_frames) if args.peer else None
+    ours["peer"] = peer and {"name": peer["name"], "fps": peer["fps"], "mean_ms": peer["mean_ms"],
+                             "frames_with_face": peer["frames_with_face"]}
+    ours["ratio_vs_peer"] = peer["mean_ms"] / ours["mean_ms"] if peer else None
+    ours["device"] = device()
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(ours, indent=2))
+    st = " ".join(f"{k} {v:.2f}" for k, v in ours["stages_ms"].items())
+    print(f"au-edge: {ours['frames']} frames ({ours['frames_with_face']} with a face), {ours['fps']:.1f} fps "
+          f"end to end, {ours['mean_ms']:.2f} ms/frame without decode [ms: {st}], peak RSS {ours['rss_mb']:.0f} MB")
+    if peer:
+        print(f"peer: {peer['name']}: {peer['mean_ms']:.2f} ms/frame ({peer['frames_with_face']} with a face); "
+              f"ratio (peer ms / ours ms) = {ours['ratio_vs_peer']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

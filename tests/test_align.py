@@ -1,0 +1,70 @@
+"""The one alignment: 5 points onto the template, the crop and its matrix agree."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime.align import (align_face, alignment_matrix, five_points, invert_affine, similarity_transform,
+                           template_points, transform_points)
+
+
+def _random_similarity(rng) -> np.ndarray:
+    angle, scale = rng.uniform(-0.6, 0.6), rng.uniform(0.4, 3.0)
+    c, s = np.cos(angle) * scale, np.sin(angle) * scale
+    return np.array([[c, -s, rng.uniform(50, 400)], [s, c, rng.uniform(50, 300)]])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_similarity_recovers_a_known_transform(seed):
+    rng = np.random.default_rng(seed)
+    src = rng.uniform(0, 100, (5, 2))
+    m = _random_similarity(rng)
+    dst = src @ m[:, :2].T + m[:, 2]
+    assert np.allclose(similarity_transform(src, dst), m, atol=1e-9)
+
+
+@pytest.mark.parametrize("crop_size,out_size", [(256, None), (112, None), (256, 112)])
+def test_eyes_land_on_the_template_in_the_pixels(crop_size, out_size):
+    """Draw the 5 points as dots in a rotated, scaled face; after alignment the dots' centroids
+    sit on the template within a pixel (this checks the warp, not only the matrix)."""
+    rng = np.random.default_rng(7)
+    size = out_size or crop_size
+    tmpl_src = template_points(100)  # a face 100 px wide, then moved/rotated/scaled into a frame
+    m = _random_similarity(rng)
+    m[:, :2] /= np.sqrt(abs(np.linalg.det(m[:, :2])))  # keep the dots resolvable: scale 1
+    m[:, :2] *= 2.5
+    pts = tmpl_src @ m[:, :2].T + m[:, 2]
+    frame = np.zeros((720, 960), np.uint8)
+    for x, y in pts:
+        cv2.circle(frame, (int(round(x * 16)), int(round(y * 16))), 5 * 16, 255, -1, cv2.LINE_AA, shift=4)
+    crop, mat = align_face(frame, pts, crop_size=crop_size, out_size=out_size)
+    assert crop.shape == (size, size)
+    want = template_points(size)
+    assert np.abs(transform_points(pts, mat) - want).max() < 1e-6
+    n, labels, stats, cents = cv2.connectedComponentsWithStats((crop > 40).astype(np.uint8))
+    assert n - 1 == 5
+    for w in want:
+        d = np.linalg.norm(cents[1:] - w, axis=1).min()
+        assert d < 1.0, (w, d)
+
+
+def test_five_points_from_schemes():
+    mesh = np.random.default_rng(0).uniform(0, 100, (478, 3))
+    five = five_points(mesh)
+    assert five.shape == (5, 2)
+    assert np.allclose(five[2], mesh[1, :2]) and np.allclose(five[3], mesh[61, :2])
+    assert np.allclose(five_points(mesh[:468]), five)
+    ibug = np.random.default_rng(1).uniform(0, 100, (68, 2))
+    assert np.allclose(five_points(ibug)[0], ibug[36:42].mean(0))
+    with pytest.raises(ValueError, match="no 5-point scheme for 7"):
+        five_points(np.zeros((7, 2)))
+
+
+def test_inverse_and_named_templates():
+    pts = template_points(300, scale=0.8) + 12.5
+    m = alignment_matrix(pts, 112, "arcface")
+    back = transform_points(transform_points(pts, m), invert_affine(m))
+    assert np.allclose(back, pts)
+    with pytest.raises(ValueError, match="unknown alignment template"):
+        template_points(112, "nope")
