@@ -26,4 +26,8 @@ IBUG68_FIVE: FivePointIndices = (
     (54,),
 )
 
-SCHEMES: dict[int, FivePointIndices] = {468: MESH_FIVE, 478: MESH_FIVE, 68: IBUG68_FIVE}
+# Webmorph FRL 189-point template (London set .tem files). It has no nose-tip point: the mean of
+# the two lower bridge ends and the point between the nostrils stands in for it.
+TEM189_FIVE: FivePointIndices = ((18, 22, 20, 29), (27, 23, 25, 32), (54, 60, 55), (87,), (93,))
+
+SCHEMES: dict[int, FivePointIndices] = {468: MESH_FIVE, 478: MESH_FIVE, 68: IBUG68_FIVE, 189: TEM189_FIVE}
