@@ -1,0 +1,68 @@
+"""OpenFace-style CSV: one row per face per frame, and one ``success=0`` row for a frame without faces.
+
+Columns: ``frame, timestamp, face_id, confidence, success, AU01_p, …, AU01_c, …`` (``_p`` probability,
+``_c`` 0/1 active). ``frame`` is the JSONL frame number (0-based, the source's numbering), ``timestamp``
+the source time in seconds. A no-face row leaves ``face_id`` and the AU columns empty (confidence 0),
+so every processed frame appears and a missing face is never mistaken for AU absence. Plain commas
+(no OpenFace ", " padding); ``pandas.read_csv`` and OpenFace readers with ``skipinitialspace`` read both.
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from runtime.aus import au_name, au_number
+from runtime.outputs.base import Output, open_text
+from runtime.results import FrameResult
+
+FIXED_COLUMNS = ("frame", "timestamp", "face_id", "confidence", "success")
+
+
+class CsvOutput(Output):
+    """Args: path (or ``-`` for stdout), aus: the AU columns in order (e.g. the engine card's ``aus``).
+
+    Raises:
+        ValueError: an AU name that is not in the catalog.
+        OutputError: the file cannot be created.
+    """
+
+    def __init__(self, path: str | Path, aus: Sequence[str]):
+        self.aus = [au_name(au_number(a)) for a in aus]
+        if not self.aus:
+            raise ValueError("CsvOutput needs at least one AU column (aus=[...] is empty)")
+        self.columns = list(FIXED_COLUMNS) + [f"{a}_p" for a in self.aus] + [f"{a}_c" for a in self.aus]
+        self.to_stdout = str(path) == "-"
+        if self.to_stdout:
+            import sys
+
+            self._f = sys.stdout
+        else:
+            self._f = open_text(path, "CSV", newline="")
+        self._w = csv.writer(self._f, lineterminator="\n")
+        self._w.writerow(self.columns)
+
+    def rows(self, result: FrameResult) -> list[list]:
+        """The rows for one frame (exposed so tests and tools can use them without a file)."""
+        head = [int(result.frame), f"{result.time_s:.3f}"]
+        if not result.faces:
+            return [head + ["", 0, 0] + [""] * (2 * len(self.aus))]
+        out = []
+        for face in result.faces:
+            probs = [f"{face.au_prob[a]:.4f}" if a in face.au_prob else "" for a in self.aus]
+            active = [int(a in face.au_active) if a in face.au_prob else "" for a in self.aus]
+            out.append(head + [int(face.track_id), f"{face.score:.4f}", 1] + probs + active)
+        return out
+
+    def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
+        if self._f is None:
+            return
+        self._w.writerows(self.rows(result))
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._f is not None and not self.to_stdout:
+            self._f.close()
+        self._f = None

@@ -1,0 +1,47 @@
+"""JSONL output: one compact CONTRACTS record per processed frame, to a file or stdout (``-``)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from runtime.outputs.base import Output, open_text
+from runtime.results import FrameResult
+
+
+class JsonlOutput(Output):
+    """``FrameResult.to_json()`` per line. Every line is flushed, so ``| jq`` and tails see it live.
+
+    A reader that goes away on stdout (``| head``) ends the run quietly via ``quit_requested``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.to_stdout = str(path) == "-"
+        self._f = sys.stdout if self.to_stdout else open_text(path, "JSONL")
+        self.path = "-" if self.to_stdout else str(path)
+
+    def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
+        if self._f is None:
+            return
+        line = json.dumps(result.to_json(), separators=(",", ":"))
+        try:
+            self._f.write(line + "\n")
+            self._f.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        self._f = None
+        self.quit_requested = True
+
+    def close(self) -> None:
+        if self._f is not None and not self.to_stdout:
+            self._f.close()
+        self._f = None

@@ -1,0 +1,114 @@
+"""``--record OUT.mp4``: the annotated frames as a video file (mp4v in .mp4/.mov, MJPG in .avi)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime.outputs.base import Output, OutputError, stderr_line
+from runtime.outputs.draw import Annotator
+from runtime.results import FrameResult
+
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+_FPS_WINDOW = (15, 1.0)  # frames / seconds of source time used to estimate the frame rate
+_FPS_RANGE = (1.0, 120.0)
+
+
+class VideoRecorder(Output):
+    """Records what ``--show`` would show.
+
+    The video's frame rate is ``fps`` when given, else measured from the first frames' timestamps
+    (the processed rate: real-time playback for live sources, the file's rate for files). The frame
+    size is the first frame's; later frames of another size are letterboxed into it.
+
+    Raises:
+        OutputError: unsupported suffix, or this OpenCV cannot write the file (checked at construction).
+    """
+
+    def __init__(self, path: str | Path, aus: Sequence[str] | None = None, *, fps: float | None = None,
+                 annotator: Annotator | None = None):
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in FOURCC:
+            raise OutputError(f"--record {str(self.path)!r}: unsupported suffix {suffix or '(none)'}; "
+                              f"use one of {', '.join(FOURCC)}")
+        if fps is not None and not _FPS_RANGE[0] <= fps <= _FPS_RANGE[1]:
+            raise ValueError(f"record fps must be in {_FPS_RANGE}, got {fps}")
+        self.fourcc = cv2.VideoWriter_fourcc(*FOURCC[suffix])
+        self.annotator = annotator or Annotator(aus or [])
+        self.fps = fps
+        self.frames_written = 0
+        self._pending: list[tuple[float, np.ndarray]] = []
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self._warned = False
+        self._probe()
+
+    def _probe(self) -> None:
+        """Open a tiny writer now, so a bad path or a missing codec fails before the run starts."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create the folder for --record {str(self.path)!r}: {e.strerror}") from e
+        writer = cv2.VideoWriter(str(self.path), self.fourcc, 30.0, (64, 64))
+        ok = writer.isOpened()
+        writer.release()
+        if not ok:
+            raise OutputError(f"cannot open a video writer for {str(self.path)!r} ({FOURCC[self.path.suffix.lower()]})"
+                              f": check the folder is writable and this OpenCV was built with FFmpeg")
+
+    def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
+        if frame_bgr is None:
+            if not self._warned:
+                stderr_line("au-edge: warning: --record got a result without its frame; skipping such frames")
+                self._warned = True
+            return
+        image = self.annotator.annotate(result, frame_bgr)
+        if self._writer is not None:
+            self._put(image)
+            return
+        self._pending.append((float(result.time_s), image))
+        t0, t1 = self._pending[0][0], self._pending[-1][0]
+        if self.fps is not None or len(self._pending) >= _FPS_WINDOW[0] or t1 - t0 >= _FPS_WINDOW[1]:
+            self._start()
+
+    def _start(self) -> None:
+        if self.fps is None:
+            n, dt = len(self._pending), self._pending[-1][0] - self._pending[0][0]
+            self.fps = float(np.clip((n - 1) / dt, *_FPS_RANGE)) if n > 1 and dt > 0 else 30.0
+        h, w = self._pending[0][1].shape[:2]
+        self._size = (w, h)
+        self._writer = cv2.VideoWriter(str(self.path), self.fourcc, self.fps, self._size)
+        if not self._writer.isOpened():
+            raise OutputError(f"cannot open a video writer for {str(self.path)!r} at {w}x{h}, {self.fps:.1f} fps")
+        for _, image in self._pending:
+            self._put(image)
+        self._pending.clear()
+
+    def _put(self, image: np.ndarray) -> None:
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = letterbox(image, self._size)
+        self._writer.write(image)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._writer is None and self._pending:
+            self._start()
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        elif self.frames_written == 0 and self.path.exists():
+            self.path.unlink()  # only the probe's empty file: no frames came
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled to fit ``size`` (w, h) without distortion, centred on black."""
+    w, h = size
+    s = min(w / image.shape[1], h / image.shape[0])
+    nw, nh = max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s))
+    out = np.zeros((h, w, 3), np.uint8)
+    x, y = (w - nw) // 2, (h - nh) // 2
+    out[y:y + nh, x:x + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out

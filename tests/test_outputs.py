@@ -1,0 +1,295 @@
+"""Result outputs, end to end: files that parse back, a video that decodes, datagrams that arrive."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime.outputs import (
+    CsvOutput,
+    JsonlOutput,
+    MultiOutput,
+    OutputError,
+    ShowOutput,
+    StatusLine,
+    UdpPublisher,
+    VideoRecorder,
+    build_outputs,
+    draw_result,
+)
+from runtime.results import FaceAU, FrameResult
+
+AUS = ["AU01", "AU02", "AU04", "AU06", "AU12", "AU25"]
+RECORD_KEYS = {"frame", "time_s", "source", "latency_ms", "faces"}
+FACE_KEYS = {"track_id", "bbox", "score", "landmarks5", "au_prob", "au_active"}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def face(track_id: int, x: float = 60, y: float = 40, size: float = 80, dense: bool = False) -> FaceAU:
+    pts = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]]) * size + (x, y)
+    probs = {au: round(0.1 + 0.15 * i, 3) for i, au in enumerate(AUS)}
+    mesh = np.random.default_rng(track_id).uniform(0, 640, (478, 3)) if dense else None
+    return FaceAU(track_id=track_id, bbox=(x, y, size, size), score=0.97, landmarks5=pts, au_prob=probs,
+                  au_active={"AU12", "AU25"}, landmarks=mesh)
+
+
+def result(i: int, faces: list[FaceAU]) -> FrameResult:
+    return FrameResult(frame=i, time_s=i / 25, faces=faces, latency_ms=3.2, source="clip.mp4",
+                       stages_ms={"decode": 1.0, "face": 2.0, "align": 0.2, "au": 0.9, "post": 0.1})
+
+
+def results() -> list[FrameResult]:
+    return [result(0, [face(1), face(2, x=200)]), result(1, []), result(2, [face(1)])]
+
+
+# --- JSONL ----------------------------------------------------------------------------------------
+
+def test_jsonl_file_round_trips_with_the_contract_keys(tmp_path):
+    path = tmp_path / "sub" / "out.jsonl"  # the folder is created
+    with JsonlOutput(path) as out:
+        for r in results():
+            out.write(r, None)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and all(", " not in ln and ": " not in ln for ln in lines)  # compact
+    recs = [json.loads(ln) for ln in lines]
+    assert [r["frame"] for r in recs] == [0, 1, 2]
+    assert all(set(r) == RECORD_KEYS for r in recs)
+    assert recs[1]["faces"] == []
+    f = recs[0]["faces"][1]
+    assert set(f) == FACE_KEYS and f["track_id"] == 2 and f["au_active"] == ["AU12", "AU25"]
+    assert f["bbox"] == [200, 40, 80, 80] and len(f["landmarks5"]) == 5 and set(f["au_prob"]) == set(AUS)
+    assert recs[0]["source"] == "clip.mp4" and recs[2]["time_s"] == 0.08
+
+
+CHILD = """
+import sys
+from runtime.outputs import JsonlOutput
+from runtime.results import FrameResult
+out = JsonlOutput("-")
+out.write(FrameResult(frame=0, time_s=0.0, source="cam"), None)
+sys.stdin.readline()          # hold on: the first line must already be readable by the parent
+out.write(FrameResult(frame=1, time_s=0.04, source="cam"), None)
+out.close()
+"""
+
+
+def test_jsonl_stdout_is_live_through_a_pipe():
+    proc = subprocess.Popen([sys.executable, "-c", CHILD], cwd=REPO, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        got: list[str] = []
+        reader = threading.Thread(target=lambda: got.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=20)
+        assert got, "the first JSONL line did not reach the pipe while the writer was still running"
+        assert json.loads(got[0])["frame"] == 0
+        out, err = proc.communicate("go\n", timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert json.loads(out.strip())["frame"] == 1
+
+
+def test_jsonl_to_a_closed_pipe_requests_quit_quietly():
+    child = ("from runtime.outputs import JsonlOutput\nfrom runtime.results import FrameResult\n"
+             "out = JsonlOutput('-')\nn = 0\nwhile not out.quit_requested and n < 100000:\n"
+             "    out.write(FrameResult(frame=n, time_s=0.0), None); n += 1\nprint(n, file=__import__('sys').stderr)\n")
+    proc = subprocess.Popen([sys.executable, "-c", child], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read()
+    assert proc.wait(timeout=20) == 0
+    assert "Traceback" not in err and int(err.split()[-1]) < 100000
+
+
+# --- CSV ------------------------------------------------------------------------------------------
+
+def test_csv_header_rows_and_the_no_face_row(tmp_path):
+    path = tmp_path / "out.csv"
+    with CsvOutput(path, AUS) as out:
+        for r in results():
+            out.write(r, None)
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == (["frame", "timestamp", "face_id", "confidence", "success"]
+                       + [f"{a}_p" for a in AUS] + [f"{a}_c" for a in AUS])
+    body = rows[1:]
+    assert [r[0] for r in body] == ["0", "0", "1", "2"]  # two faces, one no-face row, one face
+    assert [r[2] for r in body] == ["1", "2", "", "1"]
+    no_face = body[2]
+    assert no_face[1] == "0.040" and no_face[3:5] == ["0", "0"] and all(v == "" for v in no_face[5:])
+    one = dict(zip(rows[0], body[0]))
+    assert one["success"] == "1" and float(one["confidence"]) == pytest.approx(0.97)
+    assert float(one["AU12_p"]) == pytest.approx(0.7) and one["AU12_c"] == "1" and one["AU01_c"] == "0"
+
+
+def test_csv_rejects_unknown_au_names(tmp_path):
+    with pytest.raises(ValueError, match="AU99"):
+        CsvOutput(tmp_path / "x.csv", ["AU01", "AU99"])
+
+
+def test_unwritable_output_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError) as e:
+        JsonlOutput(blocker / "out.jsonl")  # a file where a folder should be
+    assert "\n" not in str(e.value) and "out.jsonl" in str(e.value)
+
+
+# --- annotated video ------------------------------------------------------------------------------
+
+def _frame(i: int) -> np.ndarray:
+    image = np.full((240, 320, 3), 90, np.uint8)
+    cv2.circle(image, (100 + i, 80), 30, (200, 180, 160), -1)
+    return image
+
+
+def test_recorder_writes_a_decodable_mp4_with_every_frame(tmp_path):
+    path = tmp_path / "rec" / "out.mp4"
+    with VideoRecorder(path, AUS) as rec:
+        for i in range(20):
+            r = result(i, [face(1, x=60 + i)] if i != 7 else [])
+            rec.write(r, _frame(i))
+        rec.write(result(20, [face(1)]), np.zeros((100, 400, 3), np.uint8))  # another size: letterboxed
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened()
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 240)
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(25, abs=0.5)  # measured from the timestamps
+    n = 0
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        if n == 0:
+            assert np.abs(image.astype(int) - _frame(0)).mean() > 2  # the overlay is in the video
+        n += 1
+    assert n == 21
+
+
+def test_overlay_draws_boxes_points_and_bars():
+    image = _frame(0)
+    drawn = draw_result(image, result(0, [face(1, x=40, y=40, size=100)]), AUS)
+    assert drawn.shape == image.shape and (image == _frame(0)).all()  # the input is untouched
+    changed = np.any(drawn != image, axis=2)
+    assert changed[40, 40:140].any()  # the box's top edge
+    assert changed[50:150, 150:260].sum() > 500  # the AU panel to the right of the face
+
+
+def test_recorder_refuses_what_it_cannot_write(tmp_path):
+    with pytest.raises(OutputError) as e:
+        VideoRecorder(tmp_path / "out.xyz", AUS)
+    assert ".mp4" in str(e.value) and "\n" not in str(e.value)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError):
+        VideoRecorder(blocker / "out.mp4", AUS)
+
+
+# --- window ---------------------------------------------------------------------------------------
+
+def test_show_without_a_display_warns_once_and_continues(monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    out = ShowOutput(AUS)
+    for i in range(3):
+        out.write(result(i, [face(1)]), _frame(i))
+    out.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--show disabled" in err[0] and "DISPLAY" in err[0]
+    assert not out.enabled and not out.quit_requested
+
+
+# --- UDP ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def receiver():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    yield sock
+    sock.close()
+
+
+def test_udp_datagrams_reach_a_loopback_socket(receiver):
+    port = receiver.getsockname()[1]
+    for url in (f"udp://127.0.0.1:{port}", f"udp://:{port}", f"udp://localhost:{port}"):
+        with UdpPublisher(url) as pub:
+            for r in results():
+                pub.write(r, None)
+        got = [json.loads(receiver.recv(65536)) for _ in range(3)]
+        assert [g["frame"] for g in got] == [0, 1, 2] and set(got[0]) == RECORD_KEYS
+
+
+@pytest.mark.parametrize("url", ["udp://0.0.0.0:5005", "udp://10.1.2.3:5005", "udp://192.168.1.20:5005"])
+def test_udp_refuses_non_loopback_hosts_unless_allowed(url):
+    with pytest.raises(ValueError, match="allow-remote"):
+        UdpPublisher(url)
+    UdpPublisher(url, allow_remote=True).close()
+
+
+@pytest.mark.parametrize("url", ["udp://127.0.0.1", "tcp://127.0.0.1:5005", "127.0.0.1:5005", "udp://h:99999"])
+def test_udp_rejects_malformed_urls(url):
+    with pytest.raises(ValueError, match="udp://HOST:PORT"):
+        UdpPublisher(url)
+
+
+def test_udp_drops_dense_fields_then_faces_to_fit_a_datagram(receiver):
+    port = receiver.getsockname()[1]
+    with UdpPublisher(f"udp://127.0.0.1:{port}", landmarks=True) as pub:
+        pub.write(result(0, [face(1, dense=True)]), None)  # small: dense landmarks travel
+        pub.write(result(1, [face(i, dense=True) for i in range(1, 13)]), None)  # ~150 KB with them
+        pub.write(result(2, [face(i) for i in range(1, 301)]), None)  # too many faces even without
+    small, dense, many = (receiver.recv(65536) for _ in range(3))
+    assert len(json.loads(small)["faces"][0]["landmarks"]) == 478
+    d = json.loads(dense)
+    assert len(dense) <= 60_000 and d["truncated"] == ["landmarks"] and len(d["faces"]) == 12
+    m = json.loads(many)
+    assert len(many) <= 60_000 and m["truncated"] == ["faces"] and m["faces_total"] == 300
+    assert 20 < len(m["faces"]) < 300 and m["faces"][0]["track_id"] == 1
+
+
+# --- fan-out and status ---------------------------------------------------------------------------
+
+def test_build_outputs_fans_out_to_everything(tmp_path, receiver, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    port = receiver.getsockname()[1]
+    out = build_outputs(aus=AUS, jsonl=str(tmp_path / "o.jsonl"), csv=str(tmp_path / "o.csv"),
+                        record=str(tmp_path / "o.mp4"), show=True, publish=f"udp://127.0.0.1:{port}")
+    assert isinstance(out, MultiOutput) and len(out.outputs) == 5
+    for i in range(5):
+        out.write(result(i, [face(1)]), _frame(i))
+    assert not out.quit_requested
+    out.close()
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 5
+    assert len((tmp_path / "o.csv").read_text().splitlines()) == 6
+    assert cv2.VideoCapture(str(tmp_path / "o.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 5
+    assert json.loads(receiver.recv(65536))["frame"] == 0
+    assert capsys.readouterr().err.count("--show disabled") == 1
+    with pytest.raises(ValueError, match="stdout"):
+        build_outputs(aus=AUS, jsonl="-", csv="-")
+
+
+def test_status_line_and_summary():
+    buf = io.StringIO()
+    status = StatusLine(stream=buf, interval_s=0.0)
+    for r in results():
+        status.update(r)
+    status.finish("3 frames, 2 with a face")
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 4  # not a terminal: plain lines, then the summary
+    assert "fps" in lines[0] and all(f"{k} " in lines[0] for k in ("decode", "face", "align", "au", "post"))
+    assert lines[-1].startswith("au-edge: 3 frames, 2 with a face |") and "mean ms decode 1.0" in lines[-1]
+    quiet = io.StringIO()
+    q = StatusLine(enabled=False, stream=quiet)
+    q.update(results()[0])
+    q.finish("x")
+    assert quiet.getvalue() == ""
