@@ -65,6 +65,7 @@ class Frame:
     time_s: float
     image: np.ndarray  # H x W x 3, BGR, uint8
     name: str  # file name for image files and folders, else the source's name
+    decode_ms: float = 0.0  # time the capture thread spent reading/decoding it
 
 
 def _stderr(line: str) -> None:
@@ -383,7 +384,10 @@ class FrameSource:
                     self._stop.wait(max(0.0, t0 + frame.index / self.fps - time.monotonic()))
                 if not self._chan.put(frame, self._stop):
                     break
+                t_read = time.perf_counter()
                 frame = self._reader.read()
+                if frame is not None:
+                    frame.decode_ms = (time.perf_counter() - t_read) * 1e3
         except Exception as e:  # noqa: BLE001 - handed to the consumer, raised there
             final = e
         finally:
