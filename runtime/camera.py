@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                             show=_show_default(args), publish=args.publish, allow_remote=args.allow_remote)
     status = StatusLine(enabled=not args.quiet)
     frames = with_face = 0
-    interrupted = False
+    interrupted = finished = False
     try:
         for result, image in det.stream_frames(source, max_frames=args.max_frames):
             outputs.write(result, image)
@@ -75,11 +75,13 @@ def run(args: argparse.Namespace) -> int:
             status.update(result)
             if outputs.quit_requested:
                 break
+        finished = True
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted = finished = True
     finally:
         outputs.close()
         det.close()
+    if finished:  # after an error the one-line message is all that is printed
         skipped = ", ".join(f"{k}={v}" for k, v in sorted(det.skipped.items())) or "none"
         status.finish(f"{frames} frames, {with_face} with a face, skipped: {skipped}"
                       + (" (interrupted)" if interrupted else ""))
@@ -87,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    # FFmpeg's own log lines ("moov atom not found") would come before our one-line error.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     from runtime.errors import AUEdgeError
 
     args = build_parser().parse_args(argv)

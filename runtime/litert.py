@@ -1,19 +1,72 @@
-"""The LiteRT interpreter, from ai-edge-litert (preferred) or tflite_runtime (Python <= 3.11 boards)."""
+"""The LiteRT interpreter, from ai-edge-litert (preferred) or tflite_runtime (Python <= 3.11 boards).
+
+One import point, so the AU engines and the face stage agree on which runtime is used.
+"""
 from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
 
 from runtime.errors import MissingDependency
 
+_quieted = False
 
-def make_interpreter(model: str | bytes, threads: int | None = None):
-    """A LiteRT ``Interpreter`` for a model path or the model's bytes (tensors not yet allocated)."""
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide the native one-time "INFO: Created TensorFlow Lite XNNPACK delegate" line, which no
+    setting turns off and which would break the CLI's one-line errors and clean stderr."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to hide
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def make_interpreter(model: str | Path | bytes, threads: int | None = None):
+    """A LiteRT ``Interpreter`` for a model path or the model's bytes (tensors not yet allocated).
+
+    Args:
+        model: path of a ``.tflite`` file, or its bytes (e.g. a member of a ``.task`` bundle).
+        threads: CPU threads for the kernels; ``None`` lets LiteRT choose.
+
+    Returns:
+        The interpreter; call ``allocate_tensors()`` before use.
+
+    Raises:
+        MissingDependency: neither ai-edge-litert nor tflite_runtime is installed.
+        ValueError: LiteRT's own error for an unreadable or invalid model.
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
             from tflite_runtime.interpreter import Interpreter
         except ImportError:
-            raise MissingDependency("LiteRT", "pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)") from None
+            raise MissingDependency(
+                "LiteRT", "pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)") from None
+    global _quieted
     kwargs = {"num_threads": int(threads)} if threads else {}
-    if isinstance(model, (bytes, bytearray)):
-        return Interpreter(model_content=bytes(model), **kwargs)
-    return Interpreter(model_path=str(model), **kwargs)
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        kwargs["model_content"] = bytes(model)
+    else:
+        kwargs["model_path"] = str(model)
+    if _quieted:
+        return Interpreter(**kwargs)
+    with _quiet_native_stderr():
+        interp = Interpreter(**kwargs)
+        interp.allocate_tensors()  # the delegate (and its log line) is created here
+    _quieted = True
+    return interp

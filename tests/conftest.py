@@ -32,3 +32,14 @@ def tiny_engines(tmp_path_factory):
     from engine_factory import build_all
 
     return build_all(tmp_path_factory.mktemp("engines"))
+
+
+@pytest.fixture(scope="session")
+def face_model(data_dir) -> str:
+    """The face models of the open data (offline; the PyPI path is tested in test_face.py)."""
+    return str(data_dir / "models" / "mediapipe-0.10.21")
+
+
+@pytest.fixture(scope="session")
+def media(data_dir) -> Path:
+    return data_dir / "media"
