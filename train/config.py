@@ -36,6 +36,7 @@ class TrainConfig:
     max_steps: int = 0  # 0 = no limit (a budget for ablations)
     log_every: int = 10
     run_dir: str = ""  # default runs/<name>-<time>
+    aus: list = field(default_factory=list)  # train/evaluate on these AUs of the cache (empty: all)
     model: dict[str, Any] = field(default_factory=dict)  # TeacherConfig fields
 
     @classmethod

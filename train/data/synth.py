@@ -538,11 +538,12 @@ def sample_intensities(rng: np.random.Generator, aus: Sequence[int | str] = STAT
 def render_dataset(faces_dir: str | Path, n: int, seed: int, aus: Sequence[int | str] = STATIC_AUS, *,
                    crop_size: int | None = 256, max_active: int = 3, p_neutral: float = 0.1,
                    pose: PoseJitter | None = PoseJitter(), photometric: Photometric | None = Photometric(),
-                   shading: bool = True) -> Iterator[SynthSample]:
+                   shading: bool = True, low: float = OCCURRENCE_THRESHOLD) -> Iterator[SynthSample]:
     """``n`` random renders over the neutral faces (``NNN.jpg`` + ``NNN.tem``) in ``faces_dir``.
 
     Sample ``i`` depends only on ``(seed, i)``, so workers can split the range and reruns match.
     ``crop_size`` aligns every face with the runtime's default template first (None: full photo).
+    ``low`` is the smallest intensity an active AU gets (FACS A = 1; smoke runs use clearer ones).
 
     Raises:
         FileNotFoundError: no faces in ``faces_dir``. ValueError: ``n < 0`` or an unknown AU.
@@ -554,12 +555,12 @@ def render_dataset(faces_dir: str | Path, n: int, seed: int, aus: Sequence[int |
             raise ValueError(f"no synthesis template for {au_name(au_number(a))}")
     faces = list_faces(faces_dir)  # checked now, not at the first next()
     return _dataset(faces, n, seed, [au_number(a) for a in aus], crop_size, max_active, p_neutral,
-                    pose, photometric, shading)
+                    pose, photometric, shading, low)
 
 
 def _dataset(faces: list, n: int, seed: int, aus: list[int], crop_size: int | None, max_active: int,
              p_neutral: float, pose: PoseJitter | None, photometric: Photometric | None,
-             shading: bool) -> Iterator[SynthSample]:
+             shading: bool, low: float = OCCURRENCE_THRESHOLD) -> Iterator[SynthSample]:
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for i in range(n):
         rng = np.random.default_rng((seed, i))
@@ -568,7 +569,7 @@ def _dataset(faces: list, n: int, seed: int, aus: list[int], crop_size: int | No
             image, points = prepare_face(*load_face(faces[k]), crop_size=crop_size)
             image.setflags(write=False)  # shared by every sample of this face
             cache[k] = image, points
-        levels = sample_intensities(rng, aus, max_active, p_neutral)
+        levels = sample_intensities(rng, aus, max_active, p_neutral, low=low)
         yield render_face(*cache[k], levels, rng=rng, pose=pose, photometric=photometric,
                           shading=shading, face_id=faces[k].face_id)
 

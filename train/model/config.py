@@ -48,6 +48,9 @@ class TeacherConfig:
     drop_path: float = 0.0
     dropout: float = 0.1
     intensity_head: bool = False
+    # "batch" (BatchNorm, as the backbones come) or "group": GroupNorm everywhere, independent of
+    # the per-process batch (CPU DDP, where SyncBatchNorm is not available, and tiny batches)
+    norm: str = "batch"
     # RoI inpainting
     inpaint: bool = True
     mask_ratio: float = 0.3
@@ -110,6 +113,8 @@ class TeacherConfig:
                              f"{self.aunce_p_similar} + {self.aunce_p_mean}")
         if self.mal_lookahead not in LOOKAHEADS:
             raise ValueError(f"TeacherConfig.mal_lookahead {self.mal_lookahead!r}; one of {LOOKAHEADS}")
+        if self.norm not in ("batch", "group"):
+            raise ValueError(f"TeacherConfig.norm {self.norm!r}; one of ('batch', 'group')")
         if self.mask_source not in MASK_SOURCES:
             raise ValueError(f"TeacherConfig.mask_source {self.mask_source!r}; one of {MASK_SOURCES}")
         for name in [f.name for f in dataclasses.fields(self) if f.name.startswith("lambda_")]:

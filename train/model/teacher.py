@@ -199,4 +199,23 @@ def create_teacher(cfg: TeacherConfig | dict[str, Any] | None = None, **override
         raw = {**cfg.to_dict(), **overrides}
     else:
         raw = {**(cfg or {}), **overrides}
-    return RTATLTeacher(TeacherConfig.from_dict(raw))
+    cfg = TeacherConfig.from_dict(raw)
+    teacher = RTATLTeacher(cfg)
+    if cfg.norm == "group":
+        batchnorm_to_groupnorm(teacher)
+    return teacher
+
+
+def batchnorm_to_groupnorm(module: nn.Module, groups: int = 8) -> nn.Module:
+    """Replace every BatchNorm2d in place by a GroupNorm with the same affine parameters."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            g = next(k for k in (groups, 4, 2, 1) if child.num_features % k == 0)
+            gn = nn.GroupNorm(g, child.num_features, affine=child.affine)
+            if child.affine:
+                gn.weight.data.copy_(child.weight.data)
+                gn.bias.data.copy_(child.bias.data)
+            setattr(module, name, gn)
+        else:
+            batchnorm_to_groupnorm(child, groups)
+    return module

@@ -1,0 +1,161 @@
+"""Builders for caches that do not come from a benchmark reader: synthetic FACS warps and the
+open dataset; and ``build_from_spec`` for presets that make their own data (configs/smoke.yaml).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime.aus import DEFAULT_MODEL_AUS, au_name
+from train.data.cache import LABEL_KINDS, CacheData, _empty, _shard_dir, quarter_flow, write_shard
+
+SYNTH_CROP = 256
+
+
+def synth_cache(faces_dir: str | Path, out: str | Path, n: int, seed: int,
+                aus: Sequence[int] = DEFAULT_MODEL_AUS, crop_size: int = SYNTH_CROP, shard_size: int = 256,
+                progress: bool = True, render_aus: Sequence[int] | None = None, low: float = 1.0,
+                max_active: int = 3) -> dict:
+    """Render ``n`` synthetic expressions of the neutral faces into an aligned cache.
+
+    Labels are exact (label_kind "synthetic", every AU of ``aus`` known; ``render_aus`` limits
+    which of them are rendered, the others are then known negatives). The flow target of a render is the
+    displacement of each expressive pixel back to the neutral face (``backward_map - grid``): the
+    motion the AUs caused, seen from the one frame the model gets.
+    """
+    from tqdm import tqdm
+
+    from train.data.manifest import label_counts, write_manifest
+    from train.data.synth import STATIC_AUS, render_dataset
+
+    out = Path(out)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    names = [au_name(a) for a in aus]
+    pool = [int(a) for a in (render_aus or STATIC_AUS)]
+    # Subjects are named like the London photos' ("london_001"): a render is the same person, so
+    # identity-exclusive folds keep a person's photos and renders on the same side.
+    faces = sorted(f"london_{p.stem}" for p in Path(faces_dir).glob("*.tem"))
+    if not faces:
+        raise FileNotFoundError(f"no .tem faces in {faces_dir}; point --faces at london/neutral of the open data")
+    meta = {"dataset": "synth", "aus": names, "crop_size": crop_size, "template": "default", "scale": 1.0,
+            "subjects": faces, "videos": ["synth"], "label_kinds": list(LABEL_KINDS), "n_landmarks": 478,
+            "seed": seed, "n": n, "render_aus": pool, "low": low}
+    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    grid = np.stack(np.meshgrid(np.arange(crop_size), np.arange(crop_size)), -1).astype(np.float32)
+    samples = render_dataset(faces_dir, n, seed, pool, crop_size=crop_size, low=low, max_active=max_active)
+    labels_all, masks_all = [], []
+    for shard, start in enumerate(tqdm(range(0, n, shard_size), desc="synth", unit="shard", disable=not progress)):
+        count = min(shard_size, n - start)
+        arrays = _empty(count, len(names), crop_size)
+        for j in range(count):
+            s = next(samples)
+            arrays["image"][j] = cv2.cvtColor(s.image, cv2.COLOR_BGR2RGB)
+            arrays["points5"][j] = s.landmarks5
+            arrays["labels"][j] = [s.labels.get(a, 0) for a in names]
+            arrays["mask"][j] = True
+            arrays["intensity"][j] = [s.intensities.get(a, 0.0) for a in names]
+            arrays["kind"][j] = LABEL_KINDS.index("synthetic")
+            arrays["subject"][j] = faces.index(f"london_{s.face_id}")
+            arrays["frame"][j] = start + j
+            arrays["flow"][j] = quarter_flow(s.backward_map - grid)
+            arrays["flow_valid"][j] = True
+        if not _shard_dir(out, shard).is_dir():
+            write_shard(out, shard, arrays, count, {})
+        labels_all.append(arrays["labels"])
+        masks_all.append(arrays["mask"])
+    labels = np.concatenate(labels_all) if labels_all else np.zeros((0, len(names)))
+    masks = np.concatenate(masks_all) if masks_all else np.zeros((0, len(names)), bool)
+    manifest = {"dataset": "synth", "frames": n, "frames_with_face": len(CacheData(out)),
+                "subjects": len(faces),
+                "labels": label_counts(labels, masks, names),
+                "label_kind": "synthetic", "skipped": {}}
+    write_manifest(manifest, out / "manifest.json")
+    return manifest
+
+
+def build_from_spec(spec: dict, out: str | Path) -> dict:
+    """A preset's ``build:`` section -> a cache at ``out``. Kinds: ``synth``."""
+    kind = spec.get("kind")
+    if kind == "synth":
+        faces = Path(os.path.expandvars(str(spec.get("faces", "$AU_DATA_DIR/london/neutral"))))
+        return synth_cache(faces, out, int(spec.get("n", 200)), int(spec.get("seed", 0)),
+                           render_aus=spec.get("aus"), low=float(spec.get("low", 1.0)),
+                           max_active=int(spec.get("max_active", 3)))
+    raise ValueError(f"build.kind {kind!r} is not known; use 'synth'")
+
+
+
+
+def open_records(data_dir: str | Path, aus: Sequence[int] = DEFAULT_MODEL_AUS, every: int = 2,
+                 progress: bool = True) -> list:
+    """Records of the open data: London photos (AU12 real, other AUs silver) and the Pexels clip
+    (silver; every frame kept for the flow task even where MediaPipe finds no face to label)."""
+    from tqdm import tqdm
+
+    from train.data.records import FrameRecord
+    from train.data.silver import SilverLabeler, iter_video
+
+    data_dir = Path(data_dir)
+    task = data_dir / "models" / "face_landmarker_v2_with_blendshapes.task"
+    london, clip = data_dir / "london", data_dir / "media" / "WolfgangLanger_Pexels.mp4"
+    for p in (task, london / "neutral", london / "smiling", clip):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} not found: --data must be the open data folder (AU_DATA_DIR)")
+    j12 = list(aus).index(12)
+    kinds = tuple("real" if a == 12 else "silver" for a in aus)
+    records = []
+    with SilverLabeler(task) as silver:
+        photos = sorted((london / "neutral").glob("*.jpg")) + sorted((london / "smiling").glob("*.jpg"))
+        for path in tqdm(photos, desc="silver labels (London)", disable=not progress):
+            labels, mask = silver.label(cv2.imread(str(path)), aus) or (np.zeros(len(aus), np.float32),
+                                                                       np.zeros(len(aus), bool))
+            labels[j12], mask[j12] = float(path.parent.name == "smiling"), True  # the real label
+            records.append(FrameRecord(dataset="open", subject=f"london_{path.stem}", video=f"london_{path.parent.name}",
+                                       frame=int(path.stem), image_path=str(path), video_path=None, video_index=None,
+                                       labels=labels, mask=mask, intensity=None, label_kind="real", au_kinds=kinds))
+        for i, frame in tqdm(iter_video(clip), desc="silver labels (clip)", disable=not progress):
+            if i % every:
+                continue
+            labels, mask = silver.label(frame, aus) or (np.zeros(len(aus), np.float32), np.zeros(len(aus), bool))
+            records.append(FrameRecord(dataset="open", subject="pexels_wolfganglanger", video=clip.stem, frame=i,
+                                       image_path=None, video_path=str(clip), video_index=i, labels=labels,
+                                       mask=mask, intensity=None, label_kind="silver"))
+    return records
+
+
+def open_cache(data_dir: str | Path, out: str | Path, n_synth: int = 600, seed: int = 0, every: int = 2,
+               workers: int = 1, face_model: str | None = None, progress: bool = True) -> dict:
+    """The open dataset: ``out/real`` (London + Pexels through the face stage) and ``out/synth``
+    (FACS warps of the London neutral faces), read together through ``out/meta.json`` parts."""
+    from train.data.cache import CacheSpec, build_cache
+    from train.data.manifest import write_manifest
+
+    out = Path(out)
+    aus = [au_name(a) for a in DEFAULT_MODEL_AUS]
+    records = open_records(data_dir, DEFAULT_MODEL_AUS, every, progress)
+    real = build_cache(records, aus, out / "real", "open", CacheSpec(crop_size=SYNTH_CROP), workers=workers,
+                       face_model=face_model, progress=progress)
+    parts, manifests = ["real"], [real]
+    if n_synth:
+        manifests.append(synth_cache(Path(data_dir) / "london" / "neutral", out / "synth", n_synth, seed,
+                                     progress=progress))
+        parts.append("synth")
+    (out / "meta.json").write_text(json.dumps({"dataset": "open", "parts": parts, "aus": aus,
+                                               "crop_size": SYNTH_CROP, "template": "default", "scale": 1.0,
+                                               "subjects": [], "label_kinds": list(LABEL_KINDS)}, indent=1))
+    merged = {"dataset": "open", "frames": sum(m["frames"] for m in manifests),
+              "frames_with_face": sum(m["frames_with_face"] for m in manifests),
+              "subjects": len(CacheData(out).subjects),
+              "labels": {a: {k: sum(m["labels"][a][k] for m in manifests) for k in ("pos", "neg", "unknown")}
+                         for a in aus},
+              "label_kind": "mixed", "skipped": {}, "parts": {p: m for p, m in zip(parts, manifests)}}
+    for m in manifests:
+        for k, v in m["skipped"].items():
+            merged["skipped"][k] = merged["skipped"].get(k, 0) + v
+    write_manifest(merged, out / "manifest.json")
+    return merged

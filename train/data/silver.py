@@ -1,0 +1,117 @@
+"""Silver AU labels from MediaPipe's blendshape model (training-time only; never in the runtime).
+
+Blendshape -> AU follows the table in ../shared/data/README.md (py-feat / ICT-FaceKit agree on
+these rows; L and R are averaged). Labels made this way are model-made: every one is stored with
+label_kind "silver" and never reported as ground truth. Rules:
+- score >= POS -> 1, score <= NEG -> 0, in between -> unknown (masked): a dead zone instead of a
+  guess;
+- AU6 (cheekSquint) and AU9 (noseSneer) almost never fire on real faces, so their negatives are
+  not trusted: only their positives are kept;
+- AU23 and AU25 have no blendshape: always unknown.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from runtime.aus import au_name
+
+BLENDSHAPES_FOR_AU: dict[int, tuple[str, ...]] = {
+    1: ("browInnerUp",),
+    2: ("browOuterUpLeft", "browOuterUpRight"),
+    4: ("browDownLeft", "browDownRight"),
+    5: ("eyeWideLeft", "eyeWideRight"),
+    6: ("cheekSquintLeft", "cheekSquintRight"),
+    7: ("eyeSquintLeft", "eyeSquintRight"),
+    9: ("noseSneerLeft", "noseSneerRight"),
+    10: ("mouthUpperUpLeft", "mouthUpperUpRight"),
+    12: ("mouthSmileLeft", "mouthSmileRight"),
+    14: ("mouthDimpleLeft", "mouthDimpleRight"),
+    15: ("mouthFrownLeft", "mouthFrownRight"),
+    16: ("mouthLowerDownLeft", "mouthLowerDownRight"),
+    17: ("mouthShrugLower",),
+    18: ("mouthPucker",),
+    20: ("mouthStretchLeft", "mouthStretchRight"),
+    22: ("mouthFunnel",),
+    24: ("mouthPressLeft", "mouthPressRight"),
+    26: ("jawOpen",),
+    28: ("mouthRollLower", "mouthRollUpper"),
+    45: ("eyeBlinkLeft", "eyeBlinkRight"),
+}
+POS, NEG = 0.4, 0.15
+POSITIVES_ONLY = {6, 9}
+
+
+def blendshapes_to_au(scores: dict[str, float], aus: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, mask) for ``aus`` from one face's blendshape scores."""
+    labels = np.zeros(len(aus), np.float32)
+    mask = np.zeros(len(aus), bool)
+    for j, au in enumerate(aus):
+        names = BLENDSHAPES_FOR_AU.get(au)
+        if not names:
+            continue
+        s = float(np.mean([scores.get(n, 0.0) for n in names]))
+        if s >= POS:
+            labels[j], mask[j] = 1.0, True
+        elif s <= NEG and au not in POSITIVES_ONLY:
+            mask[j] = True
+    return labels, mask
+
+
+class SilverLabeler:
+    """MediaPipe FaceLandmarker (IMAGE mode, blendshapes on) over BGR frames."""
+
+    def __init__(self, task_path: str | Path):
+        try:
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+        except ImportError:
+            raise SystemExit("au-edge: error: silver labels need mediapipe: pip install 'au-edge[peer]'") from None
+        self._mp = mp
+        opts = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(task_path)),
+                                            running_mode=vision.RunningMode.IMAGE, num_faces=1,
+                                            output_face_blendshapes=True)
+        self._lm = vision.FaceLandmarker.create_from_options(opts)
+
+    def scores(self, bgr: np.ndarray) -> dict[str, float] | None:
+        import cv2
+
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,
+                               data=np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        result = self._lm.detect(image)
+        if not result.face_blendshapes:
+            return None
+        return {c.category_name: float(c.score) for c in result.face_blendshapes[0]}
+
+    def label(self, bgr: np.ndarray, aus: Sequence[int]) -> tuple[np.ndarray, np.ndarray] | None:
+        s = self.scores(bgr)
+        return None if s is None else blendshapes_to_au(s, aus)
+
+    def close(self) -> None:
+        self._lm.close()
+
+    def __enter__(self) -> "SilverLabeler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def silver_au_names() -> list[str]:
+    return [au_name(a) for a in BLENDSHAPES_FOR_AU]
+
+
+def iter_video(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    i = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        yield i, frame
+        i += 1
+    cap.release()
