@@ -4,13 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 export AU_DATA_DIR ?= $(abspath ../shared/data)
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 .PHONY: venv test bench clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e ".[runtime,train,export,peer,dev]"
@@ -27,9 +27,13 @@ test: venv
 
 bench: venv
 	mkdir -p out/bench
+	@# 1) the runtime end to end on the Pexels clip next to MediaPipe, 2) the AU engine alone,
+	@# 3) the data layer: cache build speed and DataLoader throughput from the open cache
 	test -f out/bench/au_int8.tflite || $(PY) -m device_tests.make_engine --out out/bench/au_int8.tflite --calib-source $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4
 	$(PY) -m device_tests.pipeline --engine out/bench/au_int8.tflite --source $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --peer mediapipe --json out/bench/pipeline.json
 	$(PY) -m device_tests.bench --engine out/bench/au_int8.tflite --json out/bench/bench_tflite_int8.json
+	test -f out/data/open/manifest.json || $(PY) -m train.data open --data $(AU_DATA_DIR) --out out/data/open
+	$(PY) -m train.data.bench --cache out/data/open --size 112 --workers 2 --build-clip $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --json out/bench/data.json
 
 clean:
 	rm -rf out .pytest_cache

@@ -1,0 +1,64 @@
+"""``python -m train.eval --checkpoint CKPT --data CACHE [--split test|val|all] [--fold K]``.
+
+Scores a checkpoint on a cache with the run's AU list and input size; thresholds come from the
+checkpoint's run (metrics.json beside it) when present, else 0.5. Prints and writes metrics JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.eval", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test", choices=("test", "val", "all"))
+    p.add_argument("--fold", type=int, default=None, help="default: the run's fold")
+    p.add_argument("--out", type=Path, default=None, help="metrics JSON (default: print only)")
+    args = p.parse_args(argv)
+
+    from train import checkpoint, distributed
+    from train.config import TrainConfig
+    from train.data.cache import CacheData
+    from train.data.torch_data import CacheDataset
+    from train.engine import _loader, build_teacher, predict, select_aus, split_indices
+    from train.metrics import au_report
+
+    try:
+        ck = checkpoint.load(args.checkpoint)
+        cfg = TrainConfig.from_dict(json.loads(ck["config"]))
+        cfg.data = args.data
+        if args.fold:
+            cfg.fold = args.fold
+        cache = CacheData(args.data)
+        aus, cols = select_aus(cache, list(ck["aus"]))
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"au-edge: error: {e}", file=sys.stderr)
+        return 2
+    model = build_teacher(json.loads(ck["model_config"]), aus, int(ck["input_size"]))
+    model.load_state_dict(ck["model"])
+    idx = np.arange(len(cache)) if args.split == "all" else split_indices(cache, cfg)[args.split]
+    d = distributed.Dist()
+    loader = _loader(CacheDataset(cache, idx, int(ck["input_size"]), columns=cols), cfg, d, shuffle=False)
+    probs, labels, mask = predict(model, loader, d)
+    run_metrics = args.checkpoint.parent / "metrics.json"
+    thr = None
+    if run_metrics.is_file():
+        saved = json.loads(run_metrics.read_text()).get("thresholds", {})
+        thr = np.array([saved.get(a, 0.5) for a in aus])
+    report = {**au_report(probs, labels, mask, aus, thr), "data": args.data, "split": args.split,
+              "checkpoint": str(args.checkpoint)}
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text)
+    print(f"mean F1 {report['f1']['mean']} (AUC {report['auc']['mean']}) on {len(idx)} samples")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
