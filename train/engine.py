@@ -21,7 +21,7 @@ from train import checkpoint, distributed
 from train.config import TrainConfig
 from train.data.cache import CacheData
 from train.data.splits import fold_split, pos_weights
-from train.data.torch_data import CacheDataset
+from train.data.torch_data import CacheDataset, normalize
 from train.metrics import au_report, calibrate_thresholds
 from train.losses import TeacherObjective
 from train.model import create_teacher
@@ -55,7 +55,7 @@ def predict(model, loader, d: distributed.Dist) -> tuple[np.ndarray, np.ndarray,
     model.eval()
     probs, labels, masks, order = [], [], [], []
     for batch in loader:
-        logits = getattr(model, "module", model).au_logits(batch["image"].to(d.device))
+        logits = getattr(model, "module", model).au_logits(normalize(batch["image"].to(d.device)))
         probs.append(torch.sigmoid(logits.float()).cpu())
         labels.append(batch["labels"])
         masks.append(batch["mask"])
@@ -176,6 +176,9 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log) -> di
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, step, total)
             batch = {k: v.to(d.device, non_blocking=True) for k, v in batch.items()}
+            for key in ("image", "image2"):
+                if key in batch:
+                    batch[key] = normalize(batch[key])
             with torch.autocast(d.device.type, enabled=use_amp):
                 loss, terms = objective(batch, forward=ddp)
             if not torch.isfinite(loss):
