@@ -143,3 +143,38 @@ def test_prepare_disfa_tree_manifest_is_exact(data_dir, face_model, tmp_path):
         assert m["labels"][au_name(n)] == want
     cache = CacheData(out)
     assert cache.field("flow_valid").sum() > 0  # video frames carry DIS flow targets to t+1
+
+
+def test_pairs_from_a_real_video_have_useful_flow(media, face_model, tmp_path):
+    """Unlabeled pairs: the stored DIS flow (t -> t+3, in frame t's aligned crop) explains frame
+    t+3: warping it back by the flow is closer to frame t than no warp."""
+    from runtime.align import alignment_matrix
+    from train.data.flow import warp_by_flow
+
+    clip = media / "WolfgangLanger_Pexels.mp4"
+    out = tmp_path / "pairs"
+    proc = subprocess.run([sys.executable, "-m", "train.data", "pairs", "--video", str(clip), "--out", str(out),
+                           "--every", "40", "--face-model", face_model], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    cache = CacheData(out)
+    assert len(cache) >= 11 and cache.field("flow_valid").all() and not cache.field("mask").any()
+    cap = cv2.VideoCapture(str(clip))
+    frames = []
+    while (r := cap.read())[0]:
+        frames.append(cv2.cvtColor(r[1], cv2.COLOR_BGR2RGB))
+    better = 0
+    for i in range(len(cache)):
+        s = cache.sample(i)
+        t = int(s["frame"])
+        crop_t = s["image"]
+        # frame t's alignment, recovered from its stored 5 points (crop) and a fresh detection
+        with FaceStage(face_model=face_model, max_faces=1) as stage:
+            pts = stage.detect(frames[t])[0].points5
+        m = alignment_matrix(pts, crop_t.shape[0])
+        later = cv2.warpAffine(frames[t + 3], m, crop_t.shape[:2][::-1])
+        flow = cv2.resize(s["flow"].astype(np.float32).transpose(1, 2, 0), crop_t.shape[:2][::-1])
+        back = warp_by_flow(later, flow)
+        err_warp = np.abs(back.astype(float) - crop_t).mean()
+        err_none = np.abs(later.astype(float) - crop_t).mean()
+        better += err_warp < err_none
+    assert better >= 0.8 * len(cache)

@@ -127,3 +127,22 @@ def test_tensorrt_without_tensorrt_is_one_line(tmp_path):
                            "--no-show"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "TensorRT is not installed" in proc.stderr
+
+
+def test_onnx_export_embeds_the_card(tmp_path):
+    """export.to_onnx: dynamic batch, onnxsim, the card in metadata_props; the runtime loads it."""
+    import onnx
+    import torch
+
+    from engine_factory import torch_module
+    from export.to_onnx import embed_card, to_onnx
+
+    path = to_onnx(torch_module(), torch.zeros(1, 3, 64, 64), tmp_path / "exp.onnx")
+    card = base_card()
+    embed_card(path, card)
+    card.write(path)
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(props["au_edge.model_card"])["aus"] == AUS
+    crops = random_crops(5, seed=3)
+    with load_engine(path) as eng:
+        assert np.abs(eng.infer(crops) - reference_probs(crops)).max() < 1e-5

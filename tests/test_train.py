@@ -105,3 +105,8 @@ def test_kill_and_resume_gives_the_same_next_step_loss(smoke_data, tmp_path):
     assert sorted(lc) == steps and len(steps) == 4
     for s in steps[2:]:  # the steps after the resume: inpainting masks, batches and weights all match
         assert lc[s] == pytest.approx(lf[s], rel=1e-5, abs=1e-6)
+    # train.eval on the checkpoint reproduces the run's own test metrics (same thresholds, data)
+    out = tmp_path / "eval.json"
+    run([sys.executable, "-m", "train.eval", "--checkpoint", str(full / "best.pt"), "--data", str(smoke_data),
+         "--split", "test", "--out", str(out)])
+    assert json.loads(out.read_text())["f1"] == json.loads((full / "metrics.json").read_text())["f1"]

@@ -3,6 +3,7 @@
     python -m train.data prepare --dataset bp4d|bp4dplus|disfa|affwild2|gft|manifest --root PATH --out CACHE
     python -m train.data open --data $AU_DATA_DIR --out CACHE
     python -m train.data synth --faces DIR --out CACHE --n N --seed S
+    python -m train.data pairs --video clip.mp4 [--video ...] --out CACHE [--every 2 --flow-k 3]
 """
 from __future__ import annotations
 
@@ -37,12 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--every", type=int, default=2, help="use every k-th frame of the clip")
     op.add_argument("--seed", type=int, default=0)
     op.add_argument("--workers", type=int, default=1)
+    pairs = sub.add_parser("pairs", help="unlabeled video(s): aligned frames with DIS flow targets t -> t+k")
+    pairs.add_argument("--video", required=True, action="append", type=Path, help="repeatable")
+    pairs.add_argument("--out", required=True, type=Path)
+    pairs.add_argument("--every", type=int, default=1, help="use every k-th frame")
+    pairs.add_argument("--flow-k", type=int, default=3)
+    pairs.add_argument("--crop-size", type=int, default=256)
+    pairs.add_argument("--workers", type=int, default=1)
     syn = sub.add_parser("synth", help="synthetic FACS warps of neutral faces (.jpg + .tem)")
     syn.add_argument("--faces", required=True, type=Path)
     syn.add_argument("--out", required=True, type=Path)
     syn.add_argument("--n", type=int, required=True)
     syn.add_argument("--seed", type=int, default=0)
-    for sp in (prep, op):
+    for sp in (prep, op, pairs):
         sp.add_argument("--face-model", default=None, help="face models folder or .task (else AU_FACE_MODEL...)")
     return p
 
@@ -79,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("--data is required (or set AU_DATA_DIR to the open data)")
             manifest = open_cache(args.data, args.out, args.synth, args.seed, args.every, args.workers,
                                   args.face_model)
+        elif args.command == "pairs":
+            from train.data.build import video_records
+            from train.data.cache import CacheSpec, build_cache
+
+            aus, records = video_records(args.video, args.every)
+            manifest = build_cache(records, aus, args.out, "pairs",
+                                   CacheSpec(crop_size=args.crop_size, flow_k=args.flow_k), workers=args.workers,
+                                   face_model=args.face_model)
         else:
             from train.data.build import synth_cache
 

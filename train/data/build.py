@@ -159,3 +159,23 @@ def open_cache(data_dir: str | Path, out: str | Path, n_synth: int = 600, seed: 
             merged["skipped"][k] = merged["skipped"].get(k, 0) + v
     write_manifest(merged, out / "manifest.json")
     return merged
+
+
+def video_records(videos: Sequence[str | Path], every: int = 1) -> tuple[list[str], list]:
+    """Unlabeled frames of any videos (every AU unknown): material for the single-image flow task."""
+    from train.data.records import FrameRecord
+
+    aus = [au_name(a) for a in DEFAULT_MODEL_AUS]
+    records = []
+    for video in videos:
+        video = Path(video)
+        cap = cv2.VideoCapture(str(video))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        if n <= 0:
+            raise FileNotFoundError(f"cannot read video {video}; check the path and that OpenCV's FFmpeg decodes it")
+        records += [FrameRecord(dataset="pairs", subject=video.stem, video=video.stem, frame=i, image_path=None,
+                                video_path=str(video), video_index=i, labels=np.zeros(len(aus), np.float32),
+                                mask=np.zeros(len(aus), bool), intensity=None, label_kind="real")
+                    for i in range(0, n, max(1, every))]
+    return aus, records

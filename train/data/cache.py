@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from train.data.flow import dis_flow
 from train.data.records import FrameRecord
 
 LABEL_KINDS = ("real", "silver", "synthetic")
@@ -65,12 +66,6 @@ def quarter_flow(flow: np.ndarray) -> np.ndarray:
     h, w = flow.shape[:2]
     small = cv2.resize(flow, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
     return small.transpose(2, 0, 1).astype(np.float16)
-
-
-def dis_flow(a_rgb: np.ndarray, b_rgb: np.ndarray) -> np.ndarray:
-    """Dense flow from image a to image b (OpenCV DIS, medium preset, on gray)."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(cv2.cvtColor(a_rgb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b_rgb, cv2.COLOR_RGB2GRAY), None)
 
 
 def write_shard(out: Path, index: int, arrays: dict[str, np.ndarray], n: int, skipped: dict[str, int]) -> None:
