@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     except (AUEdgeError, ValueError, FileNotFoundError, NonFiniteLoss) as e:
         print(f"au-edge: error: {e}", file=sys.stderr)
         return 2
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     f1 = metrics["f1"]["mean"]
     print(f"mean F1 {f1 if f1 is None else round(f1, 4)} on {metrics['split']} "
           f"(label kinds: {', '.join(metrics['label_kinds'])})")
