@@ -44,7 +44,7 @@ class FrameResult:
     source: str = ""
 
     def to_json(self) -> dict:
-        """The JSONL record of ../shared/CONTRACTS.md."""
+        """The JSONL record of the project CONTRACTS.md."""
         return {
             "frame": int(self.frame),
             "time_s": round(float(self.time_s), 4),

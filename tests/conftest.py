@@ -15,7 +15,7 @@ def data_dir_or_fail() -> Path:
     value = os.environ.get("AU_DATA_DIR")
     if value and Path(value).is_dir():
         return Path(value)
-    msg = f"AU_DATA_DIR={value!r} is not a directory; set it to the open data (../shared/data)"
+    msg = f"AU_DATA_DIR={value!r} is not a directory; set it to the open data folder"
     if os.environ.get("CI") == "true":
         pytest.fail(msg)
     pytest.skip(msg)

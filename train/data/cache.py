@@ -1,7 +1,7 @@
 """The aligned-face cache: every frame detected and aligned ONCE, stored as numpy shards.
 
 Layout (``CACHE/``):
-    manifest.json                 counts, as ../shared/CONTRACTS.md defines them
+    manifest.json                 counts, as the project CONTRACTS.md defines them
     meta.json                     AU list, crop size, alignment, subjects, label kinds
     shards/NNNNN/<field>.npy      one folder per shard of up to ``shard_size`` faces; each field
                                   is a plain .npy that ``np.load(mmap_mode="r")`` maps, so

@@ -1,4 +1,4 @@
-"""``CACHE/manifest.json``: what a data command read, in the form ../shared/CONTRACTS.md fixes:
+"""``CACHE/manifest.json``: what a data command read, in the form the project CONTRACTS.md fixes:
 
     {"dataset", "frames", "frames_with_face", "subjects", "labels": {"AU01": {"pos", "neg",
      "unknown"}, ...}, "label_kind": "real"|"silver"|"synthetic"|"mixed", "skipped": {reason: n}}

@@ -1,6 +1,6 @@
 """Silver AU labels from MediaPipe's blendshape model (training-time only; never in the runtime).
 
-Blendshape -> AU follows the table in ../shared/data/README.md (py-feat / ICT-FaceKit agree on
+Blendshape -> AU follows the table in the open data README ($AU_DATA_DIR/README.md) (py-feat / ICT-FaceKit agree on
 these rows; L and R are averaged). Labels made this way are model-made: every one is stored with
 label_kind "silver" and never reported as ground truth. Rules:
 - score >= POS -> 1, score <= NEG -> 0, in between -> unknown (masked): a dead zone instead of a
