@@ -7,7 +7,6 @@ the export stage (litert-torch, ai-edge-quantizer).
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +127,3 @@ def build_all(out: Path) -> dict[str, Path]:
     card_for_tflite(p, base_card()).write(p)
     engines["tflite_int8"] = p
     return engines
-
-
-def copy_card(card: ModelCard) -> ModelCard:
-    return copy.deepcopy(card)

@@ -149,7 +149,7 @@ def test_pairs_from_a_real_video_have_useful_flow(media, face_model, tmp_path):
     """Unlabeled pairs: the stored DIS flow (t -> t+3, in frame t's aligned crop) explains frame
     t+3: warping it back by the flow is closer to frame t than no warp."""
     from runtime.align import alignment_matrix
-    from train.data.flow import warp_by_flow
+    from train.data.flow import upsample_flow, warp_by_flow
 
     clip = media / "WolfgangLanger_Pexels.mp4"
     out = tmp_path / "pairs"
@@ -172,7 +172,7 @@ def test_pairs_from_a_real_video_have_useful_flow(media, face_model, tmp_path):
             pts = stage.detect(frames[t])[0].points5
         m = alignment_matrix(pts, crop_t.shape[0])
         later = cv2.warpAffine(frames[t + 3], m, crop_t.shape[:2][::-1])
-        flow = cv2.resize(s["flow"].astype(np.float32).transpose(1, 2, 0), crop_t.shape[:2][::-1])
+        flow = upsample_flow(s["flow"].transpose(1, 2, 0), crop_t.shape[:2])
         back = warp_by_flow(later, flow)
         err_warp = np.abs(back.astype(float) - crop_t).mean()
         err_none = np.abs(later.astype(float) - crop_t).mean()

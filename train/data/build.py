@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from runtime.aus import DEFAULT_MODEL_AUS, au_name
-from train.data.cache import LABEL_KINDS, CacheData, _empty, _shard_dir, quarter_flow, write_shard
+from train.data.cache import LABEL_KINDS, CacheData, empty_arrays, shard_dir, quarter_flow, write_shard
 
 SYNTH_CROP = 256
 
@@ -51,7 +51,7 @@ def synth_cache(faces_dir: str | Path, out: str | Path, n: int, seed: int,
     labels_all, masks_all = [], []
     for shard, start in enumerate(tqdm(range(0, n, shard_size), desc="synth", unit="shard", disable=not progress)):
         count = min(shard_size, n - start)
-        arrays = _empty(count, len(names), crop_size)
+        arrays = empty_arrays(count, len(names), crop_size)
         for j in range(count):
             s = next(samples)
             arrays["image"][j] = cv2.cvtColor(s.image, cv2.COLOR_BGR2RGB)
@@ -64,7 +64,7 @@ def synth_cache(faces_dir: str | Path, out: str | Path, n: int, seed: int,
             arrays["frame"][j] = start + j
             arrays["flow"][j] = quarter_flow(s.backward_map - grid)
             arrays["flow_valid"][j] = True
-        if not _shard_dir(out, shard).is_dir():
+        if not shard_dir(out, shard).is_dir():
             write_shard(out, shard, arrays, count, {})
         labels_all.append(arrays["labels"])
         masks_all.append(arrays["mask"])

@@ -11,7 +11,8 @@ labels (N,A) f32, mask (N,A) bool, intensity (N,A) f16 (NaN unknown), kind (N,A)
 LABEL_KINDS, per AU: a London photo has a real AU12 and silver other AUs), subject (N,) int32 (index into meta subjects), frame (N,) int32, video (N,) int32,
 flow (N,2,S/4,S/4) f16 and flow_valid (N,) bool: for RTATL's single-image flow task, the motion of
 each crop pixel towards a later frame (video: OpenCV DIS flow from frame t to t+k, both warped by
-frame t's alignment; synthetic warps: the exact displacement), vectors in crop pixels.
+frame t's alignment; synthetic warps: the exact displacement), stored by ``flow.downsample_flow``
+(area-averaged to 1/4, vectors in pixels of that quarter grid; ``flow.upsample_flow`` inverts it).
 
 A shard folder is written under a temporary name and renamed when complete, so a killed build
 resumes by skipping finished shards. Shards are independent, so a process pool builds them.
@@ -30,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from train.data.flow import dis_flow
+from train.data.flow import dis_flow, downsample_flow
 from train.data.records import FrameRecord
 
 LABEL_KINDS = ("real", "silver", "synthetic")
@@ -48,11 +49,11 @@ class CacheSpec:
     flow_k: int = 3  # video frames: flow target from t to t+k (0 = none)
 
 
-def _shard_dir(out: Path, i: int) -> Path:
+def shard_dir(out: Path, i: int) -> Path:
     return out / "shards" / f"{i:05d}"
 
 
-def _empty(n: int, n_aus: int, s: int) -> dict[str, np.ndarray]:
+def empty_arrays(n: int, n_aus: int, s: int) -> dict[str, np.ndarray]:
     return {"image": np.zeros((n, s, s, 3), np.uint8), "points5": np.zeros((n, 5, 2), np.float32),
             "landmarks": np.full((n, N_LANDMARKS, 2), np.nan, np.float16),
             "labels": np.zeros((n, n_aus), np.float32), "mask": np.zeros((n, n_aus), bool),
@@ -62,15 +63,13 @@ def _empty(n: int, n_aus: int, s: int) -> dict[str, np.ndarray]:
 
 
 def quarter_flow(flow: np.ndarray) -> np.ndarray:
-    """HxWx2 flow (pixels) -> 2 x H/4 x W/4 float16, area-averaged, vectors still in full pixels."""
-    h, w = flow.shape[:2]
-    small = cv2.resize(flow, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-    return small.transpose(2, 0, 1).astype(np.float16)
+    """HxWx2 flow (pixels) -> the stored 2 x H/4 x W/4 float16 (see the module docstring)."""
+    return downsample_flow(flow, 4).transpose(2, 0, 1)
 
 
 def write_shard(out: Path, index: int, arrays: dict[str, np.ndarray], n: int, skipped: dict[str, int]) -> None:
     """Write the first ``n`` rows of every field under a temporary name, then rename (atomic)."""
-    final = _shard_dir(out, index)
+    final = shard_dir(out, index)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -82,9 +81,8 @@ def write_shard(out: Path, index: int, arrays: dict[str, np.ndarray], n: int, sk
 
 def record_kinds(rec: FrameRecord, n_aus: int) -> np.ndarray:
     """Per-AU label-kind codes: ``rec.au_kinds`` (per-AU names) when set, else ``rec.label_kind``."""
-    per_au = getattr(rec, "au_kinds", None)
-    if per_au is not None:
-        return np.array([LABEL_KINDS.index(k) for k in per_au], np.uint8)
+    if rec.au_kinds is not None:
+        return np.array([LABEL_KINDS.index(k) for k in rec.au_kinds], np.uint8)
     return np.full(n_aus, LABEL_KINDS.index(rec.label_kind), np.uint8)
 
 
@@ -123,7 +121,7 @@ def _build_shard(out: Path, index: int, records: Sequence[FrameRecord], subjects
     from runtime.align import align_face, transform_points
     from runtime.face import FaceStage
 
-    arrays = _empty(len(records), n_aus, spec.crop_size)
+    arrays = empty_arrays(len(records), n_aus, spec.crop_size)
     skipped: Counter[str] = Counter()
     reader, ahead = _FrameReader(), _FrameReader()  # ahead: frame t+k for the flow target
     n = 0
@@ -187,7 +185,7 @@ def build_cache(records: Sequence[FrameRecord], aus: Sequence[str], out: str | P
                          "or delete it")
     meta_path.write_text(json.dumps(meta, indent=1))
     chunks = [records[i:i + spec.shard_size] for i in range(0, len(records), spec.shard_size)]
-    todo = [i for i in range(len(chunks)) if not _shard_dir(out, i).is_dir()]
+    todo = [i for i in range(len(chunks)) if not shard_dir(out, i).is_dir()]
     bar = _progress(len(chunks), len(chunks) - len(todo), f"caching {dataset}", progress)
     args = (subjects, videos, len(aus), spec, face_model)
     if workers > 1 and len(todo) > 1:
@@ -203,7 +201,7 @@ def build_cache(records: Sequence[FrameRecord], aus: Sequence[str], out: str | P
     bar.close()
     skipped: Counter[str] = Counter(reader_skipped or {})
     for i in range(len(chunks)):
-        skipped.update(json.loads((_shard_dir(out, i) / "skipped.json").read_text()))
+        skipped.update(json.loads((shard_dir(out, i) / "skipped.json").read_text()))
     data = CacheData(out)
     manifest = build_manifest(dataset, records, aus, frames_with_face=len(data), skipped=dict(skipped))
     write_manifest(manifest, out / "manifest.json")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.aus import au_name
 
 BLENDSHAPES_FOR_AU: dict[int, tuple[str, ...]] = {
     1: ("browInnerUp",),
@@ -97,10 +96,6 @@ class SilverLabeler:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def silver_au_names() -> list[str]:
-    return [au_name(a) for a in BLENDSHAPES_FOR_AU]
 
 
 def iter_video(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:

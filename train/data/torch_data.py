@@ -102,9 +102,9 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 def _flow_field(s: dict[str, np.ndarray], m: np.ndarray, size: int) -> tuple[torch.Tensor, bool]:
     """The stored flow mapped into the model input's quarter-resolution grid.
 
-    Stored: (2, crop/4, crop/4), vectors in crop pixels. ``m`` maps crop -> input pixels
-    (p' = A p + t), so quarter grids map by [A | t/4] and vectors by A. Returned vectors are in
-    pixels of the quarter-resolution grid (input pixels / 4), the unit the flow head predicts.
+    Stored: (2, crop/4, crop/4), vectors in pixels of that quarter grid. ``m`` maps crop -> input
+    pixels (p' = A p + t), so quarter grids map by [A | t/4] and vectors by A. Returned vectors
+    are in pixels of the input's quarter-resolution grid, the unit the flow head predicts.
     """
     out = size // 4
     flow = s.get("flow")
@@ -113,5 +113,5 @@ def _flow_field(s: dict[str, np.ndarray], m: np.ndarray, size: int) -> tuple[tor
     f = flow.astype(np.float32).transpose(1, 2, 0)
     grid_m = np.concatenate([m[:, :2], m[:, 2:] / 4.0], axis=1)
     f = cv2.warpAffine(f, grid_m, (out, out), flags=cv2.INTER_LINEAR)
-    f = (f.reshape(-1, 2) @ m[:, :2].T.astype(np.float32)).reshape(out, out, 2) / 4.0
+    f = (f.reshape(-1, 2) @ m[:, :2].T.astype(np.float32)).reshape(out, out, 2)
     return torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1))), True
