@@ -21,10 +21,9 @@ from train import checkpoint, distributed
 from train.config import TrainConfig
 from train.data.cache import CacheData
 from train.data.splits import fold_split, pos_weights
-from train.data.torch_data import CacheDataset, normalize
+from train.data.torch_data import CacheDataset
 from train.metrics import au_report, calibrate_thresholds
-from train.losses import TeacherObjective
-from train.model import create_teacher
+from train.task import Task, TeacherTask, normalize
 
 
 class NonFiniteLoss(RuntimeError):
@@ -50,12 +49,14 @@ def split_indices(cache: CacheData, cfg: TrainConfig) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def predict(model, loader, d: distributed.Dist) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Probabilities, labels and masks over a loader (gathered from every rank)."""
+def predict(model, loader, d: distributed.Dist, mean=TeacherTask.mean,
+            std=TeacherTask.std) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Probabilities, labels and masks over a loader (gathered from every rank); ``mean``/``std``
+    are the model's input normalisation (its task's)."""
     model.eval()
     probs, labels, masks, order = [], [], [], []
     for batch in loader:
-        logits = getattr(model, "module", model).au_logits(normalize(batch["image"].to(d.device)))
+        logits = getattr(model, "module", model).au_logits(normalize(batch["image"].to(d.device), mean, std))
         probs.append(torch.sigmoid(logits.float()).cpu())
         labels.append(batch["labels"])
         masks.append(batch["mask"])
@@ -89,19 +90,20 @@ def _lr(cfg: TrainConfig, step: int, total: int) -> float:
 
 def build_teacher(model_cfg: dict, aus: list[str], input_size: int):
     """The teacher for a cache's AU list at the run's input size (config keys: TeacherConfig)."""
-    return create_teacher(model_cfg, aus=tuple(aus), input_size=input_size)
+    return TeacherTask().build_model(model_cfg, aus, input_size)
 
 
-def train(cfg: TrainConfig, resume: str | None = None, log=print) -> dict:
-    """Train a teacher; returns the metrics written to ``run_dir/metrics.json``."""
+def train(cfg: TrainConfig, resume: str | None = None, log=print, task: Task | None = None) -> dict:
+    """Train ``task`` (default: the RTATL teacher); returns the metrics written to
+    ``run_dir/metrics.json``."""
     d = distributed.setup()
     try:
-        return _train(cfg, d, resume, log)
+        return _train(cfg, d, resume, log, task or TeacherTask())
     finally:
         distributed.cleanup(d)
 
 
-def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log) -> dict:
+def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log, task: Task) -> dict:
     run_dir = Path(cfg.run_dir or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,13 +124,13 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log) -> di
                             columns=cols)
     train_dl = _loader(train_ds, cfg, d, shuffle=True)
     val_dl = _loader(CacheDataset(cache, idx["val"], cfg.input_size, columns=cols), cfg, d, shuffle=False)
-    model = build_teacher(model_cfg, aus, cfg.input_size).to(d.device)
+    model = task.build_model(model_cfg, aus, cfg.input_size).to(d.device)
     if d.enabled and d.device.type == "cuda":  # batch statistics over the global batch (GPU only;
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # on CPU use model.norm=group)
     ddp = DistributedDataParallel(model, find_unused_parameters=True) if d.enabled else model
     # CPU generator for inpainting masks and AUNCE draws: seeded, and checkpointed for exact resume
     gen = torch.Generator().manual_seed(cfg.seed)
-    objective = TeacherObjective(model, pos_w, gen)
+    objective = task.build_objective(model, pos_w, gen)
     opt = torch.optim.AdamW(model.main_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and d.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -158,7 +160,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log) -> di
                 "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "best": best,
                 "history": json.dumps(history), "rng": checkpoint.rng_state(), "config": json.dumps(cfg.to_dict()),
                 "generator": gen.get_state(), "objective": objective.state_dict(),
-                "aus": list(aus), "input_size": cfg.input_size, "model_config": json.dumps(model_cfg)})
+                **task.checkpoint_meta(model_cfg, aus, cfg.input_size)})
 
     from tqdm import tqdm
 
@@ -176,9 +178,10 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log) -> di
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, step, total)
             batch = {k: v.to(d.device, non_blocking=True) for k, v in batch.items()}
+            batch["image_u8"] = batch["image"]  # for objectives whose second model normalises otherwise
             for key in ("image", "image2"):
                 if key in batch:
-                    batch[key] = normalize(batch[key])
+                    batch[key] = normalize(batch[key], task.mean, task.std)
             with torch.autocast(d.device.type, enabled=use_amp):
                 loss, terms = objective(batch, forward=ddp)
             if not torch.isfinite(loss):
@@ -225,25 +228,26 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log) -> di
             break
         save("last.pt", epoch + 1, 0)
     distributed.barrier(d)
-    metrics = evaluate_run(run_dir, cfg, cache, idx, d, last_terms)
+    metrics = evaluate_run(run_dir, cfg, cache, idx, d, last_terms, task)
     if writer:
         writer.close()
     return metrics
 
 
 def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[str, np.ndarray],
-                 d: distributed.Dist, loss_terms: dict[str, float]) -> dict:
-    """Best checkpoint: thresholds calibrated on val, metrics on test -> metrics.json."""
+                 d: distributed.Dist, loss_terms: dict[str, float], task: Task | None = None) -> dict:
+    """Best checkpoint: thresholds calibrated on val, metrics on test -> metrics.json (plus the
+    task's ``extra_metrics``, e.g. a student's teacher on the same split)."""
+    task = task or TeacherTask()
     ck = checkpoint.load(run_dir / "best.pt")
     aus, cols = select_aus(cache, cfg.aus)
-    model = build_teacher(json.loads(ck["model_config"]), aus, cfg.input_size).to(d.device)
-    model.load_state_dict(ck["model"])
+    model = task.model_from_checkpoint(ck).to(d.device)
     val_dl = _loader(CacheDataset(cache, idx["val"], cfg.input_size, columns=cols), cfg, d, shuffle=False)
     test_split = "test" if len(idx["test"]) else "val"
     test_dl = _loader(CacheDataset(cache, idx[test_split], cfg.input_size, columns=cols), cfg, d, shuffle=False)
-    pv, lv, mv = predict(model, val_dl, d)
+    pv, lv, mv = predict(model, val_dl, d, task.mean, task.std)
     thr = calibrate_thresholds(pv, lv, mv)
-    pt, lt, mt = predict(model, test_dl, d)
+    pt, lt, mt = predict(model, test_dl, d, task.mean, task.std)
     report = au_report(pt, lt, mt, aus, thr)
     kinds = cache.meta.get("label_kinds", [])
     test_kinds = cache.field("kind")[idx[test_split]][:, cols][cache.field("mask")[idx[test_split]][:, cols]]
@@ -252,6 +256,8 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
                "label_kinds": present, "loss_terms": {k: round(v, 5) for k, v in loss_terms.items()},
                "by_label_kind": _by_kind(pt, lt, mt, cache.field("kind")[np.sort(idx[test_split])][:, cols],
                                          kinds, aus, thr)}
+    metrics.update(task.extra_metrics(lambda m, mean=TeacherTask.mean, std=TeacherTask.std: predict(
+        m.to(d.device), test_dl, d, mean, std), aus))
     if d.is_main:
         tmp = run_dir / "metrics.json.tmp"
         tmp.write_text(json.dumps(metrics, indent=2))

@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     from train.config import TrainConfig
     from train.data.cache import CacheData
     from train.data.torch_data import CacheDataset
-    from train.engine import _loader, build_teacher, predict, select_aus, split_indices
+    from train.engine import _loader, predict, select_aus, split_indices
+    from train.task import task_for_checkpoint
     from train.metrics import au_report
 
     try:
@@ -40,12 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"au-edge: error: {e}", file=sys.stderr)
         return 2
-    model = build_teacher(json.loads(ck["model_config"]), aus, int(ck["input_size"]))
-    model.load_state_dict(ck["model"])
+    task = task_for_checkpoint(ck)
+    model = task.model_from_checkpoint(ck)
     idx = np.arange(len(cache)) if args.split == "all" else split_indices(cache, cfg)[args.split]
     d = distributed.Dist()
     loader = _loader(CacheDataset(cache, idx, int(ck["input_size"]), columns=cols), cfg, d, shuffle=False)
-    probs, labels, mask = predict(model, loader, d)
+    probs, labels, mask = predict(model, loader, d, task.mean, task.std)
     run_metrics = args.checkpoint.parent / "metrics.json"
     thr = None
     if run_metrics.is_file():

@@ -12,9 +12,6 @@ from torch.utils.data import Dataset
 
 from train.data.cache import CacheData
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-
 
 class CacheDataset(Dataset):
     """Samples of a cache as the teacher's batch dict (see ``train/model/teacher.py``).
@@ -58,7 +55,7 @@ class CacheDataset(Dataset):
     def _view(self, image: np.ndarray, m: np.ndarray | None, rng: np.random.Generator | None) -> torch.Tensor:
         """3 x S x S uint8. Evaluation resizes the cached crop exactly as the runtime's
         ``align_face(out_size=...)`` does (area interpolation); training warps with jitter.
-        Images stay uint8 until ``normalize`` on the training device: 4x less to move between
+        Images stay uint8 until ``train.task.normalize`` on the training device: 4x less to move between
         DataLoader workers and the trainer."""
         if m is None:
             out = image if image.shape[0] == self.size else cv2.resize(image, (self.size, self.size),
@@ -90,13 +87,6 @@ class CacheDataset(Dataset):
             rng2 = rng if rng is not None else np.random.default_rng((self.seed, self.epoch, idx, 1))
             item["image2"] = self._view(s["image"], self._affine(rng2), rng2)
         return item
-
-
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N x 3 x H x W (RGB) -> float, ImageNet mean/std: the model card's input convention."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
 
 
 def _flow_field(s: dict[str, np.ndarray], m: np.ndarray, size: int) -> tuple[torch.Tensor, bool]:
