@@ -310,7 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AUEdgeError as e:
         print(f"au-edge: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {out} and {card_path(out).name}; run it with:\n"
+    parity = out.with_name(out.name + ".parity.npz")
+    check = f"  python -m device_tests.parity --engine {out}\n" if parity.is_file() else ""
+    print(f"wrote {out} and {card_path(out).name}; check and run it with:\n{check}"
           f"  python -m runtime.camera --engine {out} --source 0")
     return 0
 

@@ -21,6 +21,7 @@ def batch_engines(tmp_path_factory, tiny_engines):
     return build_batch_variants(tmp_path_factory.mktemp("batch"), tiny_engines["tflite"])
 
 
+@pytest.mark.filterwarnings("ignore:Warning. Enabling `experimental_preserve_all_tensors`")
 def test_the_tflite_files_really_have_the_batch_they_claim(batch_engines):
     """Read with LiteRT itself, not the engine code: static 4 is [4, ...], dynamic is -1."""
     from ai_edge_litert.interpreter import Interpreter

@@ -201,3 +201,6 @@ class TensorRTEngine(Engine):
         if getattr(self, "_stream", None) is not None:
             cudart.cudaStreamDestroy(self._stream)
             self._stream = None
+        for name in ("context", "engine", "_runtime"):  # release in reverse order of creation
+            if getattr(self, name, None) is not None:
+                setattr(self, name, None)
