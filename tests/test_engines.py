@@ -145,3 +145,13 @@ def test_onnx_export_embeds_the_card(tmp_path):
     crops = random_crops(5, seed=3)
     with load_engine(path) as eng:
         assert np.abs(eng.infer(crops) - reference_probs(crops)).max() < 1e-5
+
+
+def test_cuda_errors_are_one_line():
+    """cuda-python's (err, value) results: the TensorRT backend turns an error into one line."""
+    cudart = pytest.importorskip("cuda.bindings.runtime")
+    from runtime.engines.tensorrt_engine import cuda_check
+
+    assert cuda_check((cudart.cudaError_t.cudaSuccess, 7), "x") == 7
+    with pytest.raises(EngineError, match="CUDA stream creation failed with cudaErrorNoDevice; check the GPU"):
+        cuda_check((cudart.cudaError_t.cudaErrorNoDevice, None), "stream creation")

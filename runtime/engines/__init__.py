@@ -9,7 +9,7 @@ import importlib
 from pathlib import Path
 
 from runtime.card import ModelCard, load_card
-from runtime.engines.base import Engine, TensorSpec
+from runtime.engines.base import BatchPolicy, Engine, TensorSpec
 from runtime.errors import EngineError
 
 # suffix -> (module, class); a module may define require() to check its dependency up front
@@ -62,4 +62,4 @@ def default_engine_path() -> Path:
     raise EngineError(f"no default model shipped in {assets}; pass --engine PATH to an exported engine")
 
 
-__all__ = ["BACKENDS", "Engine", "TensorSpec", "load_engine", "default_engine_path"]
+__all__ = ["BACKENDS", "BatchPolicy", "Engine", "TensorSpec", "load_engine", "default_engine_path"]

@@ -1,6 +1,11 @@
 """The one engine interface: a batch of aligned RGB crops in, AU probabilities out.
 
 Pre- and post-processing are driven by the model card, so every backend only moves tensors.
+Batching is decided here too, once for every backend: a backend declares the batch sizes its
+engine file takes (``BatchPolicy``: a static size, or a dynamic range such as a TensorRT
+optimisation profile) and runs one batch of a legal size; ``Engine.infer`` chunks a request to the
+maximum, pads each chunk up to what the engine needs (the static size, or the range's minimum),
+runs it and slices the padding off.
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.card import ModelCard
-from runtime.errors import CardError
+from runtime.errors import CardError, EngineError
 
 
 @dataclass(frozen=True)
@@ -22,8 +27,48 @@ class TensorSpec:
     quant: tuple[float, int] | None = None  # (scale, zero_point) when the engine is quantised
 
 
+@dataclass(frozen=True)
+class BatchPolicy:
+    """The batch sizes an engine file accepts: any ``n`` with ``min <= n <= max``.
+
+    A static engine has ``min == max`` (``BatchPolicy.static(4)``); a dynamic one a range, where
+    ``max=None`` means no limit (ONNX Runtime, LiteRT) and a TensorRT optimisation profile gives
+    all three of min/opt/max. ``opt`` is what the engine was tuned for; it does not change batching.
+    """
+
+    min: int = 1
+    max: int | None = None
+    opt: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.min < 1 or (self.max is not None and self.max < self.min) or (
+                self.opt is not None and not (self.min <= self.opt <= (self.max or self.opt))):
+            raise EngineError(f"invalid batch range min={self.min} opt={self.opt} max={self.max}; "
+                              "rebuild the engine with 1 <= min <= opt <= max")
+
+    @classmethod
+    def static(cls, batch: int) -> "BatchPolicy":
+        return cls(batch, batch, batch)
+
+    @property
+    def is_static(self) -> bool:
+        return self.max == self.min
+
+    def plan(self, n: int) -> list[tuple[int, int, int]]:
+        """``(start, stop, run_size)`` per chunk for ``n`` samples: chunks of at most ``max``, each
+        run at ``max(stop - start, min)`` (the rows past ``stop - start`` are padding)."""
+        step = self.max or max(n, 1)
+        return [(i, min(i + step, n), max(min(i + step, n) - i, self.min)) for i in range(0, n, step)]
+
+    def describe(self) -> str:
+        if self.is_static:
+            return f"static batch {self.min}"
+        return f"batch {self.min}..{self.max if self.max is not None else 'any'}"
+
+
 class Engine:
-    """Base class: subclasses set ``backend`` and implement ``_input_spec``, ``_output_width``, ``_run``."""
+    """Base class: subclasses set ``backend`` and implement ``_input_spec``, ``_output_width``,
+    ``_batch_policy`` and ``_run`` (one batch whose size the policy allows)."""
 
     backend = "base"
 
@@ -31,6 +76,7 @@ class Engine:
         self.path = Path(path)
         self.card = card
         self._check_against_card()
+        self.batch = self._batch_policy()
         self._lut = self._input_lut()
 
     # ---- subclass hooks ------------------------------------------------------------------------
@@ -44,8 +90,13 @@ class Engine:
     def _output_quant(self) -> tuple[float, int] | None:
         return None
 
+    def _batch_policy(self) -> BatchPolicy:
+        """The batch sizes the engine file takes (read from the file, never guessed)."""
+        raise NotImplementedError
+
     def _run(self, x: np.ndarray) -> np.ndarray:
-        """Run one prepared batch; returns the raw N x A output."""
+        """Run one prepared batch whose size ``self.batch`` allows; returns the raw output, one row
+        per input row. The result may be a view of a buffer the backend reuses: the base copies."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -68,6 +119,11 @@ class Engine:
 
     @property
     def precision(self) -> str:
+        """``model.precision`` of the card when it says (fp32|fp16|int8: a QDQ ONNX or a TensorRT
+        engine has float I/O whatever it computes in), else the input tensor's dtype."""
+        declared = self.card.model.get("precision")
+        if declared:
+            return str(declared)
         return self.card.input.dtype if self.card.input.quant else self._input_spec().dtype
 
     def _check_against_card(self) -> None:
@@ -140,4 +196,18 @@ class Engine:
             raise ValueError(f"crops must be N x {h} x {w} x 3 uint8, got {crops.shape} {crops.dtype}")
         if len(crops) == 0:
             return np.zeros((0, len(self.aus)), np.float32)
-        return self.finish(self._run(self.prepare(crops)))
+        return self._forward(self.prepare(crops))
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """The batch policy: chunk to the maximum, pad each chunk to a legal size, run, slice."""
+        out = []
+        for start, stop, size in self.batch.plan(len(x)):
+            chunk = x[start:stop]
+            if size > len(chunk):  # repeat the last real sample: a valid input for any model
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)])
+            raw = self._run(chunk)
+            if raw.shape[0] != size:
+                raise EngineError(f"engine {self.path.name} returned {raw.shape[0]} rows for a batch of "
+                                  f"{size}; re-export it (its output batch must follow its input)")
+            out.append(self.finish(np.array(raw[:stop - start])))  # copy: raw may be a reused buffer
+        return out[0] if len(out) == 1 else np.concatenate(out)

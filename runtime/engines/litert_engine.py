@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.card import ModelCard
-from runtime.engines.base import Engine, TensorSpec
+from runtime.engines.base import BatchPolicy, Engine, TensorSpec
 from runtime.errors import EngineError
 from runtime.litert import make_interpreter
 
@@ -23,11 +23,7 @@ class LiteRTEngine(Engine):
             raise EngineError(f"cannot load TFLite engine {path}: {first}; re-export it") from None
         self._in = self.interp.get_input_details()[0]
         self._out = self.interp.get_output_details()[0]
-        self._batch = int(self._in["shape"][0])
-        sig = self._in.get("shape_signature")
-        # Only a model exported with a dynamic batch may be resized: a static graph can hold
-        # batch-1 reshapes that silently give wrong numbers at another batch size.
-        self._dynamic = sig is not None and len(sig) > 0 and int(sig[0]) == -1
+        self._batch = int(self._in["shape"][0])  # the batch the tensors are allocated for now
         super().__init__(path, card)
 
     @staticmethod
@@ -46,26 +42,24 @@ class LiteRTEngine(Engine):
     def _output_quant(self) -> tuple[float, int] | None:
         return self._quant(self._out)
 
-    def _try_resize(self, n: int) -> bool:
-        """Set the batch dimension; False for models whose batch is fixed."""
-        if not self._dynamic:
-            return False
-        shape = list(self._in["shape"])
-        shape[0] = n
-        try:
-            self.interp.resize_tensor_input(self._in["index"], shape)
-            self.interp.allocate_tensors()
-        except (ValueError, RuntimeError):
-            return False
-        self._batch = n
-        return True
+    def _batch_policy(self) -> BatchPolicy:
+        # Only a model exported with a dynamic batch (shape_signature -1) may be resized: a static
+        # graph can hold batch-B reshapes that give wrong numbers at another batch size.
+        batch = self._input_spec().shape[0]
+        return BatchPolicy() if batch == -1 else BatchPolicy.static(batch)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        if len(x) != self._batch and not self._try_resize(len(x)):
-            return np.concatenate([self._run(x[i:i + 1]) for i in range(len(x))])
-        return self._invoke(x)
-
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        if len(x) != self._batch:  # only reached for a dynamic batch: the policy pads static ones
+            shape = list(self._in["shape"])
+            shape[0] = len(x)
+            try:
+                self.interp.resize_tensor_input(self._in["index"], shape)
+                self.interp.allocate_tensors()
+            except (ValueError, RuntimeError) as e:
+                first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+                raise EngineError(f"TFLite engine {self.path.name}: cannot resize its batch to {len(x)}: "
+                                  f"{first}; re-export it with a dynamic batch or a static one") from None
+            self._batch = len(x)
         self.interp.set_tensor(self._in["index"], x)
         self.interp.invoke()
-        return self.interp.get_tensor(self._out["index"]).copy()
+        return self.interp.get_tensor(self._out["index"])

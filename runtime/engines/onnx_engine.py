@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.card import ModelCard
-from runtime.engines.base import Engine, TensorSpec
+from runtime.engines.base import BatchPolicy, Engine, TensorSpec
 from runtime.errors import EngineError, MissingDependency
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
@@ -47,14 +47,9 @@ class OnnxEngine(Engine):
             return None
         return int(np.prod(dims))
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        batch = self._in.shape[0]
-        if isinstance(batch, int) and batch != len(x):  # fixed-batch export: run in chunks
-            return np.concatenate([self._run_fixed(x[i:i + batch], batch) for i in range(0, len(x), batch)])
-        return self.session.run([self._out.name], {self._in.name: x})[0]
+    def _batch_policy(self) -> BatchPolicy:
+        batch = self._in.shape[0]  # an int when exported with a fixed batch, else a name or None
+        return BatchPolicy.static(batch) if isinstance(batch, int) and batch > 0 else BatchPolicy()
 
-    def _run_fixed(self, x: np.ndarray, batch: int) -> np.ndarray:
-        n = len(x)
-        if n < batch:
-            x = np.concatenate([x, np.repeat(x[-1:], batch - n, axis=0)])
-        return self.session.run([self._out.name], {self._in.name: x})[0][:n]
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run([self._out.name], {self._in.name: x})[0]

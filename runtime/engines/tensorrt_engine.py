@@ -1,27 +1,37 @@
-"""TensorRT 10 backend for Jetson / NVIDIA GPUs.
+"""TensorRT backend (10.x and 11.x) for Jetson and NVIDIA GPUs.
 
-Written to the TensorRT 10 Python API (named I/O tensors, ``set_input_shape``,
-``set_tensor_address``, ``execute_async_v3``) with device memory through cuda-python. Imported
-only when a ``.trt``/``.engine``/``.plan`` file is opened. NOT verified on hardware in this
-repository's CI (no GPU, no TensorRT there): see the README's verified/unverified table.
+Uses only the API that TensorRT 10 and 11 share: named I/O tensors, ``set_input_shape``,
+``set_tensor_address``, ``execute_async_v3``, ``get_tensor_profile_shape``; nothing of the weakly
+typed builder flags that 11.x removed (those matter to ``export.tensorrt`` only). Host buffers are
+pinned (cudaMallocHost) so the copies are real DMA; device memory through cuda-python. TensorRT
+and cuda-python are imported only when a ``.trt``/``.engine``/``.plan`` file is opened.
+
+UNVERIFIED: no GPU and no TensorRT where this was written; nothing here has run on hardware yet
+(see the README's verified/unverified table). The batching it relies on (``BatchPolicy``) is
+tested on CPU backends.
 """
 from __future__ import annotations
 
+import ctypes
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from runtime.card import ModelCard
-from runtime.engines.base import Engine, TensorSpec
+from runtime.engines.base import BatchPolicy, Engine, TensorSpec
 from runtime.errors import EngineError, MissingDependency
 
+INSTALL_HINT = ("on a Jetson it comes with JetPack (python3-libnvinfer); on x86 "
+                "`pip install 'au-edge[tensorrt]'`; or use a .onnx/.tflite engine")
 
-def _import_trt():
+
+def import_tensorrt():
+    """``(tensorrt, cudart)``, or MissingDependency with the install hint (one line)."""
     try:
         import tensorrt as trt
     except ImportError:
-        raise MissingDependency("TensorRT", "on a Jetson it comes with JetPack (python3-libnvinfer); "
-                                "on x86 `pip install au-edge[tensorrt]`; or use a .onnx/.tflite engine") from None
+        raise MissingDependency("TensorRT", INSTALL_HINT) from None
     try:
         from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
     except ImportError:
@@ -34,14 +44,41 @@ def _import_trt():
 
 def require() -> None:
     """Fail early, in one line, when TensorRT or cuda-python is missing."""
-    _import_trt()
+    import_tensorrt()
 
 
-def _check(result):
-    """cuda-python returns (err, *values); raise on error, return the values."""
+def make_logger(trt, echo_warnings: bool = False):
+    """A TensorRT logger that keeps the last error line (so failures become one EngineError line)
+    instead of printing TensorRT's multi-line reports; warnings are printed only when asked."""
+
+    class _Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.last_error = ""
+            self.warnings: list[str] = []
+
+        def log(self, severity, msg) -> None:
+            line = " ".join(str(msg).split())[:300]
+            if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
+                self.last_error = line
+            elif severity == trt.ILogger.WARNING:
+                self.warnings.append(line)
+                del self.warnings[:-20]
+                if echo_warnings:
+                    print(f"TensorRT warning: {line}", file=sys.stderr)
+
+        def detail(self) -> str:
+            return self.last_error or "TensorRT gave no error message"
+
+    return _Logger()
+
+
+def cuda_check(result, what: str):
+    """cuda-python returns ``(err, *values)``: raise one EngineError line on error, else the values."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
-        raise EngineError(f"CUDA call failed with {err}; check the GPU and driver (nvidia-smi / tegrastats)")
+        raise EngineError(f"CUDA {what} failed with {getattr(err, 'name', err)}; check the GPU and driver "
+                          "(nvidia-smi, or tegrastats on a Jetson)")
     return values[0] if len(values) == 1 else values
 
 
@@ -49,15 +86,20 @@ class TensorRTEngine(Engine):
     backend = "tensorrt"
 
     def __init__(self, path: str | Path, card: ModelCard, threads: int | None = None):
-        trt, self._cudart = _import_trt()
+        trt, self._cudart = import_tensorrt()
         self._trt = trt
-        logger = trt.Logger(trt.Logger.WARNING)
-        runtime = trt.Runtime(logger)
-        engine = runtime.deserialize_cuda_engine(Path(path).read_bytes())
+        self._stream = None
+        self._host: dict[str, tuple[int, int]] = {}  # name -> (pinned pointer, bytes)
+        self._device: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+        # The runtime and logger must outlive the engine and context that TensorRT made with them.
+        self._logger = make_logger(trt)
+        self._runtime = trt.Runtime(self._logger)
+        engine = self._runtime.deserialize_cuda_engine(Path(path).read_bytes())
         if engine is None:
-            raise EngineError(f"cannot deserialize TensorRT engine {path}: it was built for another "
-                              "TensorRT version or GPU; rebuild it on this device with `python -m export.tensorrt`")
-        self.engine, self.context = engine, engine.create_execution_context()
+            raise EngineError(f"cannot load TensorRT engine {path}: {self._logger.detail()}; an engine only "
+                              "runs with the TensorRT version and GPU it was built on: rebuild it on this "
+                              "device with `python -m export.tensorrt`")
+        self.engine = engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -67,13 +109,16 @@ class TensorRTEngine(Engine):
         self._in, self._out = inputs[0], outputs[0]
         self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._in)))
         self._out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._out)))
-        shape = tuple(engine.get_tensor_shape(self._in))
-        # Largest batch the optimisation profile allows (static engines: their own batch).
-        self._max_batch = (int(engine.get_tensor_profile_shape(self._in, 0)[2][0]) if shape[0] == -1
-                           else int(shape[0]))
-        self._stream = _check(self._cudart.cudaStreamCreate())
-        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
-        super().__init__(path, card)
+        super().__init__(path, card)  # card check first: nothing to free if it fails
+        self.context = engine.create_execution_context()
+        if self.context is None:
+            raise EngineError(f"cannot create a TensorRT execution context for {path}: {self._logger.detail()}; "
+                              "free GPU memory or rebuild the engine")
+        try:
+            self._stream = cuda_check(self._cudart.cudaStreamCreate(), "stream creation")
+        except EngineError:
+            self.close()
+            raise
 
     def _input_spec(self) -> TensorSpec:
         return TensorSpec(tuple(int(d) for d in self.engine.get_tensor_shape(self._in)), self._in_dtype.name)
@@ -82,38 +127,80 @@ class TensorRTEngine(Engine):
         dims = tuple(self.engine.get_tensor_shape(self._out))[1:]
         return None if any(d < 0 for d in dims) else int(np.prod(dims))
 
-    def _device(self, name: str, nbytes: int) -> int:
-        ptr, size = self._buffers.get(name, (0, 0))
-        if size < nbytes:  # grow only: frames with more faces reuse the larger buffer
+    def _batch_policy(self) -> BatchPolicy:
+        batch = int(self.engine.get_tensor_shape(self._in)[0])
+        if batch > 0:
+            return BatchPolicy.static(batch)
+        # Dynamic batch: optimisation profile 0 (the one a fresh context uses) gives min/opt/max.
+        lo, opt, hi = (int(s[0]) for s in self.engine.get_tensor_profile_shape(self._in, 0))
+        return BatchPolicy(lo, hi, opt)
+
+    # ---- buffers -----------------------------------------------------------------------------
+    def _buffer(self, table: dict[str, tuple[int, int]], name: str, nbytes: int, pinned: bool) -> int:
+        """Grow-only buffer: frames with more faces reuse the larger allocation."""
+        cudart = self._cudart
+        ptr, size = table.get(name, (0, 0))
+        if size < nbytes:
             if ptr:
-                _check(self._cudart.cudaFree(ptr))
-            ptr = int(_check(self._cudart.cudaMalloc(nbytes)))
-            self._buffers[name] = (ptr, nbytes)
+                cuda_check((cudart.cudaFreeHost if pinned else cudart.cudaFree)(ptr), "free")
+                table.pop(name)
+            what = "pinned host allocation" if pinned else "device allocation"
+            ptr = int(cuda_check((cudart.cudaMallocHost if pinned else cudart.cudaMalloc)(nbytes), what))
+            table[name] = (ptr, nbytes)
+            if not pinned and not self.context.set_tensor_address(name, ptr):
+                raise EngineError(f"TensorRT rejected the buffer for tensor {name!r} of {self.path.name}: "
+                                  f"{self._logger.detail()}")
         return ptr
 
+    @staticmethod
+    def _host_view(ptr: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        return np.frombuffer((ctypes.c_byte * nbytes).from_address(ptr), dtype=dtype).reshape(shape)
+
+    # ---- one legal batch ---------------------------------------------------------------------
     def _run(self, x: np.ndarray) -> np.ndarray:
-        if len(x) > self._max_batch:
-            return np.concatenate([self._run(x[i:i + self._max_batch])
-                                   for i in range(0, len(x), self._max_batch)])
         cudart = self._cudart
-        x = np.ascontiguousarray(x, dtype=self._in_dtype)
-        self.context.set_input_shape(self._in, x.shape)
-        out = np.empty(tuple(self.context.get_tensor_shape(self._out)), dtype=self._out_dtype)
-        d_in, d_out = self._device(self._in, x.nbytes), self._device(self._out, out.nbytes)
-        self.context.set_tensor_address(self._in, d_in)
-        self.context.set_tensor_address(self._out, d_out)
+        if not self.context.set_input_shape(self._in, tuple(x.shape)):
+            raise EngineError(f"TensorRT engine {self.path.name} rejected input shape {list(x.shape)}: "
+                              f"{self._logger.detail()}")
+        out_shape = tuple(int(d) for d in self.context.get_tensor_shape(self._out))
+        if any(d < 0 for d in out_shape):
+            raise EngineError(f"TensorRT engine {self.path.name}: output shape {list(out_shape)} unresolved "
+                              f"for input {list(x.shape)}: {self._logger.detail()}")
+        in_bytes = x.size * self._in_dtype.itemsize
+        out_bytes = int(np.prod(out_shape)) * self._out_dtype.itemsize
+        h_in = self._buffer(self._host, self._in, in_bytes, pinned=True)
+        h_out = self._buffer(self._host, self._out, out_bytes, pinned=True)
+        d_in = self._buffer(self._device, self._in, in_bytes, pinned=False)
+        d_out = self._buffer(self._device, self._out, out_bytes, pinned=False)
+        np.copyto(self._host_view(h_in, x.shape, self._in_dtype), x, casting="same_kind")
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _check(cudart.cudaMemcpyAsync(d_in, x.ctypes.data, x.nbytes, h2d, self._stream))
-        if not self.context.execute_async_v3(self._stream):
-            raise EngineError(f"TensorRT execution failed for {self.path.name}")
-        _check(cudart.cudaMemcpyAsync(out.ctypes.data, d_out, out.nbytes, d2h, self._stream))
-        _check(cudart.cudaStreamSynchronize(self._stream))
-        return out
+        cuda_check(cudart.cudaMemcpyAsync(d_in, h_in, in_bytes, h2d, self._stream), "copy to the GPU")
+        if not self.context.execute_async_v3(int(self._stream)):
+            raise EngineError(f"TensorRT execution failed for {self.path.name}: {self._logger.detail()}")
+        cuda_check(cudart.cudaMemcpyAsync(h_out, d_out, out_bytes, d2h, self._stream), "copy from the GPU")
+        cuda_check(cudart.cudaStreamSynchronize(self._stream), "stream synchronisation")
+        return self._host_view(h_out, out_shape, self._out_dtype)  # the base copies before reuse
+
+    def __del__(self) -> None:  # a forgotten close() must not leak the stream and pinned memory
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: cuda-python may already be gone
+            pass
 
     def close(self) -> None:
-        for ptr, _ in self._buffers.values():
-            self._cudart.cudaFree(ptr)
-        self._buffers.clear()
+        """Free buffers and the stream; safe to call twice and after a failed __init__."""
+        cudart = getattr(self, "_cudart", None)
+        if cudart is None:
+            return
+        for ptr, _ in getattr(self, "_device", {}).values():
+            cudart.cudaFree(ptr)
+        for ptr, _ in getattr(self, "_host", {}).values():
+            cudart.cudaFreeHost(ptr)
+        self._device, self._host = {}, {}
         if getattr(self, "_stream", None) is not None:
-            self._cudart.cudaStreamDestroy(self._stream)
+            cudart.cudaStreamDestroy(self._stream)
             self._stream = None
+        for name in ("context", "engine", "_runtime"):  # release in reverse order of creation
+            if getattr(self, name, None) is not None:
+                setattr(self, name, None)
