@@ -102,8 +102,8 @@ def run_check(engine: str, data_dir: Path, out_dir: Path, peer: str = "mediapipe
     peer_probs = None
     if not skip:
         peer_probs = [_au_names(peer_mod.au_scores(s, peer_aus)) for s in child["photos"]]
-        for r, p in zip(face_rows, peer_probs):
-            r["peer"] = p
+        for r, p, b in zip(face_rows, peer_probs, child["photos"]):
+            r["peer"], r["peer_blendshapes"] = p, b
     rows = {"ours": photo_rows(face_rows, our_probs, thr),
             "peer": None if skip else photo_rows(face_rows, peer_probs, peer_thr)}
 
