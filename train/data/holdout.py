@@ -84,7 +84,8 @@ def held_out_files(data_dir: str | Path) -> list[HeldOutFace]:
     root = Path(data_dir)
     faces = [HeldOutFace("london", i, e, root / "london" / e / f"{i}.jpg")
              for e in ("neutral", "smiling") for i in sorted(HELD_OUT["london"])]
-    faces += [HeldOutFace("canada", i, "neutral", root / "canada" / f"{i}.jpg") for i in sorted(HELD_OUT["canada"])]
+    faces += [HeldOutFace("canada", i, "neutral", root / "canada" / f"{i}.jpg")
+              for i in sorted(HELD_OUT["canada"])]
     people = root / "media" / "people"
     faces += [HeldOutFace(PEOPLE, p.stem, "neutral", p) for p in sorted(people.glob("*.jpg"))]
     missing = [str(f.path) for f in faces if not f.path.is_file()]

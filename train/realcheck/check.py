@@ -12,7 +12,13 @@ from pathlib import Path
 
 from runtime.aus import au_name, au_number
 from train.data.holdout import HELD_OUT, held_out_files
-from train.data.silver import BLENDSHAPES_FOR_AU, POS, NEG, POSITIVES_ONLY, blendshapes_to_au
+from train.data.silver import (
+    BLENDSHAPES_FOR_AU,
+    NEG,
+    POS,
+    POSITIVES_ONLY,
+    blendshapes_to_au,
+)
 from train.realcheck import ours as ours_mod
 from train.realcheck import peer as peer_mod
 from train.realcheck.plot import timeline
@@ -121,8 +127,9 @@ def run_check(engine: str, data_dir: Path, out_dir: Path, peer: str = "mediapipe
         aligned = [image_scores[i] if i < len(image_scores) else None for i in frame_idx]
         silver = _silver_series(aligned, aus, n)
         clip_report["silver"] = {"frames_with_face": sum(s is not None for s in aligned),
-                                 "rule": {"pos": POS, "neg": NEG, "positives_only": sorted(au_name(a) for a in POSITIVES_ONLY),
-                                          "mode": "IMAGE", "source": "train.data.silver"},
+                                 "rule": {"pos": POS, "neg": NEG, "mode": "IMAGE",
+                                          "positives_only": sorted(au_name(a) for a in POSITIVES_ONLY),
+                                          "source": "train.data.silver"},
                                  "per_au": {a: {"pos": sum(v == 1.0 for v in s), "neg": sum(v == 0.0 for v in s),
                                                 "unknown": sum(v is None for v in s)} for a, s in silver.items()}}
         clip_report["series"]["silver"] = silver

@@ -87,7 +87,8 @@ def _child(task: str, jobs: dict) -> dict:
     import mediapipe as mp
 
     def image(bgr: np.ndarray):
-        return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        return mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
 
     out: dict = {"name": f"mediapipe {mp.__version__} FaceLandmarker+blendshapes", "photos": [],
                  "clip_image": [], "clip_video": [], "fps": None}
@@ -109,7 +110,8 @@ def _child(task: str, jobs: dict) -> dict:
                     img = image(bgr)
                     out["clip_image"].append(_scores(lm.detect(img)))
                     if lv is not None:
-                        out["clip_video"].append(_scores(lv.detect_for_video(img, int(round(n * 1000.0 / out["fps"])))))
+                        t_ms = round(n * 1000.0 / out["fps"])
+                        out["clip_video"].append(_scores(lv.detect_for_video(img, t_ms)))
                     n += 1
             finally:
                 cap.release()
