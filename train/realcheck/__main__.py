@@ -1,0 +1,58 @@
+"""``python -m train.realcheck``: the real-face check next to MediaPipe (see ``train.realcheck``)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from runtime.errors import AUEdgeError
+
+USAGE_DATA = "set --data or AU_DATA_DIR to the open data folder (london/, canada/, media/, models/)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train.realcheck",
+                                description="AU12, false positives and clip agreement on held-out real faces, "
+                                            "next to MediaPipe blendshapes.")
+    p.add_argument("--engine", required=True, help="engine file with its card (.onnx, .tflite, .trt) or 'default'")
+    p.add_argument("--data", default=None, help="open data folder (default: $AU_DATA_DIR)")
+    p.add_argument("--out", default="out/realcheck", help="output folder (default: out/realcheck)")
+    p.add_argument("--peer", choices=("mediapipe", "none"), default="mediapipe")
+    p.add_argument("--limit", type=int, default=None,
+                   help="at most N photos per group and N clip frames (a quick look; not the real check)")
+    p.add_argument("--face-model", default=None, help="face models for the runtime (as runtime.camera)")
+    p.add_argument("--threads", type=int, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        print(f"au-edge: error: --limit must be >= 1, got {args.limit}", file=sys.stderr)
+        return 2
+    data = args.data or os.environ.get("AU_DATA_DIR")
+    if not data or not Path(data).is_dir():
+        print(f"au-edge: error: open data folder {data!r} not found: {USAGE_DATA}", file=sys.stderr)
+        return 2
+    from train.realcheck.check import run_check
+
+    try:
+        report = run_check(args.engine, Path(data), Path(args.out), args.peer, args.limit, args.face_model,
+                           args.threads, command="python -m train.realcheck " + " ".join(argv))
+    except AUEdgeError as e:
+        print(f"au-edge: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"au-edge: error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    print((out / "realcheck.md").read_text(), end="")
+    print(f"realcheck: wrote {out / 'realcheck.json'}, {out / 'realcheck.md'}, {out / 'timeline.png'}",
+          file=sys.stderr)
+    return 0 if report else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
