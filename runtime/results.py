@@ -42,6 +42,10 @@ class FrameResult:
     latency_ms: float = 0.0
     stages_ms: dict[str, float] = field(default_factory=dict)  # face, align, au, post
     source: str = ""
+    # Faces the detector found in this frame but not processed because max_faces were held
+    # (counted on frames where the detector ran: every image in image mode; in video mode when
+    # a face is missing, or every detect_every frames).
+    faces_beyond_max: int = 0
 
     def to_json(self) -> dict:
         """The JSONL record of the project CONTRACTS.md."""
