@@ -149,16 +149,16 @@ class AUDetector:
         if min(bgr.shape[:2]) < MIN_FRAME_SIDE:
             self.skipped["tiny_frame"] += 1
             return FrameResult(frame=index, time_s=t, latency_ms=(time.perf_counter() - t0) * 1e3)
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        faces = self.faces.process(rgb) if video else self.faces.detect(rgb)
+        # The frame stays BGR: only the small model inputs have their channels swapped.
+        faces = self.faces.process(bgr, bgr=True) if video else self.faces.detect(bgr, bgr=True)
         t1 = time.perf_counter()
         if video and self.smooth_landmarks:
             for f in faces:
                 f.landmarks = self.landmark_smoother(f.track_id, f.landmarks, t)
                 f.points5 = five_points(f.landmarks)
-        crops = [align_face(rgb, f.points5, crop_size=int(self._align["crop_size"]),
+        crops = [align_face(bgr, f.points5, crop_size=int(self._align["crop_size"]),
                             template=self._align["template"], scale=float(self._align["scale"]),
-                            out_size=self._size)[0] for f in faces]
+                            out_size=self._size)[0][..., ::-1] for f in faces]  # RGB, as the card's input
         t2 = time.perf_counter()
         probs = self.engine.infer(np.stack(crops)) if crops else np.zeros((0, len(self.aus)), np.float32)
         t3 = time.perf_counter()

@@ -260,6 +260,16 @@ def test_beyond_max_is_counted(data_dir, mp_dir):
         assert len(s.process(img)) == 3 and s.beyond_max == 0   # it did not (3 of 3 tracked)
 
 
+def test_bgr_frames_give_the_same_faces(data_dir, stage):
+    """The runtime passes BGR frames (no full-frame conversion): same faces, same landmarks."""
+    rgb = read_rgb(data_dir / "media" / "multi_face.jpg")
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    a, b = stage.detect(rgb), stage.detect(bgr, bgr=True)
+    assert len(a) == len(b) == 4
+    for fa, fb in zip(a, b):
+        assert np.array_equal(fa.landmarks, fb.landmarks) and fa.score == fb.score
+
+
 def test_detect_does_not_touch_tracks(data_dir, stage):
     stage.reset()
     frames = read_frames(data_dir / "media" / "WolfgangLanger_Pexels.mp4", limit=3)

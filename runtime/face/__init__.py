@@ -87,14 +87,17 @@ class FaceStage:
                                 grace_frames)
         self._closed = False
 
-    def process(self, frame_rgb: np.ndarray) -> list[Face]:
-        """The faces of the next video frame (HxWx3 uint8 RGB); tracks carry over between calls."""
+    def process(self, frame_rgb: np.ndarray, bgr: bool = False) -> list[Face]:
+        """The faces of the next video frame (HxWx3 uint8 RGB, or BGR with ``bgr=True``: no
+        full-frame colour conversion is needed); tracks carry over between calls."""
         self._check_open()
+        self._tracker.bgr = bgr
         return [_face(t) for t in self._tracker.step(_check(frame_rgb))]
 
-    def detect(self, frame_rgb: np.ndarray) -> list[Face]:
+    def detect(self, frame_rgb: np.ndarray, bgr: bool = False) -> list[Face]:
         """The faces of a single image, best first, ids 1..n; tracking state is left alone."""
         self._check_open()
+        self._tracker.bgr = bgr
         return [_face(t) for t in self._tracker.detect(_check(frame_rgb))]
 
     @property

@@ -48,6 +48,7 @@ class Tracker:
     def __init__(self, detector: BlazeFace, mesh: FaceMesh, max_faces: int, detect_every: int,
                  min_score: float, grace_frames: int = GRACE_FRAMES):
         self.detector, self.mesh = detector, mesh
+        self.bgr = False  # the frames' channel order (set per call by FaceStage)
         self.max_faces, self.detect_every, self.min_score = max_faces, detect_every, min_score
         self.grace_frames = grace_frames
         self.reset()
@@ -63,7 +64,7 @@ class Tracker:
         self._since_detect += 1
         self.beyond_max = 0
         for t in self.tracks:
-            lm, p = self.mesh.run(frame, t.roi)
+            lm, p = self.mesh.run(frame, t.roi, self.bgr)
             if p >= self.min_score:
                 t.landmarks, t.score, t.roi, t.missed = lm, p, R.from_landmarks(lm), 0
             else:
@@ -97,7 +98,7 @@ class Tracker:
         returned with ``missed = 0``); other new ones come back with ``track_id = 0``. Faces past
         ``max_faces`` are counted in ``self.beyond_max``, not run through the mesh.
         """
-        dets = self.detector.detect(frame)
+        dets = self.detector.detect(frame, self.bgr)
         found: list[Track] = []
         self.beyond_max = 0
         for box, kps in zip(dets.boxes, dets.keypoints):
@@ -114,7 +115,7 @@ class Tracker:
             if owner is None and len(existing) + len(found) + len(waiting) >= self.max_faces:
                 self.beyond_max += 1
                 continue
-            lm, p = self.mesh.run(frame, roi)
+            lm, p = self.mesh.run(frame, roi, self.bgr)
             if p < self.min_score:
                 continue
             new = Track(0, lm, p, R.from_landmarks(lm))
