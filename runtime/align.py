@@ -81,23 +81,22 @@ def _five_weights(n: int) -> np.ndarray | None:
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity (rotation, uniform scale, translation) mapping ``src`` onto ``dst``.
 
-    Umeyama (1991), closed form; returns the 2x3 matrix ``M`` with ``dst ~ M @ [src, 1]``.
+    Umeyama (1991) restricted to proper rotations, which in 2-D is closed form: with centred points
+    as complex numbers, the rotation-and-scale ``a + ib = sum(conj(s) d) / sum(|s|^2)``. Returns the
+    2x3 matrix ``M`` with ``dst ~ M @ [src, 1]``.
     """
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
+    src = np.asarray(src, dtype=np.float64)[:, :2]
+    dst = np.asarray(dst, dtype=np.float64)[:, :2]
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[-1] = -1.0
-    rot = u @ np.diag(sign) @ vt
-    var_s = (s**2).sum() / len(src)
-    k = (sig * sign).sum() / var_s if var_s > 0 else 1.0
-    m = np.zeros((2, 3))
-    m[:, :2] = k * rot
-    m[:, 2] = mu_d - k * rot @ mu_s
+    var = float((s * s).sum())
+    if var > 0:
+        a = float((s * d).sum()) / var
+        b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / var
+    else:
+        a, b = 1.0, 0.0
+    m = np.array([[a, -b, 0.0], [b, a, 0.0]])
+    m[:, 2] = mu_d - m[:, :2] @ mu_s
     return m
 
 

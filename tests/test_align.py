@@ -110,3 +110,23 @@ def test_one_warp_matches_crop_then_resize(data_dir, zoom):
     assert np.percentile(diff, 99) < 14
     s = 112 / 256
     assert np.allclose(transform_points(p5, m), transform_points(p5, m_big) * s + (s - 1) / 2)
+
+
+def _umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Umeyama (1991) by SVD with the reflection fix: the textbook form, to check the closed form."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(d.T @ s / len(src))
+    sign = np.array([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
+    rot = u @ np.diag(sign) @ vt
+    k = (sig * sign).sum() / ((s ** 2).sum() / len(src))
+    return np.concatenate([k * rot, (mu_d - k * rot @ mu_s)[:, None]], axis=1)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_closed_form_similarity_is_umeyamas_least_squares(seed):
+    """Noisy and even mirrored point pairs (no exact similarity exists): the same answer."""
+    rng = np.random.default_rng(100 + seed)
+    src = rng.uniform(0, 100, (5, 2))
+    dst = rng.uniform(0, 100, (5, 2)) if seed % 2 else src[:, ::-1] * 1.7 + rng.normal(0, 2, (5, 2))
+    assert np.allclose(similarity_transform(src, dst), _umeyama(src, dst), atol=1e-9)
