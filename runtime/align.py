@@ -6,7 +6,7 @@ crop. The 2x3 matrix is returned so landmarks and AU centres can be mapped into 
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -65,7 +65,7 @@ def five_points(landmarks: np.ndarray) -> np.ndarray:
     return weights @ pts
 
 
-@lru_cache(maxsize=None)
+@cache
 def _five_weights(n: int) -> np.ndarray | None:
     """5 x n averaging matrix of a scheme (one product per frame instead of five fancy-index means)."""
     scheme = SCHEMES.get(n)

@@ -21,8 +21,8 @@ import numpy as np
 from runtime.align import align_face, five_points
 from runtime.engines import Engine, load_engine
 from runtime.face import FaceStage
-from runtime.results import FaceAU, FrameResult
 from runtime.neutral import NeutralCalibration
+from runtime.results import FaceAU, FrameResult
 from runtime.smoothing import LandmarkSmoother, TrackSmoother
 
 MIN_FRAME_SIDE = 16  # smaller frames cannot hold a detectable face; they are counted, not run
