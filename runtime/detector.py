@@ -3,7 +3,8 @@
 ```python
 from runtime import AUDetector
 det = AUDetector("au.tflite", max_faces=4)      # or AUDetector("default")
-result = det.process(frame_bgr, timestamp_s)    # FrameResult(faces=[FaceAU(...)])
+result = det.process(frame_bgr, timestamp_s)    # FrameResult(faces=[FaceAU(...)]); video mode
+photo = AUDetector("au.tflite", mode="image").process(image_bgr)   # each call on its own
 for result in det.stream(source=0): ...         # same objects, from any source
 ```
 """
@@ -17,11 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.align import align_face
+from runtime.align import align_face, five_points
 from runtime.engines import Engine, load_engine
 from runtime.face import FaceStage
+from runtime.neutral import NeutralCalibration
 from runtime.results import FaceAU, FrameResult
-from runtime.smoothing import TrackSmoother
+from runtime.smoothing import LandmarkSmoother, TrackSmoother
 
 MIN_FRAME_SIDE = 16  # smaller frames cannot hold a detectable face; they are counted, not run
 
@@ -46,23 +48,49 @@ def to_bgr(frame: np.ndarray) -> np.ndarray:
     raise ValueError(f"frame must be HxW, HxWx1, HxWx3 or HxWx4, got shape {frame.shape}")
 
 
+MODES = ("video", "image")
+RETIMED = "retimed_frame"  # a source frame whose time did not increase (given last time + 1 ms)
+
+
 class AUDetector:
     """Faces, 5 points and AU probabilities for each frame, with per-track smoothing.
+
+    Running modes, as MediaPipe's Tasks API has them: ``"video"`` tracks faces from call to call
+    (ids, landmark and AU smoothing, hysteresis) and needs increasing timestamps; ``"image"``
+    treats every call as an unrelated photo (detected afresh, ids 1..n, no smoothing).
 
     Args:
         engine: engine file (``.onnx``, ``.tflite``, ``.trt``...) with its card, or ``"default"``.
         max_faces: faces tracked at once (the largest/most confident are kept).
         face_model: folder or ``.task`` bundle with the face models (else AU_FACE_MODEL, cache, PyPI).
         detector: ``"full"`` (BlazeFace full range: faces across a room) or ``"short"`` (close-ups).
-        smooth: One Euro smoothing + threshold hysteresis per track.
+        smooth: One Euro smoothing + threshold hysteresis per track (video mode).
         threads: CPU threads for the engines.
+        mode: ``"video"``, ``"image"``, or ``None``: video for ``process``, and for ``stream`` chosen
+            by the source (image files and folders: image; everything else: video).
+        detect_every: ``0`` (default, cheapest): the face detector runs only while a face is
+            missing (none tracked, or a track lost); ``N > 0``: also every N frames while fewer
+            than ``max_faces`` are tracked, to pick up newcomers sooner (one detector run each).
+        calibrate_neutral_s: ``> 0``: per-track neutral baseline from the track's first seconds,
+            subtracted from its AU probabilities (``runtime.neutral``; video mode only).
+        smooth_landmarks: One Euro on the face mesh before alignment (MediaPipe's video-mode
+            filter); ``None``: as ``smooth``. Never in image mode.
+
+    Raises:
+        ValueError: a bad option value, naming it.
     """
 
     def __init__(self, engine: str | Path | Engine = "default", max_faces: int = 4,
                  face_model: str | None = None, detector: str = "full", smooth: bool = True,
-                 threads: int | None = None, detect_every: int = 10):
-        if max_faces < 1:
-            raise ValueError(f"max_faces must be >= 1, got {max_faces}")
+                 threads: int | None = None, mode: str | None = None, detect_every: int = 0,
+                 calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None):
+        if not isinstance(max_faces, int) or max_faces < 1:
+            raise ValueError(f"max_faces must be an integer >= 1, got {max_faces!r}")
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES} (or None: chosen by the source), got {mode!r}")
+        if mode == "image" and calibrate_neutral_s:
+            raise ValueError(f"calibrate_neutral_s={calibrate_neutral_s} needs tracks: use mode='video'")
+        self.neutral = NeutralCalibration(calibrate_neutral_s)  # validates the value
         self.engine = engine if isinstance(engine, Engine) else load_engine(engine, threads=threads)
         card = self.engine.card
         self.aus = list(card.aus)
@@ -71,49 +99,90 @@ class AUDetector:
         self._size = card.input.size[0]
         self.faces = FaceStage(face_model=face_model, detector=detector, max_faces=max_faces,
                                threads=threads, detect_every=detect_every)
+        self.mode = mode
+        self._mode = mode or "video"  # the mode process() runs in (stream() may choose another)
         self.smoother = TrackSmoother(self._thr, enabled=smooth)
+        self.smooth_landmarks = smooth if smooth_landmarks is None else bool(smooth_landmarks)
+        self.landmark_smoother = LandmarkSmoother()
         self.skipped: Counter[str] = Counter()
         self._frames = 0
+        self._last_t: float | None = None
+
+    @property
+    def running_mode(self) -> str:
+        """The mode ``process`` runs in now: ``"video"`` or ``"image"``."""
+        return self._mode
+
+    def _time(self, timestamp_s: float | None, index: int) -> float:
+        """The frame's time; in video mode it must be later than the last one."""
+        if self._mode == "image":
+            return float(timestamp_s) if timestamp_s is not None else float(index)
+        if timestamp_s is None:
+            return 0.0 if self._last_t is None else self._last_t + 1.0 / 30.0
+        t = float(timestamp_s)
+        if self._last_t is not None and not t > self._last_t:
+            raise ValueError(f"video mode needs increasing timestamps: got {t} s after {self._last_t} s; "
+                             "pass each frame's capture time, or use mode='image' for unrelated images")
+        return t
 
     def process(self, frame_bgr: np.ndarray, timestamp_s: float | None = None) -> FrameResult:
-        """Detect, align and score the faces of one frame (tracking carries over between calls).
+        """Detect, align and score the faces of one frame.
+
+        In video mode tracking and smoothing carry over between calls; in image mode nothing does.
 
         Args:
             frame_bgr: HxWx3 BGR uint8 (gray and BGRA are converted).
-            timestamp_s: capture time, for smoothing; defaults to frame count / 30.
+            timestamp_s: capture time in seconds (video mode: must increase from call to call);
+                defaults to the last time + 1/30 s.
+
+        Raises:
+            ValueError: not an image array, or (video mode) a timestamp not after the last one.
         """
         t0 = time.perf_counter()
         index = self._frames
-        self._frames += 1
-        t = float(timestamp_s) if timestamp_s is not None else index / 30.0
         bgr = to_bgr(frame_bgr)
+        t = self._time(timestamp_s, index)
+        self._frames += 1
+        video = self._mode == "video"
+        if video:
+            self._last_t = t
         if min(bgr.shape[:2]) < MIN_FRAME_SIDE:
             self.skipped["tiny_frame"] += 1
             return FrameResult(frame=index, time_s=t, latency_ms=(time.perf_counter() - t0) * 1e3)
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        faces = self.faces.process(rgb)
+        # The frame stays BGR: only the small model inputs have their channels swapped.
+        faces = self.faces.process(bgr, bgr=True) if video else self.faces.detect(bgr, bgr=True)
         t1 = time.perf_counter()
-        crops = [align_face(rgb, f.points5, crop_size=int(self._align["crop_size"]),
+        if video and self.smooth_landmarks:
+            for f in faces:
+                f.landmarks = self.landmark_smoother(f.track_id, f.landmarks, t)
+                f.points5 = five_points(f.landmarks)
+        crops = [align_face(bgr, f.points5, crop_size=int(self._align["crop_size"]),
                             template=self._align["template"], scale=float(self._align["scale"]),
-                            out_size=self._size)[0] for f in faces]
+                            out_size=self._size)[0][..., ::-1] for f in faces]  # RGB, as the card's input
         t2 = time.perf_counter()
         probs = self.engine.infer(np.stack(crops)) if crops else np.zeros((0, len(self.aus)), np.float32)
         t3 = time.perf_counter()
         results = []
         for face, p in zip(faces, probs):
-            p_s, active = self.smoother(face.track_id, p, t)
+            if video:
+                p_s, active = self.smoother(face.track_id, self.neutral(face.track_id, p, t), t)
+            else:
+                p_s, active = p, p >= self._thr
             results.append(FaceAU(
                 track_id=int(face.track_id), bbox=tuple(float(v) for v in face.bbox), score=float(face.score),
                 landmarks5=face.points5, landmarks=face.landmarks,
                 au_prob={a: float(v) for a, v in zip(self.aus, p_s)},
                 au_active={a for a, on in zip(self.aus, active) if on},
             ))
-        self.smoother.forget_stale(t)
+        if video:
+            self.smoother.forget_stale(t)
+            self.landmark_smoother.forget_stale(t)
+            self.neutral.forget_stale(t)
         t4 = time.perf_counter()
         stages = {"face": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3, "au": (t3 - t2) * 1e3,
                   "post": (t4 - t3) * 1e3}
         return FrameResult(frame=index, time_s=t, faces=results, latency_ms=(t4 - t0) * 1e3,
-                           stages_ms=stages)
+                           stages_ms=stages, faces_beyond_max=self.faces.beyond_max)
 
     def stream(self, source: str | int = 0, max_frames: int | None = None) -> Iterator[FrameResult]:
         """Results for every frame of a source (camera index, file, folder, URL, ``gst:...``).
@@ -127,17 +196,26 @@ class AUDetector:
 
     def stream_frames(self, source: str | int = 0,
                       max_frames: int | None = None) -> Iterator[tuple[FrameResult, np.ndarray]]:
-        """Like ``stream``, also yielding each BGR frame (for drawing and recording)."""
+        """Like ``stream``, also yielding each BGR frame (for drawing and recording).
+
+        With ``mode=None`` the source chooses: image files and folders run in image mode (each
+        picture on its own), videos, cameras and streams in video mode.
+        """
         from runtime.sources import open_source
 
         with open_source(source) as src:
             self.reset()
+            self._mode = self.mode or ("image" if src.kind in ("image", "folder") else "video")
             n = 0
             t_wait = time.perf_counter()
             try:
                 for frame in src:
                     wait_ms = (time.perf_counter() - t_wait) * 1e3
-                    result = self.process(frame.image, frame.time_s)
+                    t = frame.time_s
+                    if self._mode == "video" and self._last_t is not None and not t > self._last_t:
+                        self.skipped[RETIMED] += 1  # a file's broken timestamps must not end the run
+                        t = self._last_t + 1e-3
+                    result = self.process(frame.image, t)
                     result.frame, result.source = frame.index, frame.name
                     result.stages_ms["decode"] = frame.decode_ms
                     result.stages_ms["wait"] = wait_ms
@@ -148,12 +226,16 @@ class AUDetector:
                     t_wait = time.perf_counter()
             finally:
                 self.skipped.update(src.skipped)
+                self._mode = self.mode or "video"
 
     def reset(self) -> None:
         """Forget tracks and smoothing state (a new, unrelated source)."""
         self.faces.reset()
         self.smoother.reset()
+        self.landmark_smoother.reset()
+        self.neutral.reset()
         self._frames = 0
+        self._last_t = None
 
     def close(self) -> None:
         self.faces.close()

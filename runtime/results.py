@@ -16,10 +16,12 @@ class FaceAU:
     track_id: int
     bbox: tuple[float, float, float, float]  # x, y, w, h
     score: float
-    landmarks5: np.ndarray  # 5x2: right eye, left eye, nose tip, right/left mouth corner
+    landmarks5: np.ndarray  # 5x2: right eye, left eye, nose tip, right/left mouth corner (aligned on)
     au_prob: dict[str, float]
     au_active: set[str]
-    landmarks: np.ndarray | None = None  # dense mesh (N x 3), when the face stage has it
+    # Dense mesh (N x 3), when the face stage has it; in video mode One Euro-smoothed (the points
+    # the crop was aligned on), in image mode as the mesh gave it.
+    landmarks: np.ndarray | None = None
 
     def to_json(self) -> dict:
         return {
@@ -42,6 +44,10 @@ class FrameResult:
     latency_ms: float = 0.0
     stages_ms: dict[str, float] = field(default_factory=dict)  # face, align, au, post
     source: str = ""
+    # Faces the detector found in this frame but not processed because max_faces were held
+    # (counted on frames where the detector ran: every image in image mode; in video mode when
+    # a face is missing, or every detect_every frames).
+    faces_beyond_max: int = 0
 
     def to_json(self) -> dict:
         """The JSONL record of the project CONTRACTS.md."""

@@ -1,8 +1,10 @@
-"""Per-track temporal smoothing of AU probabilities and thresholding with hysteresis.
+"""Per-track temporal smoothing (AU probabilities, landmarks) and thresholding with hysteresis.
 
 AU probabilities flicker frame to frame; robots acting on ``au_active`` need stable decisions.
 The One Euro filter (Casiez et al., CHI 2012) smooths strongly when a value is steady and follows
-quickly when it moves; hysteresis keeps an AU from toggling around its threshold.
+quickly when it moves; hysteresis keeps an AU from toggling around its threshold. The same filter
+steadies the face mesh before alignment, as MediaPipe's FaceLandmarker does in video mode, so the
+aligned crop (and the AUs read from it) do not jitter with the landmarks.
 """
 from __future__ import annotations
 
@@ -11,10 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# MediaPipe's face landmark smoothing (face_landmarks_detector_graph.cc, video/stream mode):
+# One Euro with min_cutoff 0.05 Hz, beta 80, derivative cutoff 1 Hz, the speed measured in face
+# sizes per second (LandmarksSmoothingCalculator divides by the landmarks' object scale).
+MESH_MIN_CUTOFF, MESH_BETA, MESH_D_CUTOFF = 0.05, 80.0, 1.0
+
 
 @dataclass
 class OneEuroFilter:
-    """Vectorised One Euro filter over the AU vector of one track."""
+    """Vectorised One Euro filter over one array (an AU vector, or a mesh) of one track."""
 
     min_cutoff: float = 1.5  # Hz: smoothing of steady values
     beta: float = 0.5  # speed coefficient: how fast the cutoff rises with change
@@ -28,12 +35,14 @@ class OneEuroFilter:
         tau = 1.0 / (2.0 * math.pi * cutoff)
         return 1.0 / (1.0 + tau / dt)
 
-    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+    def __call__(self, x: np.ndarray, t: float, value_scale: float = 1.0) -> np.ndarray:
+        """The filtered ``x`` at time ``t`` (s). ``value_scale`` multiplies the speed that raises the
+        cutoff (``1 / face size`` makes landmark speed scale-free, as MediaPipe does)."""
         if self._x is None or self._t is None or t <= self._t:
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
             return x
         dt = t - self._t
-        dx = (x - self._x) / dt
+        dx = (x - self._x) * (value_scale / dt)
         a_d = self._alpha(self.d_cutoff, dt)
         self._dx = a_d * dx + (1 - a_d) * self._dx
         a = self._alpha(self.min_cutoff + self.beta * np.abs(self._dx), dt)
@@ -42,13 +51,28 @@ class OneEuroFilter:
         return self._x
 
 
+def hysteresis_margins(thresholds: np.ndarray, margin: float) -> np.ndarray:
+    """The half-width of each AU's hysteresis band, clamped to the threshold.
+
+    The band ``[thr - m, thr + m]`` must lie inside ``[0, 1]`` with room on both sides, or an AU
+    with a calibrated threshold near 0 never switches off (``p < thr - m`` is impossible) and one
+    near 1 never switches on. ``m = min(margin, thr / 2, (1 - thr) / 2)``: at threshold 0.05 the
+    band is [0.025, 0.075], at 0.95 it is [0.925, 0.975].
+    """
+    thr = np.asarray(thresholds, dtype=np.float32)
+    return np.minimum(np.float32(margin), np.minimum(thr, 1.0 - thr) / 2).clip(0.0, None)
+
+
 class Hysteresis:
-    """On at ``p >= thr + margin``, off at ``p < thr - margin``, else keep the last state."""
+    """On at ``p >= thr + m``, off at ``p < thr - m``, else keep the last state (``m`` clamped:
+    ``hysteresis_margins``)."""
 
     def __init__(self, thresholds: np.ndarray, margin: float = 0.05):
-        self.on = thresholds + margin
-        self.off = thresholds - margin
-        self.state = np.zeros_like(thresholds, dtype=bool)
+        thr = np.asarray(thresholds, dtype=np.float32)
+        m = hysteresis_margins(thr, margin)
+        self.on = thr + m
+        self.off = thr - m
+        self.state = np.zeros_like(thr, dtype=bool)
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
         self.state = np.where(self.state, p >= self.off, p >= self.on)
@@ -80,6 +104,38 @@ class TrackSmoother:
 
     def forget_stale(self, t: float) -> None:
         stale = [k for k, (_, _, last) in self._tracks.items() if t - last > self.forget_after_s or t < last]
+        for k in stale:
+            del self._tracks[k]
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+
+class LandmarkSmoother:
+    """One Euro on each track's mesh (N x 3 frame pixels), MediaPipe's video-mode parameters.
+
+    The speed that opens the filter is measured in face sizes per second (the mesh's box, mean of
+    width and height), so a near and a far face are smoothed alike.
+    """
+
+    def __init__(self, forget_after_s: float = 2.0, min_cutoff: float = MESH_MIN_CUTOFF,
+                 beta: float = MESH_BETA, d_cutoff: float = MESH_D_CUTOFF):
+        self.forget_after_s = forget_after_s
+        self._params = (min_cutoff, beta, d_cutoff)
+        self._tracks: dict[int, tuple[OneEuroFilter, float]] = {}
+
+    def __call__(self, track_id: int, landmarks: np.ndarray, t: float) -> np.ndarray:
+        """The smoothed landmarks (a new float32 array; the input is not changed)."""
+        entry = self._tracks.get(track_id)
+        filt = entry[0] if entry is not None else OneEuroFilter(*self._params)
+        xy = landmarks[:, :2]
+        size = float((xy.max(0) - xy.min(0)).mean())
+        out = filt(landmarks.astype(np.float32), t, 1.0 / size if size > 1e-6 else 1.0)
+        self._tracks[track_id] = (filt, t)
+        return out.astype(np.float32, copy=True)
+
+    def forget_stale(self, t: float) -> None:
+        stale = [k for k, (_, last) in self._tracks.items() if t - last > self.forget_after_s or t < last]
         for k in stale:
             del self._tracks[k]
 

@@ -206,6 +206,70 @@ def test_lost_face_is_reacquired_with_a_new_id(data_dir, stage):
     assert all(i == [2] for i in ids[len(frames) + 1:])
 
 
+@pytest.mark.parametrize("grace,want_after", [(None, 1), (0, 2)])
+def test_a_face_missing_for_two_frames_keeps_its_id(data_dir, mp_dir, grace, want_after):
+    """Two black frames in the clip: within the grace period the track is re-found (at its last
+    ROI or by overlap with a new detection) under the same id; with no grace it is a new track."""
+    frames = read_frames(data_dir / "media" / "WolfgangLanger_Pexels.mp4", limit=30)
+    frames[12] = frames[13] = np.zeros_like(frames[12])
+    kw = {} if grace is None else {"grace_frames": grace}
+    with FaceStage(face_model=str(mp_dir), max_faces=1, **kw) as s:
+        ids = [[f.track_id for f in s.process(fr)] for fr in frames]
+    assert ids[:12] == [[1]] * 12 and ids[12:14] == [[], []]
+    assert ids[14:] == [[want_after]] * 16
+
+
+@pytest.mark.parametrize("grace,want_after", [(None, 1), (0, 2)])
+def test_reassociation_by_overlap(data_dir, mp_dir, grace, want_after):
+    """After 2 black frames the face is back where it was but turned 75 degrees (the robot's
+    camera rolled): the mesh at the lost track's last ROI misses it (presence 0.2), the detector
+    finds it, and its ROI overlaps the lost track's (IoU 0.7), so it is the same face, same id."""
+    frames = read_frames(data_dir / "media" / "WolfgangLanger_Pexels.mp4", limit=24)
+    kw = {} if grace is None else {"grace_frames": grace}
+    with FaceStage(face_model=str(mp_dir), max_faces=1, **kw) as s:
+        ids = [[f.track_id for f in s.process(fr)] for fr in frames[:10]]
+        roi = s._tracker.tracks[0].roi
+        turn = cv2.getRotationMatrix2D((roi.cx, roi.cy), -75, 1.0)
+        turned = [cv2.warpAffine(f, turn, f.shape[1::-1]) for f in frames[12:20]]
+        assert s.mesh.run(turned[0], roi)[1] < s._tracker.min_score  # the old ROI alone misses it
+        ids += [[f.track_id for f in s.process(fr)] for fr in [np.zeros_like(frames[0])] * 2 + turned]
+    assert ids[:10] == [[1]] * 10 and ids[10:12] == [[], []]
+    assert ids[12:] == [[want_after]] * len(turned)
+
+
+def test_detect_every_picks_up_a_newcomer(data_dir, mp_dir):
+    """One face tracked, a second appears: detect_every=0 never looks (cheap), detect_every=1
+    finds it on its first frame, detect_every=5 within 5 frames."""
+    img = read_rgb(data_dir / "media" / "multi_face.jpg")
+    one = img.copy()
+    one[:, 300:] = 0  # only the left-most face(s) visible at first
+    first = {}
+    for every in (0, 1, 5):
+        with FaceStage(face_model=str(mp_dir), max_faces=5, detect_every=every) as s:
+            n0 = len(s.process(one))
+            counts = [len(s.process(img)) for _ in range(6)]
+        first[every] = next((i for i, c in enumerate(counts) if c > n0), None)
+    assert first[0] is None and first[1] == 0 and first[5] is not None and first[5] <= 4
+
+
+def test_beyond_max_is_counted(data_dir, mp_dir):
+    img = read_rgb(data_dir / "media" / "multi_face.jpg")
+    with FaceStage(face_model=str(mp_dir), max_faces=3) as s:
+        assert len(s.detect(img)) == 3 and s.beyond_max == 2
+        assert len(s.process(img)) == 3 and s.beyond_max == 2   # the detector ran (nothing tracked)
+        assert len(s.process(img)) == 3 and s.beyond_max == 0   # it did not (3 of 3 tracked)
+
+
+def test_bgr_frames_give_the_same_faces(data_dir, stage):
+    """The runtime passes BGR frames (no full-frame conversion): same faces, same landmarks."""
+    rgb = read_rgb(data_dir / "media" / "multi_face.jpg")
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    a, b = stage.detect(rgb), stage.detect(bgr, bgr=True)
+    assert len(a) == len(b) == 4
+    for fa, fb in zip(a, b):
+        assert np.array_equal(fa.landmarks, fb.landmarks) and fa.score == fb.score
+
+
 def test_detect_does_not_touch_tracks(data_dir, stage):
     stage.reset()
     frames = read_frames(data_dir / "media" / "WolfgangLanger_Pexels.mp4", limit=3)
@@ -216,7 +280,8 @@ def test_detect_does_not_touch_tracks(data_dir, stage):
 
 def test_bad_options_and_frames_are_named(mp_dir, stage):
     for kwargs, word in [({"detector": "medium"}, "detector"), ({"max_faces": 0}, "max_faces"),
-                         ({"detect_every": 0}, "detect_every"), ({"min_score": 1.5}, "min_score"),
+                         ({"detect_every": -1}, "detect_every"),
+                         ({"grace_frames": -1}, "grace_frames"), ({"min_score": 1.5}, "min_score"),
                          ({"threads": 0}, "threads")]:
         with pytest.raises(ValueError, match=word):
             FaceStage(face_model=str(mp_dir), **kwargs)

@@ -22,7 +22,7 @@ from runtime.align import five_points
 from runtime.face.blazeface import BlazeFace
 from runtime.face.mesh import FaceMesh
 from runtime.face.models import DETECTOR_KINDS, FaceModelError, resolve
-from runtime.face.tracker import Track, Tracker
+from runtime.face.tracker import GRACE_FRAMES, Track, Tracker
 
 __all__ = ["Face", "FaceModelError", "FaceStage"]
 
@@ -47,9 +47,12 @@ class FaceStage:
         detector: ``"full"`` (BlazeFace full range, 192 px: faces across a room) or ``"short"``
             (128 px, faces within ~2 m, as inside MediaPipe's FaceLandmarker).
         max_faces: most faces tracked (and returned) at once.
-        detect_every: while fewer than ``max_faces`` are tracked, the detector looks for new faces
-            every this many frames (every frame while none is tracked).
-        min_score: mesh presence probability below which a face is not reported / a track ends.
+        detect_every: ``0`` (default, cheapest): the detector runs only while no face is tracked or
+            a track is lost; ``N > 0``: also every N frames while fewer than ``max_faces`` are
+            tracked, to pick up newcomers (``1``: every such frame, one detector run each).
+        min_score: mesh presence probability below which a face is not reported (its track is
+            kept ``grace_frames`` frames for the face to come back, then ended).
+        grace_frames: frames a lost track keeps its id, waiting to be re-found (``tracker``).
         threads: LiteRT CPU threads per model; ``None``: 2 (or 1 on a single core). LiteRT's own
             default is 1 thread, which doubles the per-frame time of these small models.
 
@@ -59,13 +62,17 @@ class FaceStage:
     """
 
     def __init__(self, face_model: str | None = None, detector: str = "full", max_faces: int = 4,
-                 detect_every: int = 10, min_score: float = 0.5, threads: int | None = None):
+                 detect_every: int = 0, min_score: float = 0.5, threads: int | None = None,
+                 grace_frames: int = GRACE_FRAMES):
         if detector not in DETECTOR_KINDS:
             raise ValueError(f"detector must be one of {DETECTOR_KINDS}, got {detector!r}")
         if not isinstance(max_faces, int) or max_faces < 1:
             raise ValueError(f"max_faces must be an integer >= 1, got {max_faces!r}")
-        if not isinstance(detect_every, int) or detect_every < 1:
-            raise ValueError(f"detect_every must be an integer >= 1, got {detect_every!r}")
+        if not isinstance(detect_every, int) or detect_every < 0:
+            raise ValueError(f"detect_every must be an integer >= 0 (0: only when a face is missing), "
+                             f"got {detect_every!r}")
+        if not isinstance(grace_frames, int) or grace_frames < 0:
+            raise ValueError(f"grace_frames must be an integer >= 0, got {grace_frames!r}")
         if not 0.0 <= float(min_score) <= 1.0:
             raise ValueError(f"min_score must be in [0, 1], got {min_score!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -76,18 +83,28 @@ class FaceStage:
         self.detector = BlazeFace(models.detector, detector, threads)
         self.mesh = FaceMesh(models.mesh, threads)
         self.num_landmarks = self.mesh.num_points
-        self._tracker = Tracker(self.detector, self.mesh, max_faces, detect_every, float(min_score))
+        self._tracker = Tracker(self.detector, self.mesh, max_faces, detect_every, float(min_score),
+                                grace_frames)
         self._closed = False
 
-    def process(self, frame_rgb: np.ndarray) -> list[Face]:
-        """The faces of the next video frame (HxWx3 uint8 RGB); tracks carry over between calls."""
+    def process(self, frame_rgb: np.ndarray, bgr: bool = False) -> list[Face]:
+        """The faces of the next video frame (HxWx3 uint8 RGB, or BGR with ``bgr=True``: no
+        full-frame colour conversion is needed); tracks carry over between calls."""
         self._check_open()
+        self._tracker.bgr = bgr
         return [_face(t) for t in self._tracker.step(_check(frame_rgb))]
 
-    def detect(self, frame_rgb: np.ndarray) -> list[Face]:
+    def detect(self, frame_rgb: np.ndarray, bgr: bool = False) -> list[Face]:
         """The faces of a single image, best first, ids 1..n; tracking state is left alone."""
         self._check_open()
+        self._tracker.bgr = bgr
         return [_face(t) for t in self._tracker.detect(_check(frame_rgb))]
+
+    @property
+    def beyond_max(self) -> int:
+        """Faces the last ``process``/``detect`` call found but dropped for ``max_faces`` (counted
+        when the detector ran in that call)."""
+        return self._tracker.beyond_max
 
     def reset(self) -> None:
         """Forget all tracks (a new, unrelated source); ids restart at 1."""

@@ -141,30 +141,31 @@ class BlazeFace:
         # Compare logits, not sigmoids: only the few anchors above threshold are decoded.
         with np.errstate(divide="ignore"):
             self._logit_thr = float(np.log(thr) - np.log1p(-thr)) if thr < 1.0 else np.inf
-        self._canvas = np.zeros((spec.size, spec.size, 3), np.uint8)
-        self._tensor = np.zeros((1, spec.size, spec.size, 3), np.float32)
+        self._tensor = np.full((1, spec.size, spec.size, 3), -1.0, np.float32)  # -1: black border
         self._frame_shape: tuple[int, int] | None = None
         self._place = (0, 0, 1, 1, 1.0, 1.0)  # pad_x, pad_y, new_w, new_h, sx, sy
 
-    def _letterbox(self, frame: np.ndarray) -> None:
-        """Fit the frame into the square input, centred, zero (black) border; fill the tensor."""
+    def _letterbox(self, frame: np.ndarray, bgr: bool) -> None:
+        """Fit the frame into the square input, centred, zero (black) border, straight into the
+        float tensor: one resize and one scale-and-offset pass over the model's pixels only."""
         h, w = frame.shape[:2]
         size = self.spec.size
         if self._frame_shape != (h, w):
             s = size / max(h, w)
             nw, nh = max(1, round(w * s)), max(1, round(h * s))
             self._place = ((size - nw) // 2, (size - nh) // 2, nw, nh, nw / w, nh / h)
-            self._canvas[:] = 0
+            self._tensor.fill(-1.0)
             self._frame_shape = (h, w)
         px, py, nw, nh, _, _ = self._place
         # Bilinear like MediaPipe's own warp: INTER_AREA was tried and scores small faces lower.
-        self._canvas[py:py + nh, px:px + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        np.multiply(self._canvas, np.float32(2.0 / 255.0), out=self._tensor[0], casting="unsafe")
-        self._tensor -= 1.0
+        small = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        region = self._tensor[0, py:py + nh, px:px + nw]
+        np.multiply(small[..., ::-1] if bgr else small, np.float32(2.0 / 255.0), out=region, casting="unsafe")
+        region -= 1.0
 
-    def detect(self, frame_rgb: np.ndarray) -> Detections:
-        """Faces in an HxWx3 uint8 RGB frame, best first."""
-        self._letterbox(frame_rgb)
+    def detect(self, frame_rgb: np.ndarray, bgr: bool = False) -> Detections:
+        """Faces in an HxWx3 uint8 RGB frame (BGR with ``bgr=True``), best first."""
+        self._letterbox(frame_rgb, bgr)
         self.interp.set_tensor(self._in, self._tensor)
         self.interp.invoke()
         logits = self.interp.get_tensor(self._cls).reshape(-1)

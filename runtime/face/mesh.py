@@ -50,11 +50,13 @@ class FaceMesh:
                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         return self._crop
 
-    def run(self, frame_rgb: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
-        """Landmarks (N, 3) in frame pixels and the presence probability for the face in ``roi``."""
+    def run(self, frame_rgb: np.ndarray, roi: Roi, bgr: bool = False) -> tuple[np.ndarray, float]:
+        """Landmarks (N, 3) in frame pixels and the presence probability for the face in ``roi``
+        (``bgr=True``: the frame is BGR; only the small crop's channels are swapped)."""
         m = crop_to_frame(roi, self.size)
         crop = self.crop(frame_rgb, roi, m)
-        np.multiply(crop, np.float32(1.0 / 255.0), out=self._tensor[0], casting="unsafe")
+        np.multiply(crop[..., ::-1] if bgr else crop, np.float32(1.0 / 255.0), out=self._tensor[0],
+                    casting="unsafe")
         self.interp.set_tensor(self._in, self._tensor)
         self.interp.invoke()
         logit = float(self.interp.get_tensor(self._score).reshape(-1)[0])
