@@ -68,9 +68,10 @@ class AUDetector:
         threads: CPU threads for the engines.
         mode: ``"video"``, ``"image"``, or ``None``: video for ``process``, and for ``stream`` chosen
             by the source (image files and folders: image; everything else: video).
-        detect_every: ``0`` (default, cheapest): the face detector runs only while a face is
-            missing (none tracked, or a track lost); ``N > 0``: also every N frames while fewer
-            than ``max_faces`` are tracked, to pick up newcomers sooner (one detector run each).
+        detect_every: while fewer than ``max_faces`` are tracked, the face detector also runs
+            every N frames to pick up newcomers (default 10: a newcomer is found within 10
+            frames for about a tenth of a detector run per frame; ``1``: every such frame;
+            ``0``: only while a face is missing — none tracked, or a track lost).
         calibrate_neutral_s: ``> 0``: per-track neutral baseline from the track's first seconds,
             subtracted from its AU probabilities (``runtime.neutral``; video mode only).
         smooth_landmarks: One Euro on the face mesh before alignment (MediaPipe's video-mode
@@ -82,7 +83,7 @@ class AUDetector:
 
     def __init__(self, engine: str | Path | Engine = "default", max_faces: int = 4,
                  face_model: str | None = None, detector: str = "full", smooth: bool = True,
-                 threads: int | None = None, mode: str | None = None, detect_every: int = 0,
+                 threads: int | None = None, mode: str | None = None, detect_every: int = 10,
                  calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None):
         if not isinstance(max_faces, int) or max_faces < 1:
             raise ValueError(f"max_faces must be an integer >= 1, got {max_faces!r}")

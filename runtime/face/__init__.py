@@ -47,9 +47,9 @@ class FaceStage:
         detector: ``"full"`` (BlazeFace full range, 192 px: faces across a room) or ``"short"``
             (128 px, faces within ~2 m, as inside MediaPipe's FaceLandmarker).
         max_faces: most faces tracked (and returned) at once.
-        detect_every: ``0`` (default, cheapest): the detector runs only while no face is tracked or
-            a track is lost; ``N > 0``: also every N frames while fewer than ``max_faces`` are
-            tracked, to pick up newcomers (``1``: every such frame, one detector run each).
+        detect_every: while fewer than ``max_faces`` are tracked, the detector also runs every N
+            frames to pick up newcomers (default 10; ``1``: every such frame, one detector run
+            each; ``0``: only while no face is tracked or a track is lost).
         min_score: mesh presence probability below which a face is not reported (its track is
             kept ``grace_frames`` frames for the face to come back, then ended).
         grace_frames: frames a lost track keeps its id, waiting to be re-found (``tracker``).
@@ -62,7 +62,7 @@ class FaceStage:
     """
 
     def __init__(self, face_model: str | None = None, detector: str = "full", max_faces: int = 4,
-                 detect_every: int = 0, min_score: float = 0.5, threads: int | None = None,
+                 detect_every: int = 10, min_score: float = 0.5, threads: int | None = None,
                  grace_frames: int = GRACE_FRAMES):
         if detector not in DETECTOR_KINDS:
             raise ValueError(f"detector must be one of {DETECTOR_KINDS}, got {detector!r}")

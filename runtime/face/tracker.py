@@ -1,9 +1,9 @@
 """MediaPipe-style face tracking: the detector finds faces, the mesh follows them.
 
 Each tracked face's next ROI comes from its own landmarks, so the (slower, less precise) detector
-runs only when needed: while nothing is tracked or a track is lost (``detect_every=0``, the
-default), or also every ``detect_every`` frames while fewer than ``max_faces`` are tracked (to
-pick up newcomers). When the mesh's presence score drops below ``min_score`` (a blink into a
+runs only when needed: while nothing is tracked or a track is lost, and every ``detect_every``
+frames (``FaceStage``'s default 10; 0 = never) while fewer than ``max_faces`` are tracked (to pick
+up newcomers). When the mesh's presence score drops below ``min_score`` (a blink into a
 blur, a hand in front, a dropped frame) the track is not ended at once: it is kept for
 ``grace_frames`` frames, its mesh tried again at the last ROI, and a detection overlapping that
 ROI (IoU > ``REASSOCIATE_IOU``) is given back its id. A face gone for longer gets a new id (there
