@@ -60,7 +60,7 @@ class DistillObjective:
         self.student, self.teacher, self.cfg = student, teacher, cfg
         self.mean, self.std, self.pos_weight, self.unlabeled = mean, std, pos_weight, unlabeled
         needs_tokens = cfg.w_feat > 0 or cfg.w_rel > 0
-        if needs_tokens and student.proj is None:
+        if needs_tokens and student.distill_proj is None:
             raise ValueError("model.w_feat/w_rel > 0 need the teacher's AU tokens; this teacher has none "
                              "(set model.w_feat=0 model.w_rel=0)")
         self.needs_tokens = needs_tokens

@@ -71,6 +71,11 @@ def student_mean_std(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return (LITE_MEAN, LITE_STD) if arch.startswith("efficientnet_lite") else (IMAGENET_MEAN, IMAGENET_STD)
 
 
+def feature_dim(backbone: nn.Module) -> int:
+    """Width of a ``num_classes=0`` timm model's output (MobileNetV4 pools before a conv head)."""
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+
+
 class StudentNet(nn.Module):
     """The exported detector: normalised ``B×3×H×W`` -> AU logits ``B×A``."""
 
@@ -78,7 +83,7 @@ class StudentNet(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(backbone.num_features, num_aus)
+        self.head = nn.Linear(feature_dim(backbone), num_aus)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Globally pooled features ``B×C``."""
@@ -101,7 +106,7 @@ class AUStudent(nn.Module):
             load_lite_imagenet(backbone, cfg.arch)
         self.net = StudentNet(backbone, len(aus), cfg.drop_rate)
         d = int(cfg.distill_dim)
-        self.proj = nn.Linear(backbone.num_features, len(aus) * d) if d > 0 else None
+        self.distill_proj = nn.Linear(feature_dim(backbone), len(aus) * d) if d > 0 else None
 
     def au_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -111,9 +116,9 @@ class AUStudent(nn.Module):
 
     def distill_tokens(self, feats: torch.Tensor) -> torch.Tensor:
         """Pooled features -> ``B×A×D`` tokens comparable with the teacher's."""
-        if self.proj is None:
+        if self.distill_proj is None:
             raise RuntimeError("this student has no projector (model.distill_dim=0)")
-        return self.proj(feats).view(feats.shape[0], len(self.aus), -1)
+        return self.distill_proj(feats).view(feats.shape[0], len(self.aus), -1)
 
     def forward(self, x: torch.Tensor, with_tokens: bool = False):
         """Logits; with ``with_tokens`` also the projected tokens, in the same call so that DDP
@@ -122,7 +127,7 @@ class AUStudent(nn.Module):
         logits = self.net.head(self.net.drop(feats))
         if not with_tokens:
             return logits
-        return logits, (self.distill_tokens(feats) if self.proj is not None else None)
+        return logits, (self.distill_tokens(feats) if self.distill_proj is not None else None)
 
     def main_parameters(self) -> Iterator[nn.Parameter]:
         return self.parameters()

@@ -39,6 +39,7 @@ class FrozenTeacher(nn.Module):
         if missing:
             raise ValueError(f"the teacher predicts {teacher_aus}, not the run's {missing}; set aus: to a subset")
         self.register_buffer("columns", torch.tensor([teacher_aus.index(a) for a in aus]), persistent=False)
+        self.train(False)
 
     def train(self, mode: bool = True) -> "FrozenTeacher":
         return super().train(False)  # frozen: BatchNorm statistics and dropout never change
