@@ -280,3 +280,29 @@ def test_distill_cli_errors_are_one_line(teacher_ckpt, tmp_path):
         proc = run(cmd, ok=False)
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert proc.stderr.strip().count("\n") == 0 and needle in proc.stderr, proc.stderr
+
+
+def test_unlabeled_frames_join_with_unknown_labels(small_data, teacher_ckpt):
+    """An extra cache mixed in by config: its frames have every AU unknown, so only the teacher
+    (pseudo/soft terms) teaches on them; draws are seeded and resumable."""
+    from distill.objective import UnlabeledFrames
+    from distill.task import StudentTask
+    from train.task import normalize
+
+    task = StudentTask({"arch": "mobilenetv2_100", "pretrained": False, "w_hard": 0, "w_soft": 0, "w_feat": 0,
+                        "w_rel": 0, "w_pseudo": 1, "pseudo_confidence": 0.5, "unlabeled": str(small_data),
+                        "unlabeled_batch": 3}, str(teacher_ckpt))
+    student = task.build_model(task.cfg.to_dict(), AUS, 64).train()
+    objective = task.build_objective(student, torch.ones(len(AUS)), torch.Generator().manual_seed(0))
+    u8 = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    batch = {"image_u8": u8, "image": normalize(u8, task.mean, task.std), "labels": torch.zeros(2, len(AUS)),
+             "mask": torch.ones(2, len(AUS), dtype=torch.bool)}  # all labeled: pseudo only from the extra frames
+    loss, terms = objective(batch)
+    assert loss.item() > 0 and objective.state_dict() == {"unlabeled_draws": 1}
+    loss.backward()
+    assert next(student.net.backbone.parameters()).grad.abs().sum() > 0
+    a, b = UnlabeledFrames(str(small_data), 64, 3, seed=0), UnlabeledFrames(str(small_data), 64, 3, seed=0)
+    first = a.next()
+    assert first.shape == (3, 3, 64, 64) and first.dtype == torch.uint8
+    b.draws = 1  # a resumed run continues with draw 1, not draw 0
+    assert not torch.equal(b.next(), first) and torch.equal(UnlabeledFrames(str(small_data), 64, 3).next(), first)
