@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 
 
+def _round(v: float | None) -> float | None:
+    return v if v is None else round(v, 4)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m distill", description="Distil an AU teacher into a small student.")
     p.add_argument("--teacher", required=True, help="teacher checkpoint, e.g. runs/NAME/best.pt")
@@ -48,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     f1, tf1 = metrics["f1"]["mean"], metrics.get("teacher", {}).get("f1", {}).get("mean")
-    r = lambda v: v if v is None else round(v, 4)  # noqa: E731
-    print(f"student mean F1 {r(f1)}, teacher {r(tf1)} on {metrics['split']} "
+    print(f"student mean F1 {_round(f1)}, teacher {_round(tf1)} on {metrics['split']} "
           f"(label kinds: {', '.join(metrics['label_kinds'])})")
     return 0
 

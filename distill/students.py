@@ -7,8 +7,9 @@ the feature projector used by distillation lives beside it and is never exported
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,7 +43,7 @@ class StudentConfig:
     distill_dim: int = 0  # teacher token width D (set from the teacher; 0 = no projector)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "StudentConfig":
+    def from_dict(cls, raw: dict[str, Any]) -> StudentConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:

@@ -35,7 +35,7 @@ class StudentTask(Task):
             self.cfg.distill_dim = self._teacher_token_dim()
 
     @classmethod
-    def from_checkpoint(cls, ck: dict[str, Any]) -> "StudentTask":
+    def from_checkpoint(cls, ck: dict[str, Any]) -> StudentTask:
         task = cls(json.loads(ck["model_config"]))  # no teacher load: model_config has distill_dim
         task.teacher_checkpoint = ck.get("teacher_checkpoint") or None
         task.mean, task.std = tuple(ck["mean"]), tuple(ck["std"])

@@ -41,7 +41,7 @@ class FrozenTeacher(nn.Module):
         self.register_buffer("columns", torch.tensor([teacher_aus.index(a) for a in aus]), persistent=False)
         self.train(False)
 
-    def train(self, mode: bool = True) -> "FrozenTeacher":
+    def train(self, mode: bool = True) -> FrozenTeacher:
         return super().train(False)  # frozen: BatchNorm statistics and dropout never change
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
