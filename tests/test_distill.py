@@ -221,6 +221,7 @@ def small_data(data_dir, tmp_path_factory) -> Path:
 COMMON = ["epochs=1", "batch_size=8", "warmup_steps=100"]
 
 
+@pytest.mark.slow
 def test_distill_end_to_end_reload_and_resume(small_data, teacher_ckpt, tmp_path):
     from train import checkpoint
     from train.task import task_for_checkpoint
