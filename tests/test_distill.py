@@ -306,3 +306,18 @@ def test_unlabeled_frames_join_with_unknown_labels(small_data, teacher_ckpt):
     assert first.shape == (3, 3, 64, 64) and first.dtype == torch.uint8
     b.draws = 1  # a resumed run continues with draw 1, not draw 0
     assert not torch.equal(b.next(), first) and torch.equal(UnlabeledFrames(str(small_data), 64, 3).next(), first)
+
+
+def test_teacher_is_frozen_and_must_cover_the_run_aus(teacher_ckpt):
+    from distill.teacher import FrozenTeacher, load_teacher_checkpoint
+
+    ck = load_teacher_checkpoint(teacher_ckpt)
+    with pytest.raises(ValueError, match="AU06"):
+        FrozenTeacher(ck, ["AU01", "AU06"])
+    t = FrozenTeacher(ck, ["AU12", "AU01"]).train()  # train() keeps it in eval mode
+    assert not t.training and not any(p.requires_grad for p in t.parameters())
+    u8 = torch.randint(0, 256, (2, 3, 96, 96), dtype=torch.uint8)  # a student at 96 px: resized to 64
+    logits, tokens = t(u8)
+    full, _ = FrozenTeacher(ck, AUS)(u8)
+    assert logits.shape == (2, 2) and tokens.shape == (2, 2, 64)
+    torch.testing.assert_close(logits, full[:, [2, 0]])  # the run's AU order, not the teacher's
