@@ -211,7 +211,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log, task:
                 save("last.pt", epoch, b + 1)
                 break
         last_terms = {k: distributed.all_reduce_mean(d, v / max(1, count)) for k, v in sums.items()}
-        probs, labels_v, mask_v = predict(ddp, val_dl, d)
+        probs, labels_v, mask_v = predict(ddp, val_dl, d, task.mean, task.std)
         val = au_report(probs, labels_v, mask_v, aus)
         val_f1 = val["f1"]["mean"] or 0.0
         history.append({"epoch": epoch + 1, "step": step, "val_f1_mean": val_f1, **last_terms})
@@ -256,8 +256,9 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
                "label_kinds": present, "loss_terms": {k: round(v, 5) for k, v in loss_terms.items()},
                "by_label_kind": _by_kind(pt, lt, mt, cache.field("kind")[np.sort(idx[test_split])][:, cols],
                                          kinds, aus, thr)}
-    metrics.update(task.extra_metrics(lambda m, mean=TeacherTask.mean, std=TeacherTask.std: predict(
-        m.to(d.device), test_dl, d, mean, std), aus))
+    loaders = {"val": val_dl, "test": test_dl}
+    metrics.update(task.extra_metrics(lambda m, mean=TeacherTask.mean, std=TeacherTask.std, split="test": predict(
+        m.to(d.device), loaders[split], d, mean, std), aus))
     if d.is_main:
         tmp = run_dir / "metrics.json.tmp"
         tmp.write_text(json.dumps(metrics, indent=2))

@@ -1,0 +1,111 @@
+"""``StudentTask``: a distilled student on the shared training engine (``train.engine.train``).
+
+The checkpoint records the student config (``model_config``, with the teacher's token width) and
+the teacher checkpoint path, so ``task_for_checkpoint(ck).model_from_checkpoint(ck)`` rebuilds the
+student without the teacher file or the ImageNet packages.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+import torch
+from torch import nn
+
+from distill.students import AUStudent, StudentConfig, create_student, student_mean_std
+from train.task import Objective, Task
+
+
+class StudentTask(Task):
+    """Args:
+        model_cfg: the config's ``model:`` section (``StudentConfig`` fields).
+        teacher_checkpoint: path of the frozen teacher (needed to train and for ``extra_metrics``;
+            not to rebuild a trained student).
+    """
+
+    kind = "student"
+
+    def __init__(self, model_cfg: dict[str, Any], teacher_checkpoint: str | None = None):
+        self.cfg = StudentConfig.from_dict(dict(model_cfg))
+        self.teacher_checkpoint = teacher_checkpoint
+        self.mean, self.std = student_mean_std(self.cfg.arch)
+        self._teacher_ck: dict[str, Any] | None = None
+        if teacher_checkpoint and not self.cfg.distill_dim and (self.cfg.w_feat > 0 or self.cfg.w_rel > 0):
+            self.cfg.distill_dim = self._teacher_token_dim()
+
+    @classmethod
+    def from_checkpoint(cls, ck: dict[str, Any]) -> StudentTask:
+        task = cls(json.loads(ck["model_config"]))  # no teacher load: model_config has distill_dim
+        task.teacher_checkpoint = ck.get("teacher_checkpoint") or None
+        task.mean, task.std = tuple(ck["mean"]), tuple(ck["std"])
+        return task
+
+    # -- the teacher -------------------------------------------------------------------------
+    def teacher_ck(self) -> dict[str, Any]:
+        from distill.teacher import load_teacher_checkpoint
+
+        if not self.teacher_checkpoint:
+            raise ValueError("this student task has no teacher checkpoint (pass --teacher CKPT)")
+        if self._teacher_ck is None:
+            self._teacher_ck = load_teacher_checkpoint(self.teacher_checkpoint)
+        return self._teacher_ck
+
+    def teacher(self, aus: list[str], device: torch.device | str = "cpu"):
+        from distill.teacher import FrozenTeacher
+
+        return FrozenTeacher(self.teacher_ck(), aus).to(device)
+
+    def _teacher_token_dim(self) -> int:
+        ck = self.teacher_ck()
+        return self.teacher(list(ck["aus"])[:1]).token_dim()
+
+    # -- Task interface ----------------------------------------------------------------------
+    def build_model(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> nn.Module:
+        cfg = StudentConfig.from_dict({**dict(model_cfg), "distill_dim": model_cfg.get("distill_dim")
+                                       or self.cfg.distill_dim})
+        return create_student(cfg, aus, input_size)
+
+    def build_objective(self, model: nn.Module, pos_weight: torch.Tensor, generator: torch.Generator) -> Objective:
+        import os
+
+        from distill.objective import DistillObjective, UnlabeledFrames
+
+        device = next(model.parameters()).device
+        unlabeled = None
+        if self.cfg.unlabeled_batch > 0:
+            seed = int(generator.initial_seed())
+            unlabeled = UnlabeledFrames(self.cfg.unlabeled, model.input_size, self.cfg.unlabeled_batch, seed,
+                                        int(os.environ.get("RANK", "0")))
+        return DistillObjective(model, self.teacher(list(model.aus), device), self.cfg, self.mean, self.std,
+                                pos_weight, unlabeled)
+
+    def checkpoint_meta(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> dict[str, Any]:
+        full = {**StudentConfig.from_dict(dict(model_cfg)).to_dict(), "distill_dim": self.cfg.distill_dim}
+        meta = super().checkpoint_meta(full, aus, input_size)
+        meta["teacher_checkpoint"] = str(self.teacher_checkpoint or "")
+        return meta
+
+    def model_from_checkpoint(self, ck: dict[str, Any]) -> nn.Module:
+        cfg = {**json.loads(ck["model_config"]), "pretrained": False}  # the checkpoint has the weights
+        model = self.build_model(cfg, list(ck["aus"]), int(ck["input_size"]))
+        model.load_state_dict(ck["model"])
+        return model
+
+    def export_module(self, model: nn.Module) -> nn.Module:
+        return model.net if isinstance(model, AUStudent) else model
+
+    def extra_metrics(self, predict_on, aus: list[str]) -> dict[str, Any]:
+        """The teacher on the same evaluation set, thresholds calibrated on the same val split as
+        the student's (when the engine offers it), so the two rows compare like for like."""
+        from train.metrics import au_report, calibrate_thresholds
+
+        if not self.teacher_checkpoint:
+            return {}
+        teacher = self.teacher(aus)
+        mean, std = teacher.mean, teacher.std
+        thr = None
+        if "split" in inspect.signature(predict_on).parameters:  # else thresholds 0.5
+            thr = calibrate_thresholds(*predict_on(teacher, mean, std, split="val"))
+        pt, lt, mt = predict_on(teacher, mean, std)
+        return {"teacher": {**au_report(pt, lt, mt, aus, thr), "checkpoint": str(self.teacher_checkpoint)}}
