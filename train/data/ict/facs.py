@@ -15,10 +15,11 @@ Three AUs of the contract set have no shape of their own there, so they are comp
   the lips thinned): FACS's narrowed, thinned, tense lips. ``mouthFunnel`` was tried first but it
   opens the lips at the centre (upper +0.6 cm, lower -0.9 cm), which AU23 does not.
 
-Weights: an AU weight ``w`` in [0, 1] multiplies the AU's shape mix; FACS intensities A..E map
-linearly to 0.2..1.0 (``FACS_WEIGHT``). Labels: an AU is present (1) when ``w >= FACS_WEIGHT["B"]``
-(0.4), else absent (0), so trace (A-level) renders count as absent: the occurrence rule of DISFA
-(intensity >= 2), the stricter of the published ones, because a trace warp of a few pixels is not
+Weights: an AU weight ``w`` in [0, 1] multiplies the AU's shape mix; FACS intensities A..E are
+the bands of width 0.2 centred on 0.2, 0.4, ..., 1.0 (``FACS_BANDS``; ``FACS_WEIGHT`` the
+centres). Labels: an AU is present (1) when ``w >= PRESENT_AT`` = 0.3, the lower edge of band B,
+i.e. at intensity B or above, else absent (0): trace (A-level) renders count as absent, the
+occurrence rule of DISFA (intensity >= 2), because a trace warp of a pixel or two is not
 visible at the crop sizes the models see.
 """
 from __future__ import annotations
@@ -56,7 +57,9 @@ CONTRACT_AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 17, 23, 24, 2
 LABELLED_AUS: tuple[int, ...] = tuple(sorted(AU_SHAPES))
 
 FACS_WEIGHT: dict[str, float] = {"A": 0.2, "B": 0.4, "C": 0.6, "D": 0.8, "E": 1.0}
-PRESENT_AT = FACS_WEIGHT["B"]
+FACS_BANDS: dict[str, tuple[float, float]] = {
+    k: (round(max(v - 0.1, 0.1), 6), round(min(v + 0.1, 1.0), 6)) for k, v in FACS_WEIGHT.items()}
+PRESENT_AT = FACS_BANDS["B"][0]  # 0.3
 
 # An AU whose shape necessarily shows another AU labels that one too (at its own weight).
 IMPLIES: dict[int, tuple[int, ...]] = {26: (25,)}
