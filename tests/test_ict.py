@@ -150,6 +150,10 @@ def test_flow_is_expressive_to_neutral(photos, ict_path):
         q = r.moved68[row]
         back = q + r.flow[int(round(q[1])), int(round(q[0]))]
         assert np.linalg.norm(back - r.landmarks68[row]) < 1.5
+        # ... and the dense forward field moves the neutral corner where the ICT landmark goes.
+        p = r.landmarks68[row]
+        fwd = r.forward[int(round(p[1])), int(round(p[0]))]
+        assert np.linalg.norm(p + fwd - q) < 1.5
     assert r.folded == 0
 
 

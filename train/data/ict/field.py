@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy.interpolate import LinearNDInterpolator
 from scipy.spatial import ConvexHull, Delaunay
@@ -19,7 +20,8 @@ from scipy.spatial import ConvexHull, Delaunay
 RING_MARGIN = 0.12   # anchor ring this far outside the face hull (fraction of the face size)
 RING_POINTS = 64
 BORDER_POINTS = 8    # per image side
-FOLD_ROUNDS = 6
+FOLD_ROUNDS = 7
+GRID_STEP = 2      # maps are interpolated on this lattice (px) and upsampled
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ def dense_maps(points: np.ndarray, disp: np.ndarray, zero: np.ndarray, shape: tu
     Where the displacement would fold the control triangulation (vertices a fraction of a pixel
     apart moving apart differently, e.g. where upper and lower lip meet at the corners), the
     offending vertices are dropped from the controls (``FOLD_ROUNDS`` times at most) and their
-    neighbours interpolate them; ``protected`` rows (the 68 landmark vertices) always stay.
+    neighbours interpolate them; ``protected`` rows (the 68 landmark vertices) stay but for the
+    last two rounds (their exact displacement is returned separately, see ``render``).
 
     Args:
         points: (K, 2) neutral positions (pixels). disp: (K, 2) their displacement.
@@ -89,12 +92,14 @@ def dense_maps(points: np.ndarray, disp: np.ndarray, zero: np.ndarray, shape: tu
     prot[len(points):] = True
     if protected is not None:
         prot[np.asarray(protected)] = True
-    for _ in range(FOLD_ROUNDS):
+    for round_ in range(FOLD_ROUNDS):
         src = np.concatenate([points[keep], zero])
         d = np.concatenate([disp[keep], np.zeros_like(zero)])
         tri, bad = _folds(src, d)
-        if not bad.any():
+        if not bad.any() or round_ == FOLD_ROUNDS - 1:
             break
+        if round_ == FOLD_ROUNDS - 3:  # last resort: landmark vertices may go too (not anchors)
+            prot[:len(points)] = False
         rows = np.concatenate([np.flatnonzero(keep), len(points) + np.arange(len(zero))])
         drop = rows[np.unique(tri.simplices[bad])]
         drop = drop[~prot[drop]]
@@ -104,9 +109,27 @@ def dense_maps(points: np.ndarray, disp: np.ndarray, zero: np.ndarray, shape: tu
     folded = int(bad.sum())
     fwd_i = LinearNDInterpolator(tri, d, fill_value=0.0)
     bwd_i = LinearNDInterpolator(src + d, -d, fill_value=0.0)
-    grid = _grid(shape)
-    q = grid.reshape(-1, 2)
-    fwd = fwd_i(q).reshape(grid.shape)
-    bwd = bwd_i(q).reshape(grid.shape)
-    return Maps(fwd.astype(np.float32), (grid + bwd).astype(np.float32), folded, fwd_i,
-                int((~keep).sum()))
+    h, w = shape
+    fwd = np.zeros((h, w, 2), np.float32)
+    bwd = np.zeros((h, w, 2), np.float32)
+    # Outside the anchor ring every control point is still, so only its box is interpolated, on a
+    # GRID_STEP lattice upsampled bilinearly (the maps are smooth there but at the lip line).
+    moving = np.concatenate([points, points + disp, zero[_inside(zero, shape)]])
+    x0, y0 = np.clip(np.floor(moving.min(0)).astype(int), 0, [w - 1, h - 1])
+    x1, y1 = np.clip(np.ceil(moving.max(0)).astype(int), 0, [w - 1, h - 1])
+    xs = np.arange(x0, x1 + GRID_STEP, GRID_STEP, dtype=np.float64)
+    ys = np.arange(y0, y1 + GRID_STEP, GRID_STEP, dtype=np.float64)
+    q = np.dstack(np.meshgrid(xs, ys)).reshape(-1, 2)
+    size = (x1 - x0 + 1, y1 - y0 + 1)
+    for out, interp in ((fwd, fwd_i), (bwd, bwd_i)):
+        coarse = interp(q).reshape(len(ys), len(xs), 2).astype(np.float32)
+        m = np.array([[GRID_STEP, 0, 0], [0, GRID_STEP, 0]], np.float32)  # lattice -> pixels
+        out[y0:y1 + 1, x0:x1 + 1] = cv2.warpAffine(coarse, m, size, flags=cv2.INTER_LINEAR,
+                                                   borderMode=cv2.BORDER_REPLICATE)
+    grid = _grid(shape).astype(np.float32)
+    return Maps(fwd, grid + bwd, folded, fwd_i, int((~keep).sum()))
+
+
+def _inside(pts: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    h, w = shape
+    return (pts[:, 0] > 0) & (pts[:, 0] < w - 1) & (pts[:, 1] > 0) & (pts[:, 1] < h - 1)
