@@ -61,6 +61,10 @@ FACS_BANDS: dict[str, tuple[float, float]] = {
     k: (round(max(v - 0.1, 0.1), 6), round(min(v + 0.1, 1.0), 6)) for k, v in FACS_WEIGHT.items()}
 PRESENT_AT = FACS_BANDS["B"][0]  # 0.3
 
+# Inner lips this far apart (beyond the neutral photo's gap), in inter-ocular distances (about
+# 5 px on the London photos), show AU25 (lips part) whichever AU parted them.
+LIPS_APART_IOD = 0.05
+
 # An AU whose shape necessarily shows another AU labels that one too (at its own weight).
 IMPLIES: dict[int, tuple[int, ...]] = {26: (25,)}
 
@@ -106,15 +110,20 @@ def shape_weights(aus: Mapping[int, float]) -> dict[str, float]:
     return {s: min(v, 1.0) for s, v in mix.items() if v > 0}
 
 
-def labels_for(aus: Mapping[int, float]) -> dict[str, int]:
+def labels_for(aus: Mapping[int, float], lips_apart: bool = False) -> dict[str, int]:
     """Occurrence labels for every AU of ``LABELLED_AUS``: 1 where its weight (or that of an AU
-    implying it) is >= ``PRESENT_AT``, else 0."""
+    implying it) is >= ``PRESENT_AT``, else 0. ``lips_apart``: the render's inner lips separate by
+    at least ``LIPS_APART_IOD`` (e.g. a strong AU10 lifting the upper lip off the lower one), which
+    FACS codes as AU25 whatever caused it, so AU25 is then 1."""
     w = check_weights(aus)
     eff = {a: w.get(a, 0.0) for a in LABELLED_AUS}
     for src, implied in IMPLIES.items():
         for a in implied:
             eff[a] = max(eff[a], w.get(src, 0.0))
-    return {au_name(a): int(eff[a] >= PRESENT_AT) for a in LABELLED_AUS}
+    out = {au_name(a): int(eff[a] >= PRESENT_AT) for a in LABELLED_AUS}
+    if lips_apart:
+        out[au_name(25)] = 1
+    return out
 
 
 def expression_index(name: str) -> int:

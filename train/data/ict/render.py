@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from train.data.ict import appearance
-from train.data.ict.facs import check_weights, labels_for, shape_weights
+from train.data.ict.facs import LIPS_APART_IOD, check_weights, labels_for, shape_weights
 from train.data.ict.field import anchors, dense_maps
 from train.data.ict.mesh68 import mesh_to_68, single_vertex_rows
 from train.data.ict.model import ICTModel, load_ict
@@ -42,7 +42,7 @@ class Render:
     image: np.ndarray          # HxWx3 uint8 BGR, the expressive face
     flow: np.ndarray           # HxWx2 float32, expressive -> neutral (see the module docstring)
     moved_points: np.ndarray   # the input points, moved
-    labels: dict[str, int]     # AU name -> 0/1 (``facs.labels_for``)
+    labels: dict[str, int]     # AU name -> 0/1 (``facs.labels_for``; AU25 also when lips part)
     weights: dict[int, float]  # AU -> weight rendered
     landmarks68: np.ndarray    # (68, 2) neutral 68 points of the photo
     moved68: np.ndarray        # (68, 2) after the warp (exact ICT landmark displacement)
@@ -103,7 +103,10 @@ def render_full(photo_bgr: np.ndarray, points: np.ndarray, aus: Mapping[int, flo
         image = appearance.shade(image, p68, moved68, weights, rng)
     flow = maps.backward - np.dstack(np.meshgrid(np.arange(shape[1], dtype=np.float32),
                                                  np.arange(shape[0], dtype=np.float32)))
-    return Render(image, flow, moved, labels_for(weights), weights, p68, moved68, maps.forward,
+    iod = float(np.linalg.norm(p68[42:48].mean(0) - p68[36:42].mean(0)))
+    opening = np.linalg.norm(moved68[66] - moved68[62]) - np.linalg.norm(p68[66] - p68[62])
+    labels = labels_for(weights, lips_apart=bool(opening >= LIPS_APART_IOD * iod))
+    return Render(image, flow, moved, labels, weights, p68, moved68, maps.forward,
                   maps.folded, maps.dropped, corr.fit_rms_px)
 
 
