@@ -66,7 +66,8 @@ def _creases(p: np.ndarray, weights: Mapping[int, float], rng: np.random.Generat
     u = (eyes[1] - eyes[0]) / iod          # subject's right -> left, along the eye line
     v = np.array([-u[1], u[0]])            # down the face
     dark, light = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
-    jit = lambda: float(rng.uniform(0.85, 1.15))  # noqa: E731
+    def jit() -> float:
+        return float(rng.uniform(0.85, 1.15))
     w6 = weights.get(6, 0.0)
     if w6 > 0:
         for corner, out in ((p[36], -u), (p[45], u)):

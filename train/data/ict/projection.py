@@ -57,7 +57,7 @@ def fit_projection(model_pts: np.ndarray, image_pts: np.ndarray) -> Projection:
         raise ValueError(f"need >= 4 matching points, got {len(X)} model and {len(x)} image points")
     Xc, xc = X - X.mean(0), x - x.mean(0)
     A = np.linalg.lstsq(Xc, xc, rcond=None)[0].T          # (2, 3)
-    u, s, vt = np.linalg.svd(A, full_matrices=False)
+    u, _, vt = np.linalg.svd(A, full_matrices=False)
     r2 = u @ vt                                             # (2, 3) orthonormal rows
     scale = float(np.sum(xc * (Xc @ r2.T)) / np.sum((Xc @ r2.T) ** 2))
     rot = np.vstack([r2, np.cross(r2[0], r2[1])])
