@@ -122,7 +122,8 @@ def test_lips_parted_by_au10_label_au25(photos, ict_path):
     gap = np.linalg.norm(r.moved68[66] - r.moved68[62]) - np.linalg.norm(r.landmarks68[66] - r.landmarks68[62])
     iod = np.linalg.norm(r.landmarks68[42:48].mean(0) - r.landmarks68[36:42].mean(0))
     assert gap > 0.05 * iod and r.labels["AU25"] == 1 and r.labels["AU10"] == 1
-    assert render(bgr, mesh, {12: 1.0}, 0, model=ict_path)[3]["AU25"] == 0
+    for au in (12, 17, 24):  # lips that stay together (AU17 pushes the lower lip up) are not AU25
+        assert render(bgr, mesh, {au: 1.0}, 0, model=ict_path)[3]["AU25"] == 0, au
 
 
 def test_au26_lowers_the_chin(photos, ict_path):

@@ -35,6 +35,15 @@ def _iod(p68: np.ndarray) -> float:
     return float(np.linalg.norm(p68[42:48].mean(0) - p68[36:42].mean(0)))
 
 
+def lip_opening(neutral68: np.ndarray, moved68: np.ndarray) -> float:
+    """How much further apart (px) the inner lips are at the midline after the warp: the lower
+    inner lip (row 66) below the upper (row 62) along the face's own down direction, minus the
+    same on the neutral photo. Signed, so a lower lip pushed up (AU17) does not count as open."""
+    eye = neutral68[42:48].mean(0) - neutral68[36:42].mean(0)
+    down = np.array([-eye[1], eye[0]]) / max(float(np.linalg.norm(eye)), 1e-9)
+    return float((moved68[66] - moved68[62]) @ down - (neutral68[66] - neutral68[62]) @ down)
+
+
 def _crease(dark: np.ndarray, light: np.ndarray, line: np.ndarray, depth: float, offset: np.ndarray) -> None:
     """A tapered crease: a dark core line, and a fainter highlight beside it (the fold's lit lip)."""
     seg = np.r_[0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
@@ -136,7 +145,7 @@ def _surface(p: np.ndarray, weights: Mapping[int, float], rng: np.random.Generat
 
 def _mouth(image: np.ndarray, p0: np.ndarray, p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Dark cavity and upper teeth between inner lips that the warp pulled apart."""
-    opening = float(np.linalg.norm(p[66] - p[62]) - np.linalg.norm(p0[66] - p0[62]))
+    opening = lip_opening(p0, p)
     if opening <= MIN_OPENING_PX:
         return image
     h, w = image.shape[:2]

@@ -104,7 +104,7 @@ def render_full(photo_bgr: np.ndarray, points: np.ndarray, aus: Mapping[int, flo
     flow = maps.backward - np.dstack(np.meshgrid(np.arange(shape[1], dtype=np.float32),
                                                  np.arange(shape[0], dtype=np.float32)))
     iod = float(np.linalg.norm(p68[42:48].mean(0) - p68[36:42].mean(0)))
-    opening = np.linalg.norm(moved68[66] - moved68[62]) - np.linalg.norm(p68[66] - p68[62])
+    opening = appearance.lip_opening(p68, moved68)
     labels = labels_for(weights, lips_apart=bool(opening >= LIPS_APART_IOD * iod))
     return Render(image, flow, moved, labels, weights, p68, moved68, maps.forward,
                   maps.folded, maps.dropped, corr.fit_rms_px)
