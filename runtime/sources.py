@@ -521,6 +521,17 @@ def _reader_for(spec, live: bool | None, open_timeout_s: float, read_timeout_s: 
     return _CaptureReader(str(path), "video", path.name, repr(str(path)), live=False)
 
 
+def is_image_source(spec: str | int | os.PathLike) -> bool:
+    """True for an image file or a folder (of images): the sources the CLI runs in image mode."""
+    if isinstance(spec, bool) or not isinstance(spec, (str, os.PathLike)):
+        return False
+    text = os.fspath(spec)
+    if text.strip().isdigit() or text.startswith("gst:") or text.lower().startswith(URL_PREFIXES):
+        return False
+    path = Path(text).expanduser()
+    return path.is_dir() or (path.suffix.lower() in IMAGE_SUFFIXES and path.exists())
+
+
 def jetson_csi(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30) -> str:
     """The ``gst:`` source for a Jetson CSI camera (nvarguscamerasrc), newest frame only, BGR out."""
     return (f"gst:nvarguscamerasrc sensor-id={sensor_id} ! video/x-raw(memory:NVMM),width={width},"
