@@ -55,8 +55,8 @@ def _f(v, digits: int = 2) -> str:
 
 
 def device_lines(dev: dict) -> list[str]:
-    parts = [f"- CPU: {dev.get('cpu', '?')} ({dev.get('cpus', '?')} cores, {dev.get('machine', '?')}), governor "
-             f"{dev.get('governor', 'n/a')}; Python {dev.get('python', '?')}"]
+    parts = [(f"- CPU: {dev.get('cpu', '?')} ({dev.get('cpus', '?')} cores, {dev.get('machine', '?')}), governor "
+              f"{dev.get('governor', 'n/a')}; Python {dev.get('python', '?')}")]
     if dev.get("board"):
         parts.append(f"- Board: {dev['board']}")
     jet = dev.get("jetson")
@@ -87,11 +87,11 @@ def render(found: dict[str, list[tuple[str, dict]]], other: list[str], plot_name
     for name, p in found.get("pipeline", []):
         peer = p.get("peer") or {}
         lines += [f"## End to end (`{name}`)", "",
-                  f"{p['frames']} frames, {p['frames_with_face']} with a face; fps on the same basis for both: "
-                  f"{p.get('basis', 'without decode')}.", "",
+                  (f"{p['frames']} frames, {p['frames_with_face']} with a face; fps on the same basis for both: "
+                   f"{p.get('basis', 'without decode')}."), "",
                   "| | fps | ms/frame p50 | p99 | faces found |", "|---|---|---|---|---|",
-                  f"| au-edge ({p.get('backend', '?')} {p.get('precision', '')}) | {_f(p['fps'], 1)} | "
-                  f"{_f(p['p50_ms'])} | {_f(p['p99_ms'])} | {p['frames_with_face']}/{p['frames']} |"]
+                  (f"| au-edge ({p.get('backend', '?')} {p.get('precision', '')}) | {_f(p['fps'], 1)} | "
+                   f"{_f(p['p50_ms'])} | {_f(p['p99_ms'])} | {p['frames_with_face']}/{p['frames']} |")]
         if peer:
             lines.append(f"| {peer.get('name', 'peer')} | {_f(peer.get('fps'), 1)} | {_f(peer.get('p50_ms'))} | "
                          f"{_f(peer.get('p99_ms'))} | {peer.get('frames_with_face', '–')} |")
@@ -106,8 +106,9 @@ def render(found: dict[str, list[tuple[str, dict]]], other: list[str], plot_name
                 lines.append(f"| {label} | " + " | ".join(_f(p[key].get(s)) for s in STAGES) + " |")
         lines += ["", f"Peak RSS {_f(p.get('rss_mb'), 0)} MB.", ""]
     if found.get("bench"):
-        lines += ["## AU engine alone", "", "| file | engine | backend | precision | batch | threads | p50 ms | "
-                  "p90 ms | p99 ms | faces/s | RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["## AU engine alone", "",
+                  "| file | engine | backend | precision | batch | threads | p50 ms | p90 ms | p99 ms | faces/s | RSS MB |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, b in found["bench"]:
             lines.append(f"| {name} | {Path(str(b['engine'])).name} | {b['backend']} | {b['precision']} | {b['batch']} | "
                          f"{b.get('threads') or 'default'} | {_f(b['p50_ms'])} | {_f(b['p90_ms'])} | "
@@ -124,11 +125,11 @@ def render(found: dict[str, list[tuple[str, dict]]], other: list[str], plot_name
     for name, s in found.get("soak", []):
         lim = s.get("limits", {"rss_growth": 0.05, "p99_drift": 0.2})
         lines += [f"## Soak (`{name}`)", "",
-                  f"{s['frames']} frames: RSS {s['rss_warm_mb']:.1f} → {s['rss_end_mb']:.1f} MB after warm-up "
-                  f"({100 * s['rss_growth']:+.1f}%, limit +{100 * lim['rss_growth']:.0f}%); p99 "
-                  f"{s['p99_first_ms']:.2f} → {s['p99_last_ms']:.2f} ms "
-                  f"({100 * s.get('p99_drift', 0):+.1f}%, limit +{100 * lim['p99_drift']:.0f}%): "
-                  f"{'passed' if s['passed'] else '**FAILED**'}.", ""]
+                  (f"{s['frames']} frames: RSS {s['rss_warm_mb']:.1f} → {s['rss_end_mb']:.1f} MB after warm-up "
+                   f"({100 * s['rss_growth']:+.1f}%, limit +{100 * lim['rss_growth']:.0f}%); p99 "
+                   f"{s['p99_first_ms']:.2f} → {s['p99_last_ms']:.2f} ms "
+                   f"({100 * s.get('p99_drift', 0):+.1f}%, limit +{100 * lim['p99_drift']:.0f}%): "
+                   f"{'passed' if s['passed'] else '**FAILED**'}."), ""]
     if plot_name:
         lines += ["## Latency", "", f"![latency]({plot_name})", ""]
     elif plot_note:

@@ -16,7 +16,8 @@ _EXPORTS = {
     "load_engine": "runtime.engines",
     "AUEdgeError": "runtime.errors",
 }
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = list(_EXPORTS)
+__all__.append("__version__")
 
 
 def _version() -> str:

@@ -33,7 +33,7 @@ MODES = ("auto", "image", "video")
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad option is one line (``au-edge: error: ...``) and exit 2, no usage block."""
 
-    def error(self, message: str):  # noqa: D102 - argparse's hook
+    def error(self, message: str):
         self.exit(2, f"au-edge: error: {message} (see {self.prog} --help)\n")
 
 
@@ -99,7 +99,7 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so the run ends exactly as after Ctrl-C."""
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001 - the signal module's signature
+def _on_sigterm(signum, frame):
     raise Terminated()
 
 

@@ -104,7 +104,7 @@ class ModelCard:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "model card") -> "ModelCard":
+    def from_dict(cls, d: dict[str, Any], where: str = "model card") -> ModelCard:
         """Parse and validate a card dict against CONTRACTS.md.
 
         Raises:

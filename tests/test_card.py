@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from engine_factory import AUS
+
 from runtime.card import ModelCard, card_path, load_card
 from runtime.errors import CardError
 

@@ -12,7 +12,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from engine_factory import AUS
 
 
@@ -226,7 +225,6 @@ def test_console_script_is_not_shadowed_by_the_working_directory(tmp_path):
     """The `au-edge` script, generated as pip generates it from pyproject's [project.scripts], run from a
     folder holding a user's own `runtime/` package and `train.py`."""
     import tomllib
-
     from pip._vendor.distlib.scripts import ScriptMaker
 
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]

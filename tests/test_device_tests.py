@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from engine_factory import AUS, base_card, random_crops, reference_probs, write_onnx
 
 from device_tests import board_parsers as bp
-from engine_factory import AUS, base_card, random_crops, reference_probs, write_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 PARITY_KEYS = {"engine", "reference", "max_abs_dprob", "mean_abs_dprob", "tolerance", "passed"}
@@ -105,11 +105,11 @@ def test_soak_fails_on_a_leaking_pipeline(tiny_onnx, face_model, small_clip):
     from device_tests.soak import run_soak
     from runtime.detector import AUDetector
 
-    class Leaky(AUDetector):
-        hoard: list = []
+    hoard = []
 
+    class Leaky(AUDetector):
         def process(self, frame, t=None):
-            self.hoard.append(np.ones(16_384))  # 128 KB per frame, touched, never freed
+            hoard.append(np.ones(16_384))  # 128 KB per frame, touched, never freed
             return super().process(frame, t)
 
     res = run_soak(str(tiny_onnx), str(small_clip), frames=300, warmup=40, windows=8,

@@ -16,9 +16,9 @@ import pytest
 
 from runtime.outputs import (
     CsvOutput,
-    OpenFaceCsvOutput,
     JsonlOutput,
     MultiOutput,
+    OpenFaceCsvOutput,
     OutputError,
     ShowOutput,
     StatusLine,

@@ -19,9 +19,22 @@ from runtime.outputs.status import StatusLine
 from runtime.outputs.udp import UdpPublisher
 from runtime.outputs.video import VideoRecorder
 
-__all__ = ["Annotator", "CSV_FORMATS", "CsvOutput", "JsonlOutput", "MultiOutput", "OpenFaceCsvOutput", "Output",
-           "OutputError", "ShowOutput", "StatusLine", "UdpPublisher", "VideoRecorder", "build_outputs",
-           "draw_result"]
+__all__ = [
+    "CSV_FORMATS",
+    "Annotator",
+    "CsvOutput",
+    "JsonlOutput",
+    "MultiOutput",
+    "OpenFaceCsvOutput",
+    "Output",
+    "OutputError",
+    "ShowOutput",
+    "StatusLine",
+    "UdpPublisher",
+    "VideoRecorder",
+    "build_outputs",
+    "draw_result",
+]
 CSV_FORMATS = ("default", "openface")
 
 
