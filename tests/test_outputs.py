@@ -437,3 +437,19 @@ def test_overlay_panels_never_cover_each_other_with_five_faces(face_model, media
     for i, (x, y, w, h) in enumerate(panels):
         for (x2, y2, w2, h2) in panels[i + 1:]:
             assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y
+
+
+def test_a_fifo_output_is_written_directly(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.extend(open(fifo).read().splitlines()))
+    reader.start()
+    out = JsonlOutput(fifo)
+    out.write(results()[0], None)
+    out.close()
+    reader.join(timeout=10)
+    assert len(got) == 1 and json.loads(got[0])["frame"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.jsonl"]

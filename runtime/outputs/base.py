@@ -93,6 +93,8 @@ class AtomicText:
 
     def __init__(self, path: str | Path, what: str, newline: str | None = None):
         self.path, self.tmp = Path(path), partial_path(path)
+        if self.path.exists() and not self.path.is_file():  # a FIFO or device (/dev/stdout): write to it
+            self.tmp = self.path
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.file: IO[str] | None = open(self.tmp, "w", encoding="utf-8", newline=newline)
@@ -104,13 +106,15 @@ class AtomicText:
         if self.file is not None:
             self.file.close()
             self.file = None
-            os.replace(self.tmp, self.path)
+            if self.tmp != self.path:
+                os.replace(self.tmp, self.path)
 
     def discard(self) -> None:
         if self.file is not None:
             self.file.close()
             self.file = None
-            self.tmp.unlink(missing_ok=True)
+            if self.tmp != self.path:
+                self.tmp.unlink(missing_ok=True)
 
 
 def open_text(path: str | Path, what: str, newline: str | None = None) -> AtomicText:
