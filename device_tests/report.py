@@ -30,6 +30,8 @@ def kind_of(data: dict) -> str | None:
         return "soak"
     if set(data) == {"device"}:
         return "facts"
+    if "format_version" in data and "aus" in data and "input" in data:
+        return "card"  # an engine's model card lying beside it
     return None
 
 
@@ -105,6 +107,15 @@ def render(found: dict[str, list[tuple[str, dict]]], other: list[str], plot_name
             if key in p:
                 lines.append(f"| {label} | " + " | ".join(_f(p[key].get(s)) for s in STAGES) + " |")
         lines += ["", f"Peak RSS {_f(p.get('rss_mb'), 0)} MB.", ""]
+    if found.get("card"):
+        lines += ["## Engines (model cards)", "", "| card | model | trained | input | dtype | AUs |",
+                  "|---|---|---|---|---|---|"]
+        for name, c in found["card"]:
+            model, inp = c.get("model") or {}, c.get("input") or {}
+            size = "x".join(str(v) for v in inp.get("size", []))
+            lines.append(f"| {name} | {model.get('name', '?')} | {'no' if model.get('trained') is False else 'yes'} | "
+                         f"{size} {inp.get('layout', '')} | {inp.get('dtype', '?')} | {len(c.get('aus', []))} |")
+        lines.append("")
     if found.get("bench"):
         lines += ["## AU engine alone", "",
                   "| file | engine | backend | precision | batch | threads | p50 ms | p90 ms | p99 ms | faces/s | RSS MB |",

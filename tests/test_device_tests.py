@@ -247,14 +247,17 @@ def test_report_from_the_json_of_the_device_tests(tiny_onnx, engine_with_referen
         "--face-model", face_model, "--json", out_dir / "soak.json")
     assert _dt("sysinfo", "--json", out_dir / "device.json").returncode == 0
     (out_dir / "notes.json").write_text('{"something": "else"}')
+    (out_dir / "au.onnx.json").write_text(Path(str(engine_with_reference) + ".json").read_text())  # a card
     proc = _dt("report", "--in", out_dir, "--out", out_dir / "report.md")
     assert proc.returncode == 0, proc.stderr
     md = (out_dir / "report.md").read_text()
     pipe, bench, soak = (json.loads((out_dir / f"{n}.json").read_text()) for n in ("pipeline", "bench", "soak"))
-    for section in ("## Device", "## End to end", "## AU engine alone", "## Parity", "## Soak", "## Latency"):
+    for section in ("## Device", "## End to end", "## Engines (model cards)", "## AU engine alone", "## Parity",
+                    "## Soak", "## Latency"):
         assert section in md, md
     assert f"{pipe['fps']:.1f}" in md and f"{bench['p50_ms']:.2f}" in md and f"{soak['rss_warm_mb']:.1f}" in md
     assert "notes.json" in md  # not ours: listed, not dropped silently
+    assert "| au.onnx.json | tiny-test | yes | 64x64 NCHW | float32 | 15 |" in md
     png = out_dir / "report_latency.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "(report_latency.png)" in md
     proc = _dt("report", "--in", tmp_path / "nowhere", "--out", tmp_path / "r.md")
