@@ -1,5 +1,4 @@
-"""``python -m runtime.camera`` (or ``au-edge camera``): live AU detection from a camera, file, folder, URL or
-GStreamer pipeline.
+"""``python -m runtime.camera`` / ``au-edge camera``: AU detection from a camera, file, folder, URL or gst: pipeline.
 
 Exit codes: 0 at the end of a finite source; 2 with one line for a bad engine, card, source or option;
 130 after Ctrl-C and 143 after SIGTERM (how systemd and docker stop a process): in both cases the
