@@ -3,7 +3,9 @@
 Its weights are random (no trained student exists yet), so its AU outputs mean nothing; the card
 says so (``model.trained: false``). It has the size and operators of a real student, which is
 what latency and memory benchmarks need. INT8 is calibrated on aligned faces from a real clip.
-Needs the train and export extras (torch, timm, litert-torch, ai-edge-quantizer).
+Beside each engine it writes the parity reference ``X.parity.npz`` (shared interface: crops, the
+PyTorch model's probabilities, the board tolerance), so ``device_tests.parity`` can check the engine
+on a board. Needs the train and export extras (torch, timm, litert-torch, ai-edge-quantizer).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from runtime.aus import DEFAULT_MODEL_AUS, names
 from runtime.card import InputSpec, ModelCard
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+REFERENCE_CROPS = 32  # crops in the parity reference, as the export stage writes it
 
 
 def calibration_crops(source: str, size: int, crop_size: int, n: int = 64) -> np.ndarray:
@@ -64,14 +67,33 @@ def build(out: Path, arch: str, size: int, source: str | None, int8: bool = True
         metrics={}, parity={},
     )
     card.write(float_path)
-    if not int8:
-        return float_path
     crops = (calibration_crops(source, size, 256) if source else
              np.random.default_rng(0).integers(0, 256, (32, size, size, 3), dtype=np.uint8))
     x = ((crops / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32).transpose(0, 3, 1, 2)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x[:REFERENCE_CROPS])).numpy()
+    write_parity_reference(float_path, crops[:REFERENCE_CROPS], expected, aus, "fp32")
+    if not int8:
+        return float_path
     quantize_int8(float_path, [x], out)
     card_for_tflite(out, card).write(out)
+    write_parity_reference(out, crops[:REFERENCE_CROPS], expected, aus, "int8")
     return out
+
+
+def write_parity_reference(engine: Path, crops: np.ndarray, expected: np.ndarray, aus: list[str],
+                           precision: str) -> Path:
+    """``engine.parity.npz``; the tolerance is what this engine shows here against PyTorch, with room
+    (1.5x, at least 0.05 for INT8 / 1e-3 for float), as the export stage sets it."""
+    from runtime.engines import load_engine
+
+    with load_engine(engine) as eng:
+        measured = float(np.abs(eng.infer(crops) - expected).max())
+    tolerance = max(0.05 if precision == "int8" else 1e-3, 1.5 * measured)
+    ref = engine.with_name(engine.name + ".parity.npz")
+    np.savez_compressed(ref, crops=np.ascontiguousarray(crops, np.uint8), expected=expected.astype(np.float32),
+                        tolerance=np.float32(tolerance), aus=np.array(aus), precision=np.array(precision))
+    return ref
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--float", action="store_true", help="float32 only, no INT8")
     args = p.parse_args(argv)
     path = build(args.out, args.arch, args.size, args.calib_source, int8=not args.float)
-    print(f"wrote {path} and {path.name}.json (random weights: for timing only)")
+    print(f"wrote {path}, {path.name}.json and {path.name}.parity.npz (random weights: for timing only)")
     return 0
 
 

@@ -17,6 +17,20 @@ _EXPORTS = {
     "AUEdgeError": "runtime.errors",
 }
 __all__ = list(_EXPORTS)
+__all__.append("__version__")
+
+
+def _version() -> str:
+    """The installed distribution's version (one place: pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("au-edge")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 
 def __getattr__(name: str):

@@ -1,32 +1,74 @@
-"""``python -m runtime.camera``: live AU detection from a camera, file, folder, URL or GStreamer pipeline.
+"""``python -m runtime.camera`` / ``au-edge camera``: AU detection from a camera, file, folder, URL or gst: pipeline.
 
-Exit codes: 0 at the end of a finite source, 2 with one line for a bad engine, card, source or
-option, 130 after Ctrl-C (outputs are closed cleanly first).
+Exit codes: 0 at the end of a finite source; 2 with one line for a bad engine, card, source or option;
+130 after Ctrl-C and 143 after SIGTERM (how systemd and docker stop a process): in both cases the
+outputs are closed first (the recording playable, the JSONL complete) and the summary is printed.
+Outputs are opened only once the engine and the source have opened, and written under a partial
+name renamed into place when closed, so a failed start never touches an existing file.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
+import math
+import signal
 import sys
 from collections.abc import Sequence
 
 EPILOG = """examples:
-  python -m runtime.camera --engine au.tflite --source 0 --show
+  au-edge camera --engine au.tflite --source 0 --show
   python -m runtime.camera --engine au.onnx --source clip.mp4 --no-show --jsonl - --csv out.csv
+  python -m runtime.camera --engine au.onnx --source photos/ --csv au.csv --csv-format openface
   python -m runtime.camera --engine au.trt --source "gst:nvarguscamerasrc sensor-id=0 ! \\
       video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! \\
       video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1"
 """
+OPENCV_HINT = ("OpenCV (cv2) is not installed: pip install opencv-python-headless (desktop, Raspberry Pi); on a "
+               "Jetson keep JetPack's OpenCV with GStreamer (sudo apt install python3-opencv) and install "
+               "au-edge[runtime-core]")
+MODES = ("auto", "image", "video")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (``au-edge: error: ...``) and exit 2, no usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"au-edge: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, lo: float, lo_open: bool = False, what: str = ""):
+    """An argparse type: ``kind`` (int|float), finite, >= lo (> lo when ``lo_open``)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or value < lo or (lo_open and value == lo):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {'>' if lo_open else '>='} "
+                                             f"{kind(lo)}{what}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runtime.camera", description=__doc__.splitlines()[0],
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from runtime import __version__
+
+    p = OneLineParser(prog="python -m runtime.camera", description=__doc__.splitlines()[0],
+                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"au-edge {__version__}")
     p.add_argument("--engine", default="default", help="engine file (.onnx, .tflite, .trt/.engine/.plan) "
                    "with its <engine>.json card beside it, or 'default' (the shipped model)")
     p.add_argument("--source", default="0", help="camera index, video file, image file, image folder, "
                    "rtsp://, http(s):// URL, or gst:<pipeline> (default: 0)")
+    p.add_argument("--mode", choices=MODES, default="auto", help="image: every frame an unrelated photo (no "
+                   "tracking or smoothing between them); video: track and smooth; auto (default): image for "
+                   "image files and folders, else video")
     p.add_argument("--jsonl", metavar="PATH|-", help="one JSON object per frame ('-' = stdout)")
-    p.add_argument("--csv", metavar="PATH", help="OpenFace-style CSV, one row per face per frame")
+    p.add_argument("--csv", metavar="PATH", help="CSV, one row per face per frame (see --csv-format)")
+    p.add_argument("--csv-format", choices=("default", "openface"), default="default",
+                   help="default: frame, timestamp, face_id, confidence, success, AUxx_p, AUxx_c; openface: OpenFace "
+                   "2 FeatureExtraction columns and conventions (frame from 1, ', ' separators) + AUxx_p")
     p.add_argument("--record", metavar="OUT.mp4", help="annotated video: boxes, 5 points, AU bars")
     show = p.add_mutually_exclusive_group()
     show.add_argument("--show", dest="show", action="store_true", default=None, help="on-screen overlay")
@@ -34,16 +76,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--publish", metavar="udp://HOST:PORT", help="UDP JSON datagram per frame (127.0.0.1 only "
                    "unless --allow-remote)")
     p.add_argument("--allow-remote", action="store_true", help="let --publish send to a non-loopback host")
-    p.add_argument("--max-faces", type=int, default=4, help="faces tracked at once (default 4)")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    p.add_argument("--max-faces", type=_number(int, 1), default=4, help="faces tracked at once (default 4)")
+    p.add_argument("--max-frames", type=_number(int, 1), default=None, help="stop after N frames (N >= 1)")
+    p.add_argument("--detect-every", type=_number(int, 0), default=None, metavar="N",
+                   help="run the face detector every N frames while fewer than --max-faces are tracked "
+                   "(0: only when a track is missing)")
+    p.add_argument("--calibrate-neutral", type=_number(float, 0), default=None, metavar="SECONDS",
+                   help="per-person neutral baseline from each track's first SECONDS (off by default)")
     p.add_argument("--face-model", metavar="PATH", help="folder of face .tflite files or a face_landmarker "
                    ".task bundle (default: $AU_FACE_MODEL, then the user cache, then PyPI)")
     p.add_argument("--detector", choices=("full", "short"), default="full",
                    help="BlazeFace full range (across a room, default) or short range (close-ups)")
     p.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no hysteresis")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    p.add_argument("--threads", type=_number(int, 1, what=" (CPU threads for inference)"), default=None,
+                   help="CPU threads for inference (>= 1)")
     p.add_argument("--quiet", action="store_true", help="no status line")
     return p
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so the run ends exactly as after Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def _show_default(args: argparse.Namespace) -> bool:
@@ -54,48 +110,121 @@ def _show_default(args: argparse.Namespace) -> bool:
     return bool(os.environ.get("DISPLAY")) and not args.jsonl
 
 
+def _detector_options(args: argparse.Namespace, image_source: bool) -> dict:
+    """The AUDetector keywords for --mode/--detect-every/--calibrate-neutral, passed only when this
+    runtime's AUDetector takes them (an explicitly given flag it does not know is one line)."""
+    from runtime.detector import AUDetector
+    from runtime.errors import AUEdgeError
+
+    accepted = inspect.signature(AUDetector).parameters
+    wanted = {}
+    if args.mode != "auto" or "mode" in accepted:
+        wanted["mode"] = ("image" if image_source else "video") if args.mode == "auto" else args.mode
+    if args.detect_every is not None:
+        wanted["detect_every"] = args.detect_every
+    if args.calibrate_neutral is not None:
+        wanted["calibrate_neutral_s"] = args.calibrate_neutral
+    flags = {"mode": "--mode", "detect_every": "--detect-every", "calibrate_neutral_s": "--calibrate-neutral"}
+    for key in wanted:
+        if key not in accepted:
+            raise AUEdgeError(f"{flags[key]} needs a newer au-edge runtime (this AUDetector has no {key}=); "
+                              f"upgrade au-edge or leave the flag out")
+    return wanted
+
+
 def run(args: argparse.Namespace) -> int:
     from runtime.detector import AUDetector
     from runtime.outputs import build_outputs
     from runtime.outputs.status import StatusLine
+    from runtime.sources import is_image_source
 
     source: str | int = int(args.source) if str(args.source).isdigit() else args.source
+    image_source = is_image_source(source)
     det = AUDetector(args.engine, max_faces=args.max_faces, face_model=args.face_model,
-                     detector=args.detector, smooth=not args.no_smooth, threads=args.threads)
-    outputs = build_outputs(aus=det.aus, jsonl=args.jsonl, csv=args.csv, record=args.record,
-                            show=_show_default(args), publish=args.publish, allow_remote=args.allow_remote)
+                     detector=args.detector, smooth=not args.no_smooth, threads=args.threads,
+                     **_detector_options(args, image_source))
     status = StatusLine(enabled=not args.quiet)
-    frames = with_face = 0
-    interrupted = finished = False
+    frames = with_face = beyond = beyond_max = 0
+    interrupted: BaseException | None = None
+    finished = False
+    outputs = None
+    stream = det.stream_frames(source, max_frames=args.max_frames)
     try:
-        for result, image in det.stream_frames(source, max_frames=args.max_frames):
+        for result, image in stream:
+            if outputs is None:  # engine and source are open (the first frame came): now the outputs
+                outputs = build_outputs(aus=det.aus, jsonl=args.jsonl, csv=args.csv, record=args.record,
+                                        show=_show_default(args), publish=args.publish,
+                                        allow_remote=args.allow_remote, csv_format=args.csv_format,
+                                        image_source=image_source)
             outputs.write(result, image)
             frames += 1
             with_face += bool(result.faces)
+            extra = int(getattr(result, "faces_beyond_max", 0) or 0)
+            beyond, beyond_max = beyond + extra, max(beyond_max, extra)
             status.update(result)
             if outputs.quit_requested:
                 break
         finished = True
-    except KeyboardInterrupt:
-        interrupted = finished = True
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
+        interrupted, finished = e, True
     finally:
-        outputs.close()
-        det.close()
+        # A second signal must not cut the closing short (the recording would lose its index).
+        old = _ignore_signals()
+        try:
+            stream.close()
+            if outputs is not None:
+                outputs.close()
+            det.close()
+        finally:
+            _restore_signals(old)
     if finished:  # after an error the one-line message is all that is printed
         skipped = ", ".join(f"{k}={v}" for k, v in sorted(det.skipped.items())) or "none"
-        status.finish(f"{frames} frames, {with_face} with a face, skipped: {skipped}"
-                      + (" (interrupted)" if interrupted else ""))
-    return 130 if interrupted else 0
+        line = f"{frames} frames, {with_face} with a face, skipped: {skipped}"
+        line += (f", {beyond} faces beyond --max-faces {args.max_faces} not processed (at most {beyond_max} in "
+                 f"a frame; raise --max-faces)" if beyond else f", faces beyond --max-faces {args.max_faces}: 0")
+        if interrupted is not None:
+            line += " (terminated)" if isinstance(interrupted, Terminated) else " (interrupted)"
+        status.finish(line)
+    if isinstance(interrupted, Terminated):
+        return 143
+    return 130 if interrupted is not None else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _ignore_signals() -> dict:
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread (run() called from a library thread)
+            pass
+    return old
+
+
+def _restore_signals(old: dict) -> None:
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     import os
 
     # FFmpeg's own log lines ("moov atom not found") would come before our one-line error.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     from runtime.errors import AUEdgeError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if prog:
+        parser.prog = prog
+    args = parser.parse_args(argv)
+    try:
+        import cv2  # noqa: F401 - the runtime's one hard dependency beyond numpy
+    except ImportError:
+        print(f"au-edge: error: {OPENCV_HINT}", file=sys.stderr)
+        return 2
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        previous = None
     try:
         return run(args)
     except AUEdgeError as e:
@@ -104,8 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:  # bad option values from the constructors
         print(f"au-edge: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        return 143
     except KeyboardInterrupt:
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

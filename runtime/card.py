@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +22,32 @@ from runtime.errors import CardError
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "aus", "input", "output", "thresholds", "alignment", "model",
                  "training", "metrics", "parity", "sha256")
+# The nested keys CONTRACTS.md requires in each section (``training.recipe``: the command that made it).
+REQUIRED_NESTED = {
+    "input": ("size", "layout", "dtype", "mean", "std", "quant"),
+    "output": ("kind",),
+    "alignment": ("template", "crop_size", "scale"),
+    "model": ("name", "version", "backbone", "params"),
+    "training": ("datasets", "label_kinds", "recipe"),
+}
 LABEL_KINDS = ("real", "silver", "synthetic")
+FLOAT_DTYPES = ("float32", "float16")
+INT_DTYPES = ("uint8", "int8")
+# TensorRT can build engines with these I/O types; the runtime feeds and reads only the ones above.
+UNSUPPORTED_IO = {"bfloat16": "BF16", "bf16": "BF16", "fp8": "FP8", "float8": "FP8", "float8_e4m3fn": "FP8",
+                  "e4m3": "FP8", "int4": "INT4", "fp4": "FP4"}
+REEXPORT = "regenerate it with `python -m export`"
+
+
+@dataclass
+class LandmarkSpec:
+    """The optional second input: the face mesh in crop coordinates (CONTRACTS ``input.landmarks``)."""
+
+    name: str
+    points: int  # e.g. 468 or 478
+    coords: str = "crop_unit"  # x, y in [0, 1] of the aligned crop, z scaled like x
+    dtype: str = "float32"
+    quant: dict[str, float] | None = None
 
 
 @dataclass
@@ -33,6 +59,7 @@ class InputSpec:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     quant: dict[str, float] | None = None  # {"scale": s, "zero_point": z} for integer inputs
     color: str = "RGB"  # RGB | BGR
+    landmarks: LandmarkSpec | None = None  # a second input, the mesh (engines feeding it come later)
 
 
 @dataclass
@@ -53,11 +80,14 @@ class ModelCard:
 
     # ---- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        inp = {**asdict(self.input), "size": list(self.input.size),
+               "mean": list(self.input.mean), "std": list(self.input.std)}
+        if self.input.landmarks is None:
+            inp.pop("landmarks")
         d: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "aus": list(self.aus),
-            "input": {**asdict(self.input), "size": list(self.input.size),
-                      "mean": list(self.input.mean), "std": list(self.input.std)},
+            "input": inp,
             "output": {**self.output, "kind": self.output_kind},
             "thresholds": {k: float(v) for k, v in self.thresholds.items()},
             "alignment": dict(self.alignment),
@@ -74,58 +104,50 @@ class ModelCard:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "model card") -> "ModelCard":
-        """Parse and validate a card dict. Raises CardError (one line) on any problem."""
+    def from_dict(cls, d: dict[str, Any], where: str = "model card") -> ModelCard:
+        """Parse and validate a card dict against CONTRACTS.md.
+
+        Raises:
+            CardError: one line naming the card, the bad key or value, and the fix.
+        """
         if not isinstance(d, dict):
-            raise CardError(f"{where}: not a JSON object; regenerate it with `python -m export`")
+            raise CardError(f"{where}: not a JSON object; {REEXPORT}")
         missing = [k for k in REQUIRED_KEYS if k not in d]
         if missing:
-            raise CardError(f"{where}: missing keys {missing}; regenerate it with `python -m export`")
-        if d["format_version"] != FORMAT_VERSION:
+            raise CardError(f"{where}: missing keys {missing}; {REEXPORT}")
+        if isinstance(d["format_version"], bool) or d["format_version"] != FORMAT_VERSION:
             raise CardError(f"{where}: format_version {d['format_version']!r} is not supported "
                             f"(this runtime reads {FORMAT_VERSION}); upgrade au-edge or re-export")
-        try:
-            aus = [au_name(au_number(a)) for a in d["aus"]]
-        except (ValueError, TypeError) as e:
-            raise CardError(f"{where}: bad 'aus' list: {e}") from None
-        if not aus or len(set(aus)) != len(aus):
-            raise CardError(f"{where}: 'aus' must be a non-empty list of distinct AU names")
-        inp = d["input"]
-        try:
-            size = tuple(int(v) for v in inp["size"])
-            spec = InputSpec(
-                size=size, layout=str(inp.get("layout", "NCHW")).upper(),
-                dtype=str(inp.get("dtype", "float32")), mean=tuple(float(v) for v in inp["mean"]),
-                std=tuple(float(v) for v in inp["std"]), quant=inp.get("quant"),
-                color=str(inp.get("color", "RGB")).upper(),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise CardError(f"{where}: bad 'input' section ({e!r}); expected size [H, W], layout, dtype, "
-                            "mean[3], std[3], quant") from None
-        _check_input(spec, where)
-        output = dict(d["output"]) if isinstance(d["output"], dict) else {}
-        kind = output.pop("kind", None)
+        for key in ("input", "output", "thresholds", "alignment", "model", "training", "metrics", "parity"):
+            if not isinstance(d[key], dict):
+                raise CardError(f"{where}: '{key}' must be a JSON object, got {type(d[key]).__name__}; {REEXPORT}")
+        aus = _parse_aus(d["aus"], where)
+        if d["alignment"].get("template", "default") not in TEMPLATES:  # the most likely hand edit: say it first
+            raise CardError(f"{where}: alignment.template {d['alignment'].get('template')!r} is unknown to this "
+                            f"runtime (known: {sorted(TEMPLATES)})")
+        for section, keys in REQUIRED_NESTED.items():
+            absent = [k for k in keys if k not in d[section]]
+            if absent:
+                raise CardError(f"{where}: '{section}' is missing {', '.join(absent)} (it needs "
+                                f"{', '.join(keys)}); {REEXPORT}")
+        spec = _parse_input(d["input"], where)
+        output = dict(d["output"])
+        kind = output.pop("kind")
         if kind not in ("prob", "logit"):
             raise CardError(f"{where}: output.kind must be 'prob' or 'logit', got {kind!r}")
-        thresholds = {au_name(au_number(k)): float(v) for k, v in dict(d["thresholds"]).items()}
-        unknown = set(thresholds) - set(aus)
-        if unknown:
-            raise CardError(f"{where}: thresholds for AUs the engine does not output: {sorted(unknown)}")
-        align = dict(d["alignment"])
-        if align.get("template", "default") not in TEMPLATES:
-            raise CardError(f"{where}: alignment.template {align.get('template')!r} is unknown to this "
-                            f"runtime (known: {sorted(TEMPLATES)})")
-        align.setdefault("template", "default")
-        align["crop_size"] = int(align.get("crop_size", max(size)))
-        align["scale"] = float(align.get("scale", 1.0))
-        kinds = d["training"].get("label_kinds", []) if isinstance(d["training"], dict) else []
-        bad_kinds = [k for k in kinds if k not in LABEL_KINDS]
-        if bad_kinds:
-            raise CardError(f"{where}: training.label_kinds {bad_kinds} not in {LABEL_KINDS}")
+        _check_io_dtype(output.get("dtype"), "output.dtype", where)
+        if output.get("quant") is not None:
+            _parse_quant(output["quant"], "output.quant", where)
+        thresholds = _parse_thresholds(d["thresholds"], aus, where)
+        align = _parse_alignment(d["alignment"], where)
+        _check_model(d["model"], where)
+        _check_training(d["training"], where)
+        if not isinstance(d["sha256"], str):
+            raise CardError(f"{where}: sha256 must be a hex string, got {d['sha256']!r}; {REEXPORT}")
         extra = {k: v for k, v in d.items() if k not in REQUIRED_KEYS}
         return cls(aus=aus, input=spec, output_kind=kind, thresholds=thresholds, alignment=align,
                    model=dict(d["model"]), training=dict(d["training"]), metrics=dict(d["metrics"]),
-                   parity=dict(d["parity"]), sha256=str(d["sha256"]), output=output, extra=extra)
+                   parity=dict(d["parity"]), sha256=d["sha256"], output=output, extra=extra)
 
     # ---- files -------------------------------------------------------------------------------
     def write(self, engine_path: str | os.PathLike, update_sha: bool = True) -> Path:
@@ -143,20 +165,165 @@ class ModelCard:
         return float(self.thresholds.get(au, 0.5))
 
 
-def _check_input(spec: InputSpec, where: str) -> None:
-    if len(spec.size) != 2 or min(spec.size) <= 0:
-        raise CardError(f"{where}: input.size must be [H, W] > 0, got {list(spec.size)}")
-    if spec.layout not in ("NCHW", "NHWC"):
-        raise CardError(f"{where}: input.layout must be NCHW or NHWC, got {spec.layout!r}")
-    if spec.dtype not in ("float32", "float16", "uint8", "int8"):
-        raise CardError(f"{where}: input.dtype {spec.dtype!r} unsupported (float32|float16|uint8|int8)")
-    if spec.dtype in ("uint8", "int8") and not spec.quant:
-        raise CardError(f"{where}: integer input dtype {spec.dtype} needs input.quant "
-                        "{{scale, zero_point}}; re-export with the quantised model's parameters")
-    if len(spec.mean) != 3 or len(spec.std) != 3 or min(spec.std) <= 0:
-        raise CardError(f"{where}: input.mean/std must be 3 values each with std > 0")
-    if spec.color not in ("RGB", "BGR"):
-        raise CardError(f"{where}: input.color must be RGB or BGR, got {spec.color!r}")
+# ---- section parsers: each raises CardError with the card's name and the fix -----------------------
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _parse_aus(value: Any, where: str) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(a, str) for a in value):
+        raise CardError(f"{where}: bad 'aus' list {value!r}: expected AU names in output order, e.g. "
+                        f"[\"AU01\", \"AU12\"]; {REEXPORT}")
+    try:
+        aus = [au_name(au_number(a)) for a in value]
+    except (ValueError, TypeError) as e:
+        raise CardError(f"{where}: bad 'aus' list: {e}") from None
+    if len(set(aus)) != len(aus):
+        raise CardError(f"{where}: bad 'aus' list: names repeat ({value}); each output is one distinct AU")
+    return aus
+
+
+def _check_io_dtype(dtype: Any, key: str, where: str) -> None:
+    if dtype is None:
+        return
+    text = str(dtype).lower()
+    if text in UNSUPPORTED_IO:
+        raise CardError(f"{where}: {key} {dtype!r}: {UNSUPPORTED_IO[text]} engine I/O is not supported by the "
+                        f"runtime; keep FP16/FP32 (or INT8) I/O when building (e.g. `python -m export.tensorrt "
+                        f"--fp16`, or trtexec --inputIOFormats=fp16:chw) and compute in {UNSUPPORTED_IO[text]} inside")
+    if text not in FLOAT_DTYPES + INT_DTYPES:
+        raise CardError(f"{where}: {key} {dtype!r} unsupported (float32|float16|uint8|int8)")
+
+
+def _parse_quant(q: Any, key: str, where: str) -> dict[str, float]:
+    if not isinstance(q, dict) or "scale" not in q or "zero_point" not in q:
+        raise CardError(f"{where}: {key} must be {{\"scale\": s, \"zero_point\": z}}, got {q!r}; re-export with "
+                        "the quantised model's parameters")
+    if not _is_number(q["scale"]) or q["scale"] <= 0:
+        raise CardError(f"{where}: {key}.scale must be a number > 0, got {q['scale']!r}")
+    if not _is_int(q["zero_point"]) and not (_is_number(q["zero_point"]) and float(q["zero_point"]).is_integer()):
+        raise CardError(f"{where}: {key}.zero_point must be an integer, got {q['zero_point']!r}")
+    return {**q, "scale": float(q["scale"]), "zero_point": int(q["zero_point"])}
+
+
+def _check_dtype_quant(dtype: str, quant: Any, key: str, where: str) -> dict[str, float] | None:
+    """Integer tensors need their quantisation; float tensors must not claim one."""
+    if dtype in INT_DTYPES:
+        if not quant:
+            raise CardError(f"{where}: integer {key}.dtype {dtype} needs {key}.quant "
+                            "{scale, zero_point}; re-export with the quantised model's parameters")
+        return _parse_quant(quant, f"{key}.quant", where)
+    if quant is not None:
+        raise CardError(f"{where}: {key}.quant is set but {key}.dtype is {dtype} (float inputs take no "
+                        f"quantisation); set {key}.quant to null, or the dtype to the engine's integer type")
+    return None
+
+
+def _parse_input(inp: dict[str, Any], where: str) -> InputSpec:
+    size = inp["size"]
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(_is_int(v) and v > 0 for v in size):
+        raise CardError(f"{where}: input.size must be [H, W] of positive integers, got {size!r}")
+    if size[0] != size[1]:
+        raise CardError(f"{where}: input.size {size} is not square; the runtime's aligned face crop is "
+                        f"square, so re-export the model with input size [S, S] (e.g. [{max(size)}, {max(size)}])")
+    for key in ("mean", "std"):
+        v = inp[key]
+        if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(_is_number(x) for x in v):
+            raise CardError(f"{where}: input.{key} must be 3 numbers (per RGB channel, of values in [0, 1]), "
+                            f"got {v!r}")
+    if min(inp["std"]) <= 0:
+        raise CardError(f"{where}: input.std must be > 0 per channel, got {inp['std']}")
+    for key in ("layout", "dtype"):
+        if not isinstance(inp[key], str):
+            raise CardError(f"{where}: input.{key} must be a string, got {inp[key]!r}")
+    layout, dtype = inp["layout"].upper(), inp["dtype"].lower()
+    if layout not in ("NCHW", "NHWC"):
+        raise CardError(f"{where}: input.layout must be NCHW or NHWC, got {inp['layout']!r}")
+    _check_io_dtype(dtype, "input.dtype", where)
+    quant = _check_dtype_quant(dtype, inp["quant"], "input", where)
+    color = inp.get("color", "RGB")
+    if not isinstance(color, str) or color.upper() not in ("RGB", "BGR"):
+        raise CardError(f"{where}: input.color must be RGB or BGR, got {color!r}")
+    landmarks = _parse_landmarks(inp["landmarks"], where) if inp.get("landmarks") is not None else None
+    return InputSpec(size=(size[0], size[1]), layout=layout, dtype=dtype, mean=tuple(float(x) for x in inp["mean"]),
+                     std=tuple(float(x) for x in inp["std"]), quant=quant, color=color.upper(), landmarks=landmarks)
+
+
+def _parse_landmarks(lm: Any, where: str) -> LandmarkSpec:
+    keys = ("name", "points", "coords", "dtype", "quant")
+    if not isinstance(lm, dict):
+        raise CardError(f"{where}: input.landmarks must be an object with {', '.join(keys)}, or absent")
+    absent = [k for k in keys if k not in lm]
+    if absent:
+        raise CardError(f"{where}: 'input.landmarks' is missing {', '.join(absent)} (it needs {', '.join(keys)}); "
+                        f"{REEXPORT}")
+    if not isinstance(lm["name"], str) or not lm["name"]:
+        raise CardError(f"{where}: input.landmarks.name must be the engine's input name, got {lm['name']!r}")
+    if not _is_int(lm["points"]) or lm["points"] < 5:
+        raise CardError(f"{where}: input.landmarks.points must be an integer >= 5 (e.g. 468), got {lm['points']!r}")
+    if lm["coords"] != "crop_unit":
+        raise CardError(f"{where}: input.landmarks.coords {lm['coords']!r} unsupported; the runtime feeds "
+                        "'crop_unit' (x, y in [0, 1] of the aligned crop, z scaled like x)")
+    if not isinstance(lm["dtype"], str):
+        raise CardError(f"{where}: input.landmarks.dtype must be a string, got {lm['dtype']!r}")
+    dtype = lm["dtype"].lower()
+    _check_io_dtype(dtype, "input.landmarks.dtype", where)
+    quant = _check_dtype_quant(dtype, lm["quant"], "input.landmarks", where)
+    return LandmarkSpec(name=lm["name"], points=lm["points"], coords="crop_unit", dtype=dtype, quant=quant)
+
+
+def _parse_thresholds(raw: dict[str, Any], aus: list[str], where: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in raw.items():
+        try:
+            name = au_name(au_number(k))
+        except (ValueError, TypeError):
+            raise CardError(f"{where}: thresholds has {k!r}, which is not an AU name (e.g. 'AU12')") from None
+        if name not in aus:
+            raise CardError(f"{where}: thresholds for AUs the engine does not output: [{name!r}] (it outputs "
+                            f"{', '.join(aus)}); remove it or re-export")
+        if not _is_number(v) or not 0.0 <= v <= 1.0:
+            raise CardError(f"{where}: thresholds[{name!r}] must be a probability in [0, 1], got {v!r}")
+        out[name] = float(v)
+    return out
+
+
+def _parse_alignment(align: dict[str, Any], where: str) -> dict[str, Any]:
+    crop, scale = align["crop_size"], align["scale"]
+    if not _is_int(crop) or crop < 8:
+        raise CardError(f"{where}: alignment.crop_size must be an integer number of pixels >= 8, got {crop!r}")
+    if not _is_number(scale) or scale <= 0:
+        raise CardError(f"{where}: alignment.scale must be a number > 0 (1.0 = the template's face size), "
+                        f"got {scale!r}")
+    return {**align, "crop_size": int(crop), "scale": float(scale)}
+
+
+def _check_model(model: dict[str, Any], where: str) -> None:
+    for key in ("name", "version", "backbone"):
+        if not isinstance(model[key], (str, int, float)) or isinstance(model[key], bool):
+            raise CardError(f"{where}: model.{key} must be a string, got {model[key]!r}")
+    if not _is_int(model["params"]) or model["params"] < 0:
+        raise CardError(f"{where}: model.params must be the parameter count (an integer >= 0), "
+                        f"got {model['params']!r}")
+
+
+def _check_training(training: dict[str, Any], where: str) -> None:
+    if not isinstance(training["datasets"], list):
+        raise CardError(f"{where}: training.datasets must be a list, got {training['datasets']!r}")
+    kinds = training["label_kinds"]
+    if not isinstance(kinds, list):
+        raise CardError(f"{where}: training.label_kinds must be a list of {LABEL_KINDS}, got {kinds!r}")
+    bad_kinds = [k for k in kinds if k not in LABEL_KINDS]
+    if bad_kinds:
+        raise CardError(f"{where}: training.label_kinds {bad_kinds} not in {LABEL_KINDS}")
+    if not isinstance(training["recipe"], str):
+        raise CardError(f"{where}: training.recipe must be the command that made the model, "
+                        f"got {training['recipe']!r}")
 
 
 def card_path(engine_path: str | os.PathLike) -> Path:

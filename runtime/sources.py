@@ -5,7 +5,9 @@
 - a camera index (``0`` or ``"0"``; V4L2 on Linux),
 - a video file (anything this OpenCV's FFmpeg decodes),
 - an image file, or a directory of images (lexicographically sorted by file name),
-- an ``rtsp://``, ``rtsps://``, ``rtmp://`` or ``http(s)://`` URL (FFmpeg; HTTP MJPEG works),
+- an ``rtsp://``, ``rtsps://``, ``rtmp://`` or ``http(s)://`` URL (FFmpeg; HTTP MJPEG works). A URL to a
+  finite file (FFmpeg knows its frame count, e.g. ``http://host/clip.mp4``) is read as a file: every
+  frame once, in order, then the end. Streams without a length are live (below),
 - ``gst:<pipeline>`` for OpenCV's GStreamer backend, ending in ``appsink``. A Jetson CSI camera
   (``jetson_csi()`` builds this string; pass it as one line)::
 
@@ -117,6 +119,8 @@ class _CaptureReader:
         self.t0 = time.monotonic()
 
     def open(self) -> None:
+        if self.cap is not None:  # already opened (a URL probed for its length)
+            return
         with _quiet_opencv():
             cap = cv2.VideoCapture(self.target, self.api, self.params)
         if not cap.isOpened():
@@ -125,7 +129,8 @@ class _CaptureReader:
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue only adds latency
         self.cap = cap
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "video" else 0
+        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind in ("video", "url") else 0
+        self.frame_count = max(0, self.frame_count)  # live streams report 0 or -1
 
     def read(self) -> Frame | None:
         """The next frame, or None at the end (file) or when the stream is lost (live)."""
@@ -484,11 +489,21 @@ def open_source(spec: str | int | os.PathLike, *, live: bool | None = None, reco
     if reconnect_timeout_s is not None and reconnect_timeout_s < 0:
         raise ValueError(f"reconnect_timeout_s must be >= 0 or None, got {reconnect_timeout_s}")
     reader = _reader_for(spec, live, open_timeout_s, read_timeout_s, image_fps)
+    if isinstance(reader, _CaptureReader) and reader.kind == "url" and live is not True:
+        _classify_url(reader)
     is_live = reader.live if live is None and isinstance(reader, _CaptureReader) else bool(live)
     if isinstance(reader, _CaptureReader):
         reader.live = is_live
     return FrameSource(reader, live=is_live, reconnect=reconnect, reconnect_timeout_s=reconnect_timeout_s,
                        queue_size=queue_size, log=log or _stderr)
+
+
+def _classify_url(reader: _CaptureReader) -> None:
+    """A URL to a finite file (a known frame count: FFmpeg knows the duration, so it can seek) is read
+    like a file: every frame once, in order, then the end. A live stream (no frame count) stays live."""
+    reader.open()
+    if reader.frame_count > 0:
+        reader.kind, reader.live = "video", False
 
 
 def _reader_for(spec, live: bool | None, open_timeout_s: float, read_timeout_s: float, image_fps: float):
@@ -519,6 +534,17 @@ def _reader_for(spec, live: bool | None, open_timeout_s: float, read_timeout_s: 
     if not os.access(path, os.R_OK):
         raise SourceError(f"cannot read {text!r}: permission denied; check the file's permissions")
     return _CaptureReader(str(path), "video", path.name, repr(str(path)), live=False)
+
+
+def is_image_source(spec: str | int | os.PathLike) -> bool:
+    """True for an image file or a folder (of images): the sources the CLI runs in image mode."""
+    if isinstance(spec, bool) or not isinstance(spec, (str, os.PathLike)):
+        return False
+    text = os.fspath(spec)
+    if text.strip().isdigit() or text.startswith("gst:") or text.lower().startswith(URL_PREFIXES):
+        return False
+    path = Path(text).expanduser()
+    return path.is_dir() or (path.suffix.lower() in IMAGE_SUFFIXES and path.exists())
 
 
 def jetson_csi(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30) -> str:

@@ -18,6 +18,7 @@ from runtime.outputs import (
     CsvOutput,
     JsonlOutput,
     MultiOutput,
+    OpenFaceCsvOutput,
     OutputError,
     ShowOutput,
     StatusLine,
@@ -293,3 +294,162 @@ def test_status_line_and_summary():
     q.update(results()[0])
     q.finish("x")
     assert quiet.getvalue() == ""
+
+
+# --- files appear only when complete ----------------------------------------------------------------
+
+def test_files_are_written_under_a_partial_name_and_renamed_on_close(tmp_path):
+    for make, name in ((lambda p: JsonlOutput(p), "o.jsonl"), (lambda p: CsvOutput(p, AUS), "o.csv"),
+                       (lambda p: OpenFaceCsvOutput(p, AUS), "of.csv")):
+        path = tmp_path / name
+        path.write_text("the user's old file\n")
+        out = make(path)
+        out.write(results()[0], None)
+        assert path.read_text() == "the user's old file\n"
+        assert (tmp_path / f".{path.stem}.partial{path.suffix}").stat().st_size > 0
+        out.close()
+        assert "the user's old file" not in path.read_text()
+        assert not (tmp_path / f".{path.stem}.partial{path.suffix}").exists()
+        path.write_text("kept\n")
+        aborted = make(path)
+        aborted.write(results()[0], None)
+        aborted.abort()  # the run never started: the old file stays, nothing else is left
+        assert path.read_text() == "kept\n"
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_recorder_replaces_the_old_file_only_when_closed(tmp_path):
+    path = tmp_path / "rec.mp4"
+    path.write_bytes(b"old")
+    rec = VideoRecorder(path, AUS, fps=25)
+    for i in range(5):
+        rec.write(result(i, [face(1)]), _frame(i))
+    assert path.read_bytes() == b"old"
+    rec.close()
+    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) == 5
+    path.write_bytes(b"old")
+    rec = VideoRecorder(path, AUS, fps=25)
+    rec.write(result(0, [face(1)]), _frame(0))
+    rec.abort()
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["rec.mp4"]
+
+
+# --- OpenFace 2 CSV -----------------------------------------------------------------------------------
+
+def _openface_file(tmp_path, **kw) -> Path:
+    path = tmp_path / "openface.csv"
+    with OpenFaceCsvOutput(path, list(reversed(AUS)), **kw) as out:  # given unsorted: OpenFace sorts
+        for r in [result(0, [face(7), face(9, x=200)]), result(1, []), result(2, [face(9, x=200)]),
+                  result(3, [face(11), face(7)])]:
+            out.write(r, None)
+    return path
+
+
+def test_openface_csv_has_openface_2_columns_and_conventions(tmp_path):
+    path = _openface_file(tmp_path)
+    lines = path.read_text().splitlines()
+    # OpenFace 2 RecorderCSV: the sequence header, then AUxx_c sorted; ", " between every value
+    assert lines[0] == ", ".join(["frame", "face_id", "timestamp", "confidence", "success"]
+                                 + [f"{a}_c" for a in AUS] + [f"{a}_p" for a in AUS])
+    assert all(", " in ln and ",," not in ln for ln in lines)
+    assert not any("_r" in c for c in lines[0].split(", "))  # no intensity model: no AUxx_r, never invented
+    rows = [ln.split(", ") for ln in lines[1:]]
+    assert [r[0] for r in rows] == ["1", "1", "2", "3", "4", "4"]  # frame from 1
+    assert [r[1] for r in rows] == ["0", "1", "0", "1", "2", "0"]  # face_id from 0, one per track
+    assert rows[0][2:5] == ["0.000", "0.97", "1"] and rows[3][2] == "0.080"
+    assert rows[2][3:] == ["0.00", "0"] + ["0"] * (2 * len(AUS))  # a failed frame: success 0, zeros
+    head = lines[0].split(", ")
+    one = dict(zip(head, rows[0]))
+    assert one["AU12_c"] == "1.0" and one["AU01_c"] == "0.0" and one["AU12_p"] == "0.7000"
+
+
+def test_openface_csv_reads_back_as_openface_readers_read_it(tmp_path):
+    """pandas with skipinitialspace (the usual OpenFace recipe), py-feat's read_openface recipe (read with
+    sep=',' and strip the column names) and the csv module with skipinitialspace agree on every value."""
+    import pandas as pd  # the dev extra has it
+    path = _openface_file(tmp_path)
+    a = pd.read_csv(path, skipinitialspace=True)
+    b = pd.read_csv(path, sep=",")
+    b.columns = b.columns.str.strip(" ")
+    assert list(a.columns) == list(b.columns) and (a.to_numpy() == b.to_numpy()).all()
+    assert a["frame"].tolist() == [1, 1, 2, 3, 4, 4] and a["success"].tolist() == [1, 1, 0, 1, 1, 1]
+    assert a["face_id"].dtype.kind == "i" and a["AU12_c"].dtype.kind == "f"
+    assert a["timestamp"].tolist() == pytest.approx([0, 0, 0.04, 0.08, 0.12, 0.12])
+    ok = a[a["success"] == 1]
+    assert set(ok["AU12_c"]) == {1.0} and set(ok["AU01_c"]) == {0.0}
+    assert ok["AU25_p"].tolist() == pytest.approx([0.85] * 5)
+    rows = list(csv.DictReader(path.open(), skipinitialspace=True))
+    assert rows[0]["AU12_p"] == "0.7000" and rows[2]["success"] == "0"
+
+
+def test_openface_csv_intensity_and_file_columns_only_when_real(tmp_path):
+    f = face(1)
+    f.au_intensity = {"AU12": 2.5}  # a model that estimates intensity fills FaceAU.au_intensity
+    path = tmp_path / "x.csv"
+    with OpenFaceCsvOutput(path, AUS, intensity_aus=["AU12"], image_source=True) as out:
+        out.write(FrameResult(frame=0, time_s=0.0, faces=[f], source="a,b.jpg"), None)
+        out.write(FrameResult(frame=1, time_s=1 / 30, faces=[face(5), face(6)], source="c.png"), None)
+    rows = list(csv.DictReader(path.open(), skipinitialspace=True))
+    assert list(rows[0])[5] == "AU12_r" and list(rows[0])[-1] == "file"
+    assert rows[0]["AU12_r"] == "2.50" and rows[0]["file"] == "a_b.jpg"
+    assert [r["face_id"] for r in rows[1:]] == ["0", "1"] and rows[1]["file"] == "c.png"  # per image
+
+
+def test_build_outputs_picks_the_csv_format(tmp_path):
+    out = build_outputs(aus=AUS, csv=str(tmp_path / "a.csv"), csv_format="openface")
+    assert isinstance(out.outputs[0], OpenFaceCsvOutput)
+    out.close()
+    with pytest.raises(ValueError, match="csv-format"):
+        build_outputs(aus=AUS, csv=str(tmp_path / "b.csv"), csv_format="excel")
+
+
+# --- the overlay with many faces ----------------------------------------------------------------------
+
+def test_overlay_panels_never_cover_each_other_with_five_faces(face_model, media):
+    from runtime.face import FaceStage
+
+    image = cv2.imread(str(media / "multi_face.jpg"))
+    with FaceStage(face_model=face_model, max_faces=8) as stage:
+        found = stage.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    assert len(found) >= 5
+    from runtime.aus import DEFAULT_MODEL_AUS, names
+
+    aus = names(DEFAULT_MODEL_AUS)  # 15 AUs: tall panels
+    faces = [FaceAU(track_id=f.track_id, bbox=tuple(f.bbox), score=f.score, landmarks5=f.points5,
+                    au_prob={a: 0.5 for a in aus}, au_active={"AU12"}) for f in found]
+    panels: list = []
+    drawn = draw_result(image, FrameResult(frame=0, time_s=0.0, faces=faces), aus, panels=panels)
+    assert len(panels) == len(faces)  # every face got its panel
+    H, W = image.shape[:2]
+    for i, (x, y, w, h) in enumerate(panels):
+        assert 0 <= x and 0 <= y and x + w <= W and y + h <= H
+        for (x2, y2, w2, h2) in panels[i + 1:]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, (panels[i], (x2, y2, w2, h2))
+        inside = drawn[y + 2:y + h - 2, x + 2:x + w - 2].astype(int)
+        assert np.abs(inside - image[y + 2:y + h - 2, x + 2:x + w - 2]).mean() > 5  # really drawn there
+    # the same five faces crowded into one corner of a small frame: panels shrink or are counted hidden
+    small = np.full((240, 320, 3), 80, np.uint8)
+    crowd = [FaceAU(track_id=i, bbox=(10 + 30 * i, 10, 28, 28), score=0.9, landmarks5=np.full((5, 2), 20.0),
+                    au_prob={a: 0.5 for a in aus}, au_active=set()) for i in range(5)]
+    panels = []
+    draw_result(small, FrameResult(frame=0, time_s=0.0, faces=crowd), aus, panels=panels)
+    assert 3 <= len(panels) <= 5
+    for i, (x, y, w, h) in enumerate(panels):
+        for (x2, y2, w2, h2) in panels[i + 1:]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y
+
+
+def test_a_fifo_output_is_written_directly(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.extend(open(fifo).read().splitlines()))
+    reader.start()
+    out = JsonlOutput(fifo)
+    out.write(results()[0], None)
+    out.close()
+    reader.join(timeout=10)
+    assert len(got) == 1 and json.loads(got[0])["frame"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.jsonl"]

@@ -359,3 +359,45 @@ def test_jetson_csi_pipeline_string():
     assert jetson_csi() == (
         "gst:nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! "
         "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1")
+
+
+@pytest.fixture
+def file_server(data_dir):
+    """A plain static file server (Python's http.server) on 127.0.0.1 serving the open media folder."""
+    directory = str(data_dir / "media")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, directory=directory, **kw)
+
+        def log_message(self, *args):
+            pass
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.data
+def test_http_url_to_a_clip_is_read_as_a_file_every_frame_once(file_server, data_dir):
+    """An http://.../clip.mp4 URL: all 472 frames in order, once, then the end (no drops, no replay)."""
+    with open_source(str(data_dir / PEXELS)) as src:
+        local = [(f.index, f.time_s, float(f.image.mean())) for f in src]
+    lines: list[str] = []
+    with open_source(f"{file_server}/WolfgangLanger_Pexels.mp4", log=lines.append) as src:
+        assert (src.kind, src.is_live, src.name) == ("video", False, "WolfgangLanger_Pexels.mp4")
+        got = []
+        for frame in src:
+            if len(got) < 10:
+                time.sleep(0.02)  # a slow consumer: a file source waits instead of dropping
+            got.append((frame.index, frame.time_s, float(frame.image.mean())))
+        assert src.skipped == {} and src.reconnects == 0
+    assert [g[0] for g in got] == list(range(472))
+    assert [g[1] for g in got] == pytest.approx([x[1] for x in local], abs=1e-6)
+    assert [g[2] for g in got] == pytest.approx([x[2] for x in local], abs=1e-6)  # the same pixels
+    assert lines == []  # no reconnect attempts: it ended like a file

@@ -1,8 +1,9 @@
-"""Where results go: JSONL, OpenFace-style CSV, an annotated video, a window, UDP datagrams.
+"""Where results go: JSONL, CSV (ours or OpenFace 2's), an annotated video, a window, UDP datagrams.
 
 Every output has ``write(result, frame_bgr)`` and ``close()``; ``MultiOutput`` fans out to several.
 ``build_outputs`` maps the ``python -m runtime.camera`` flags onto them; ``StatusLine`` is the stderr
-status line. Recorder and window share one ``Annotator``, so a frame is drawn once.
+status line. Recorder and window share one ``Annotator``, so a frame is drawn once. Files are written
+under a partial name and renamed into place by ``close()``; ``abort()`` removes them instead.
 """
 from __future__ import annotations
 
@@ -12,32 +13,56 @@ from runtime.outputs.base import MultiOutput, Output, OutputError
 from runtime.outputs.csvfile import CsvOutput
 from runtime.outputs.draw import Annotator, draw_result
 from runtime.outputs.jsonl import JsonlOutput
+from runtime.outputs.openface import OpenFaceCsvOutput
 from runtime.outputs.show import ShowOutput
 from runtime.outputs.status import StatusLine
 from runtime.outputs.udp import UdpPublisher
 from runtime.outputs.video import VideoRecorder
 
-__all__ = ["Annotator", "CsvOutput", "JsonlOutput", "MultiOutput", "Output", "OutputError", "ShowOutput",
-           "StatusLine", "UdpPublisher", "VideoRecorder", "build_outputs", "draw_result"]
+__all__ = [
+    "CSV_FORMATS",
+    "Annotator",
+    "CsvOutput",
+    "JsonlOutput",
+    "MultiOutput",
+    "OpenFaceCsvOutput",
+    "Output",
+    "OutputError",
+    "ShowOutput",
+    "StatusLine",
+    "UdpPublisher",
+    "VideoRecorder",
+    "build_outputs",
+    "draw_result",
+]
+CSV_FORMATS = ("default", "openface")
 
 
 def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | None = None,
                   record: str | None = None, show: bool = False, publish: str | None = None,
-                  allow_remote: bool = False, record_fps: float | None = None) -> MultiOutput:
+                  allow_remote: bool = False, record_fps: float | None = None, csv_format: str = "default",
+                  image_source: bool = False) -> MultiOutput:
     """The outputs the CLI flags ask for, opened now so bad paths/hosts fail before the first frame.
+
+    Args:
+        csv_format: ``"default"`` (CONTRACTS.md) or ``"openface"`` (OpenFace 2 FeatureExtraction).
+        image_source: the source is an image file or folder (the OpenFace CSV then names the file).
 
     Raises:
         OutputError, ValueError: an output that cannot be opened or a bad value (one line each).
     """
     if jsonl == "-" and csv == "-":
         raise ValueError("--jsonl - and --csv - both want stdout; send one of them to a file")
+    if csv_format not in CSV_FORMATS:
+        raise ValueError(f"--csv-format {csv_format!r}: use one of {', '.join(CSV_FORMATS)}")
     outputs: list[Output] = []
     annotator = Annotator(aus)
     try:
         if jsonl:
             outputs.append(JsonlOutput(jsonl))
         if csv:
-            outputs.append(CsvOutput(csv, aus))
+            outputs.append(OpenFaceCsvOutput(csv, aus, image_source=image_source) if csv_format == "openface"
+                           else CsvOutput(csv, aus))
         if publish:
             outputs.append(UdpPublisher(publish, allow_remote=allow_remote))
         if record:
@@ -45,6 +70,6 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
         if show:
             outputs.append(ShowOutput(aus, annotator=annotator))
     except BaseException:
-        MultiOutput(outputs).close()
+        MultiOutput(outputs).abort()  # nothing was written yet: leave every existing file as it was
         raise
     return MultiOutput(outputs)

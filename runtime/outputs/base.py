@@ -1,6 +1,7 @@
 """The output interface, the fan-out, and the one-line error for outputs that cannot be written."""
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,10 @@ class Output:
 
     def close(self) -> None:
         pass
+
+    def abort(self) -> None:
+        """Give up before the run started: remove what was written, leave existing files untouched."""
+        self.close()
 
     def __enter__(self):
         return self
@@ -58,6 +63,13 @@ class MultiOutput(Output):
         if first is not None:
             raise first
 
+    def abort(self) -> None:
+        for out in self.outputs:
+            try:
+                out.abort()
+            except Exception:  # noqa: BLE001 - aborting after another error; that error is the one shown
+                pass
+
 
 def stderr_line(line: str) -> None:
     """One line on stderr; on a terminal it first clears a pending ``\\r`` status line."""
@@ -65,12 +77,46 @@ def stderr_line(line: str) -> None:
     print(clear + line, file=sys.stderr, flush=True)
 
 
-def open_text(path: str | Path, what: str, newline: str | None = None) -> IO[str]:
-    """Open a text output for writing, creating its folder; an OutputError naming it when that fails."""
+def partial_path(path: str | Path) -> Path:
+    """Where an output is written until it is closed: ``dir/.name.partial.suffix`` (same folder, so the
+    final rename is atomic, and the suffix kept, so a video writer still picks its container)."""
     p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return open(p, "w", encoding="utf-8", newline=newline)
-    except OSError as e:
-        raise OutputError(f"cannot write {what} {str(p)!r}: {e.strerror or e}; check the folder exists "
-                          f"and is writable") from e
+    return p.with_name(f".{p.stem}.partial{p.suffix}")
+
+
+class AtomicText:
+    """A text file written under ``partial_path(path)`` and renamed onto ``path`` by ``commit()``.
+
+    An existing file at ``path`` stays byte-identical until the run's outputs are closed; a run that
+    fails before it starts (``discard()``) never touches it.
+    """
+
+    def __init__(self, path: str | Path, what: str, newline: str | None = None):
+        self.path, self.tmp = Path(path), partial_path(path)
+        if self.path.exists() and not self.path.is_file():  # a FIFO or device (/dev/stdout): write to it
+            self.tmp = self.path
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file: IO[str] | None = open(self.tmp, "w", encoding="utf-8", newline=newline)
+        except OSError as e:
+            raise OutputError(f"cannot write {what} {str(self.path)!r}: {e.strerror or e}; check the folder "
+                              f"exists and is writable") from e
+
+    def commit(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+            if self.tmp != self.path:
+                os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+            if self.tmp != self.path:
+                self.tmp.unlink(missing_ok=True)
+
+
+def open_text(path: str | Path, what: str, newline: str | None = None) -> AtomicText:
+    """Open a text output (``AtomicText``), creating its folder; an OutputError naming it when that fails."""
+    return AtomicText(path, what, newline)

@@ -5,6 +5,8 @@ Columns: ``frame, timestamp, face_id, confidence, success, AU01_p, …, AU01_c, 
 the source time in seconds. A no-face row leaves ``face_id`` and the AU columns empty (confidence 0),
 so every processed frame appears and a missing face is never mistaken for AU absence. Plain commas
 (no OpenFace ", " padding); ``pandas.read_csv`` and OpenFace readers with ``skipinitialspace`` read both.
+For OpenFace 2's own column order and conventions use ``OpenFaceCsvOutput`` (``--csv-format openface``).
+A file is written under a partial name and renamed into place when closed.
 """
 from __future__ import annotations
 
@@ -38,9 +40,10 @@ class CsvOutput(Output):
         if self.to_stdout:
             import sys
 
-            self._f = sys.stdout
+            self._file, self._f = None, sys.stdout
         else:
-            self._f = open_text(path, "CSV", newline="")
+            self._file = open_text(path, "CSV", newline="")
+            self._f = self._file.file
         self._w = csv.writer(self._f, lineterminator="\n")
         self._w.writerow(self.columns)
 
@@ -63,6 +66,11 @@ class CsvOutput(Output):
         self._f.flush()
 
     def close(self) -> None:
-        if self._f is not None and not self.to_stdout:
-            self._f.close()
+        if self._file is not None:
+            self._file.commit()
+        self._f = None
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.discard()
         self._f = None

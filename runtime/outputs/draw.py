@@ -30,18 +30,122 @@ class Annotator:
         return image
 
 
-def draw_result(frame_bgr: np.ndarray, result: FrameResult, aus: Sequence[str]) -> np.ndarray:
-    """A copy of the frame with every face and a one-line frame header drawn on it."""
+Rect = tuple[int, int, int, int]  # x, y, w, h
+PANEL_SHRINK = (1.0, 0.75, 0.55)  # panel sizes tried, as fractions of the frame's drawing scale
+
+
+def draw_result(frame_bgr: np.ndarray, result: FrameResult, aus: Sequence[str],
+                panels: list[Rect] | None = None) -> np.ndarray:
+    """A copy of the frame with every face and a one-line frame header drawn on it.
+
+    AU panels are laid out so that they never cover one another (``layout_panels``); a face whose
+    panel finds no free place is counted in the header (``panels hidden``). ``panels``, when given,
+    receives the rectangles drawn (tests and tools check the layout with it).
+    """
     image = np.ascontiguousarray(frame_bgr).copy()
     scale = max(0.75, min(image.shape[:2]) / 480.0)
-    for face in result.faces:
-        _draw_face(image, face, aus, scale)
+    places = layout_panels(image.shape[:2], [f.bbox for f in result.faces], len(aus), scale)
+    hidden = 0
+    for face, place in zip(result.faces, places):
+        _draw_face(image, face, scale)
+        if place is None:
+            hidden += bool(aus)
+            continue
+        rect, s = place
+        _draw_bars(image, face, aus, rect, s)
+        if panels is not None:
+            panels.append(rect)
     header = f"frame {result.frame}  {result.latency_ms:.1f} ms  faces {len(result.faces)}"
+    if hidden:
+        header += f"  (panels hidden: {hidden})"
     _text(image, header, (int(6 * scale), int(18 * scale)), 0.5 * scale, TEXT_ON)
     return image
 
 
-def _draw_face(image: np.ndarray, face: FaceAU, aus: Sequence[str], scale: float) -> None:
+def panel_size(n_aus: int, scale: float) -> tuple[int, int]:
+    """Width and height of one face's AU panel at a drawing scale."""
+    row, bar_w, label_w = max(7, int(13 * scale)), int(70 * scale), int(38 * scale)
+    return label_w + bar_w + 8, row * n_aus + 6
+
+
+def layout_panels(shape: tuple[int, int], boxes: Sequence[Sequence[float]], n_aus: int,
+                  scale: float) -> list[tuple[Rect, float] | None]:
+    """One place per face for its AU panel: (rectangle, drawing scale), or None when none is free.
+
+    Panels never overlap each other and stay inside the frame; among the free places the one
+    nearest to its face, not covering any face box, wins (beside the face when it fits). When no
+    place is free, smaller panels are tried (``PANEL_SHRINK``). Faces are placed largest first, so
+    the nearest faces keep the best spots.
+    """
+    H, W = shape
+    order = sorted(range(len(boxes)), key=lambda i: -float(boxes[i][2]) * float(boxes[i][3]))
+    faces = np.array([[float(v) for v in b] for b in boxes], np.float64).reshape(-1, 4)
+    placed: list[Rect] = []
+    out: list[tuple[Rect, float] | None] = [None] * len(boxes)
+    if n_aus == 0:
+        return out
+    for i in order:
+        for shrink in PANEL_SHRINK:
+            s = scale * shrink
+            pw, ph = panel_size(n_aus, s)
+            if pw > W or ph > H:
+                continue
+            rect = _best_place(faces[i], faces, placed, pw, ph, W, H, step=max(4, int(8 * s)))
+            if rect is not None:
+                placed.append(rect)
+                out[i] = (rect, s)
+                break
+    return out
+
+
+def _best_place(box: np.ndarray, faces: np.ndarray, placed: list[Rect], pw: int, ph: int, W: int, H: int,
+                step: int) -> Rect | None:
+    """The free pw x ph rectangle nearest ``box``: first beside it, else anywhere on a grid."""
+    x, y, w, h = box
+    gap = 6
+    beside = [(x + w + gap, y), (x - pw - gap, y), (x, y + h + gap), (x, y - ph - gap)]
+    cand = np.array([(int(np.clip(cx, 0, W - pw)), int(np.clip(cy, 0, H - ph))) for cx, cy in beside])
+    rect = _first_free(cand, faces, placed, pw, ph, strict_faces=True)
+    if rect is not None:
+        return rect
+    gx, gy = np.meshgrid(np.arange(0, W - pw + 1, step), np.arange(0, H - ph + 1, step))
+    grid = np.stack([gx.ravel(), gy.ravel()], 1)
+    cx, cy = x + w / 2, y + h / 2
+    # distance from the face centre to the nearest point of the candidate panel
+    dx = np.maximum(0, np.maximum(grid[:, 0] - cx, cx - (grid[:, 0] + pw)))
+    dy = np.maximum(0, np.maximum(grid[:, 1] - cy, cy - (grid[:, 1] + ph)))
+    free = ~_overlaps(grid, pw, ph, np.array(placed, np.float64).reshape(-1, 4))
+    if not free.any():
+        return None
+    covers = _overlaps(grid, pw, ph, faces)
+    cost = np.hypot(dx, dy) + covers * (W + H)  # covering a face only when nothing else is free
+    cost[~free] = np.inf
+    k = int(np.argmin(cost))
+    return int(grid[k, 0]), int(grid[k, 1]), pw, ph
+
+
+def _first_free(cand: np.ndarray, faces: np.ndarray, placed: list[Rect], pw: int, ph: int,
+                strict_faces: bool) -> Rect | None:
+    bad = _overlaps(cand, pw, ph, np.array(placed, np.float64).reshape(-1, 4))
+    if strict_faces:
+        bad |= _overlaps(cand, pw, ph, faces)
+    for (cx, cy), b in zip(cand, bad):
+        if not b:
+            return int(cx), int(cy), pw, ph
+    return None
+
+
+def _overlaps(xy: np.ndarray, pw: int, ph: int, rects: np.ndarray) -> np.ndarray:
+    """For each top-left corner in ``xy``: does a pw x ph rectangle there intersect any of ``rects``?"""
+    if len(rects) == 0 or len(xy) == 0:
+        return np.zeros(len(xy), bool)
+    x0, y0 = xy[:, 0:1].astype(np.float64), xy[:, 1:2].astype(np.float64)
+    rx, ry, rw, rh = (rects[:, k][None, :] for k in range(4))
+    hit = (x0 < rx + rw) & (rx < x0 + pw) & (y0 < ry + rh) & (ry < y0 + ph)
+    return hit.any(axis=1)
+
+
+def _draw_face(image: np.ndarray, face: FaceAU, scale: float) -> None:
     color = TRACK_COLORS[int(face.track_id) % len(TRACK_COLORS)]
     x, y, w, h = (int(round(float(v))) for v in face.bbox)
     thick = max(1, round(2 * scale))
@@ -49,22 +153,16 @@ def _draw_face(image: np.ndarray, face: FaceAU, aus: Sequence[str], scale: float
     _text(image, f"id {face.track_id}  {face.score:.2f}", (x, max(12, y - int(5 * scale))), 0.45 * scale, color)
     for (px, py), pc in zip(np.asarray(face.landmarks5)[:, :2], POINT_COLORS):
         cv2.circle(image, (int(round(float(px))), int(round(float(py)))), max(2, round(2.5 * scale)), pc, -1, cv2.LINE_AA)
-    _draw_bars(image, face, aus, (x, y, w, h), scale)
 
 
-def _draw_bars(image: np.ndarray, face: FaceAU, aus: Sequence[str], box: tuple[int, int, int, int],
-               scale: float) -> None:
-    """One horizontal bar per AU beside the face (right if it fits, else left), on a darkened panel."""
-    if not aus:
-        return
-    H, W = image.shape[:2]
-    row, bar_w, label_w, font = max(9, int(13 * scale)), int(70 * scale), int(38 * scale), 0.36 * scale
-    pw, ph = label_w + bar_w + 8, row * len(aus) + 6
-    x, y, w, _ = box
-    px = x + w + 6 if x + w + 6 + pw <= W else x - pw - 6
-    px, py = int(np.clip(px, 0, max(0, W - pw))), int(np.clip(y, 0, max(0, H - ph)))
+def _draw_bars(image: np.ndarray, face: FaceAU, aus: Sequence[str], rect: Rect, scale: float) -> None:
+    """One horizontal bar per AU on a darkened panel at ``rect``, with a tick of the track colour."""
+    row, bar_w, label_w, font = max(7, int(13 * scale)), int(70 * scale), int(38 * scale), 0.36 * scale
+    px, py, pw, ph = rect
     panel = image[py:py + ph, px:px + pw]
     panel[:] = (panel * 0.35).astype(np.uint8)  # a dark panel that still shows the scene
+    color = TRACK_COLORS[int(face.track_id) % len(TRACK_COLORS)]
+    cv2.rectangle(image, (px, py), (px + pw - 1, py + ph - 1), color, 1)  # which face it belongs to
     for i, au in enumerate(aus):
         top = py + 3 + i * row
         active = au in face.au_active

@@ -1,4 +1,7 @@
-"""JSONL output: one compact CONTRACTS record per processed frame, to a file or stdout (``-``)."""
+"""JSONL output: one compact CONTRACTS record per processed frame, to a file or stdout (``-``).
+
+A file is written under a partial name (``.name.partial.jsonl``) and renamed into place when closed.
+"""
 from __future__ import annotations
 
 import json
@@ -20,7 +23,8 @@ class JsonlOutput(Output):
 
     def __init__(self, path: str | Path):
         self.to_stdout = str(path) == "-"
-        self._f = sys.stdout if self.to_stdout else open_text(path, "JSONL")
+        self._file = None if self.to_stdout else open_text(path, "JSONL")
+        self._f = sys.stdout if self._file is None else self._file.file
         self.path = "-" if self.to_stdout else str(path)
 
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
@@ -42,6 +46,12 @@ class JsonlOutput(Output):
         self.quit_requested = True
 
     def close(self) -> None:
-        if self._f is not None and not self.to_stdout:
-            self._f.close()
+        """Complete the file: it appears under its name now (written to a partial name until then)."""
+        if self._file is not None:
+            self._file.commit()
+        self._f = None
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.discard()
         self._f = None

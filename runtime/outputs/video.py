@@ -1,4 +1,8 @@
-"""``--record OUT.mp4``: the annotated frames as a video file (mp4v in .mp4/.mov, MJPG in .avi)."""
+"""``--record OUT.mp4``: the annotated frames as a video file (mp4v in .mp4/.mov, MJPG in .avi).
+
+The video is written under a partial name (``.OUT.partial.mp4``) and renamed onto ``OUT.mp4`` when it is
+closed, i.e. once the container is complete and playable; an existing ``OUT.mp4`` is untouched until then.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.outputs.base import Output, OutputError, stderr_line
+from runtime.outputs.base import Output, OutputError, partial_path, stderr_line
 from runtime.outputs.draw import Annotator
 from runtime.results import FrameResult
 
@@ -30,6 +34,7 @@ class VideoRecorder(Output):
     def __init__(self, path: str | Path, aus: Sequence[str] | None = None, *, fps: float | None = None,
                  annotator: Annotator | None = None):
         self.path = Path(path)
+        self.tmp = partial_path(self.path)
         suffix = self.path.suffix.lower()
         if suffix not in FOURCC:
             raise OutputError(f"--record {str(self.path)!r}: unsupported suffix {suffix or '(none)'}; "
@@ -52,9 +57,10 @@ class VideoRecorder(Output):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OutputError(f"cannot create the folder for --record {str(self.path)!r}: {e.strerror}") from e
-        writer = cv2.VideoWriter(str(self.path), self.fourcc, 30.0, (64, 64))
+        writer = cv2.VideoWriter(str(self.tmp), self.fourcc, 30.0, (64, 64))
         ok = writer.isOpened()
         writer.release()
+        self.tmp.unlink(missing_ok=True)
         if not ok:
             raise OutputError(f"cannot open a video writer for {str(self.path)!r} ({FOURCC[self.path.suffix.lower()]})"
                               f": check the folder is writable and this OpenCV was built with FFmpeg")
@@ -80,7 +86,7 @@ class VideoRecorder(Output):
             self.fps = float(np.clip((n - 1) / dt, *_FPS_RANGE)) if n > 1 and dt > 0 else 30.0
         h, w = self._pending[0][1].shape[:2]
         self._size = (w, h)
-        self._writer = cv2.VideoWriter(str(self.path), self.fourcc, self.fps, self._size)
+        self._writer = cv2.VideoWriter(str(self.tmp), self.fourcc, self.fps, self._size)
         if not self._writer.isOpened():
             raise OutputError(f"cannot open a video writer for {str(self.path)!r} at {w}x{h}, {self.fps:.1f} fps")
         for _, image in self._pending:
@@ -94,13 +100,21 @@ class VideoRecorder(Output):
         self.frames_written += 1
 
     def close(self) -> None:
+        """Finish the container and move it onto ``path`` (nothing is written when no frame came)."""
         if self._writer is None and self._pending:
             self._start()
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        elif self.frames_written == 0 and self.path.exists():
-            self.path.unlink()  # only the probe's empty file: no frames came
+            if self.tmp.exists():
+                self.tmp.replace(self.path)
+
+    def abort(self) -> None:
+        self._pending.clear()
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self.tmp.unlink(missing_ok=True)
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,111 @@
+"""``--csv-format openface``: a CSV that tools written for OpenFace 2's FeatureExtraction read as is.
+
+OpenFace 2 (``RecorderCSV``) writes, for a sequence, ``frame, face_id, timestamp, confidence, success``,
+then its optional blocks (gaze, pose, landmarks: we have none of them, so they are left out, as
+OpenFace does when they are not requested), then ``AUxx_r`` (intensity, sorted by AU) and ``AUxx_c``
+(presence 0/1, sorted), every value after ", " (comma and space). Its conventions, kept here:
+
+- ``frame`` counts from 1; ``face_id`` from 0; ``timestamp`` in seconds (3 decimals); ``confidence``
+  (2 decimals) and ``success`` (0/1);
+- a frame where no face was found still has a row: ``face_id`` 0, ``success`` 0, zeros everywhere;
+- ``AUxx_r`` only when the model estimates intensity (``intensity_aus``); ours are occurrence models,
+  so by default there are none, and no intensity is invented from a probability.
+
+Beyond OpenFace: ``AUxx_p`` (our probability, sorted) after its columns, and for image files and
+folders a last column ``file`` with the image's file name (OpenFace's readers select columns by name,
+so extra columns at the end do not disturb them). ``face_id`` keeps one number per track in the order
+tracks appear (image sources: the face's index in its image, like OpenFace's ``face`` column).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from runtime.aus import au_name, au_number
+from runtime.outputs.base import Output, open_text
+from runtime.results import FrameResult
+
+SEQUENCE_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success")
+SEP = ", "
+
+
+class OpenFaceCsvOutput(Output):
+    """OpenFace 2 FeatureExtraction-style CSV.
+
+    Args:
+        path: the CSV file (``-`` for stdout).
+        aus: the engine's AUs; every one gets ``_c`` and ``_p`` columns (sorted, as OpenFace sorts).
+        intensity_aus: AUs the model estimates intensity for (``_r`` columns, values from
+            ``FaceAU.au_intensity``); empty for occurrence-only models.
+        image_source: add the ``file`` column (image files and folders).
+
+    Raises:
+        ValueError: an AU name not in the catalog, or no AUs.
+        OutputError: the file cannot be created.
+    """
+
+    def __init__(self, path: str | Path, aus: Sequence[str], *, intensity_aus: Sequence[str] = (),
+                 image_source: bool = False):
+        self.aus = sorted(au_name(au_number(a)) for a in aus)
+        if not self.aus:
+            raise ValueError("OpenFaceCsvOutput needs at least one AU column (aus=[...] is empty)")
+        self.intensity_aus = sorted(au_name(au_number(a)) for a in intensity_aus)
+        self.image_source = image_source
+        self.columns = (list(SEQUENCE_COLUMNS) + [f"{a}_r" for a in self.intensity_aus]
+                        + [f"{a}_c" for a in self.aus] + [f"{a}_p" for a in self.aus]
+                        + (["file"] if image_source else []))
+        self._ids: dict[int, int] = {}
+        if str(path) == "-":
+            import sys
+
+            self._file, self._f = None, sys.stdout
+        else:
+            self._file = open_text(path, "CSV", newline="")
+            self._f = self._file.file
+        self._f.write(SEP.join(self.columns) + "\n")
+
+    def _face_id(self, track_id: int, index: int) -> int:
+        if self.image_source:
+            return index
+        return self._ids.setdefault(int(track_id), len(self._ids))
+
+    def rows(self, result: FrameResult) -> list[list[str]]:
+        """The rows of one frame as strings, in column order."""
+        head = [str(int(result.frame) + 1)]
+        tail = [_safe_name(result.source)] if self.image_source else []
+        ts = f"{float(result.time_s):.3f}"
+        if not result.faces:
+            zeros = ["0"] * (len(self.intensity_aus) + 2 * len(self.aus))
+            return [head + ["0", ts, "0.00", "0"] + zeros + tail]
+        out = []
+        for i, face in enumerate(result.faces):
+            intensity = getattr(face, "au_intensity", None) or {}
+            r = [f"{float(intensity.get(a, 0.0)):.2f}" for a in self.intensity_aus]
+            c = [f"{float(a in face.au_active):.1f}" for a in self.aus]
+            p = [f"{float(face.au_prob.get(a, 0.0)):.4f}" for a in self.aus]
+            out.append(head + [str(self._face_id(face.track_id, i)), ts, f"{float(face.score):.2f}", "1"]
+                       + r + c + p + tail)
+        return out
+
+    def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
+        if self._f is None:
+            return
+        self._f.writelines(SEP.join(row) + "\n" for row in self.rows(result))
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.commit()
+        self._f = None
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.discard()
+        self._f = None
+
+
+def _safe_name(name: str) -> str:
+    """A file name as one CSV field: OpenFace's readers split on commas and do not unquote."""
+    return str(name).replace(",", "_").replace("\n", " ") or "-"
