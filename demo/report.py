@@ -36,7 +36,7 @@ PAGE = """<!DOCTYPE html>
       Duration: <span id="video-duration">loading</span></figcaption>
   </figure>
   <figure>
-    <img id="timeline" src="{timeline}" alt="AU probability over time, active spans shaded">
+    <a href="{timeline}"><img id="timeline" src="{timeline}" alt="AU probability over time, active spans shaded"></a>
     <figcaption>AU probability over time; shaded: active (threshold + hysteresis); dotted: threshold.</figcaption>
   </figure>
 </div>
