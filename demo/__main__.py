@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from demo.summary import summary_lines
     from demo.timeline import plot_timeline
     from runtime.detector import AUDetector
-    from runtime.outputs import OutputError, StatusLine, VideoRecorder, build_outputs
+    from runtime.outputs import OutputError, StatusLine, build_outputs
     from runtime.outputs.base import stderr_line
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
         record = Path(tmp.name) / "demo.avi" if ffmpeg else out / VIDEO
         outputs = build_outputs(aus=det.aus, jsonl=str(out / JSONL), csv=str(out / CSV), record=str(record),
                                 show=args.show)
-        recorder = next(o for o in outputs.outputs if isinstance(o, VideoRecorder))
         status = StatusLine(enabled=not args.quiet)
         frames, interrupted, t0 = 0, False, time.perf_counter()
         try:

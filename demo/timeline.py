@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-
 from demo.series import Series
 from runtime.aus import CATALOG, au_number
 

