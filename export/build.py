@@ -130,15 +130,17 @@ def build_tflite(em: ExportModel, base: ModelCard, out: Path, opts: Options, cal
     return Artifact(out, "tflite", precision, card)
 
 
-def build_tflite_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray) -> Artifact:
+def build_tflite_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray,
+                      float_tflite: Path | None = None) -> Artifact:
+    """Full-integer TFLite from ``float_tflite`` (the FP32 artifact, same layout) or a fresh conversion."""
     from export.to_tflite import card_for_tflite, quantize_int8
 
     layout = opts.tflite_layout
     tmp = out.with_name(out.stem + ".float.tmp.tflite")
-    _float_tflite(em, tmp, layout)
+    src = float_tflite or _float_tflite(em, tmp, layout)
     x = calib.transpose(0, 2, 3, 1) if layout == "NHWC" else calib
     try:
-        quantize_int8(tmp, [np.ascontiguousarray(x)], out)
+        quantize_int8(src, [np.ascontiguousarray(x)], out)
     finally:
         tmp.unlink(missing_ok=True)
     card = card_for_tflite(out, _card(base, "int8", layout))

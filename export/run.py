@@ -90,7 +90,11 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
             artifacts.append(Artifact(path, "tensorrt", trt_card.model["precision"], trt_card))
             continue
         builder = BUILDERS[fmt.name]
-        extra = {"fp32_onnx": built["onnx"]} if fmt.name == "onnx-int8" and "onnx" in built else {}
+        extra = {}
+        if fmt.name == "onnx-int8" and "onnx" in built:
+            extra = {"fp32_onnx": built["onnx"]}
+        if fmt.name == "tflite-int8" and "tflite" in built and not opts.fp16:  # same float graph
+            extra = {"float_tflite": built["tflite"]}
         art = builder(em, base, path, opts, calib_x, **extra)
         artifacts.append(art)
         built[fmt.name] = path
