@@ -34,6 +34,10 @@ bench: venv
 	$(PY) -m device_tests.bench --engine out/bench/au_int8.tflite --json out/bench/bench_tflite_int8.json
 	test -f out/data/open/manifest.json || $(PY) -m train.data open --data $(AU_DATA_DIR) --out out/data/open
 	$(PY) -m train.data.bench --cache out/data/open --size 112 --workers 2 --build-clip $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --json out/bench/data.json
+	@# 4) the export chain: smoke teacher -> ONNX/TFLite FP32 and INT8 with the parity gate -> size, latency, F1
+	test -f out/bench/teacher/best.pt || $(PY) -m train --config configs/smoke.yaml run_dir=out/bench/teacher
+	$(PY) -m export --checkpoint out/bench/teacher/best.pt --formats onnx,onnx-int8,tflite,tflite-int8 --calib out/data/smoke_synth --out out/bench/export
+	$(PY) -m export.bench --dir out/bench/export --json out/bench/export.json --md out/bench/export.md
 
 clean:
 	rm -rf out .pytest_cache
