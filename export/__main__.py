@@ -63,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     from export.build import Options
     from export.parity import Gate, failure_line
     from export.run import camera_command, export
-    from export.trt_support import UnsupportedOps
     from runtime.errors import AUEdgeError
 
     opts = Options(opset=args.opset, simplify=not args.no_simplify, fp16=args.fp16,
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = export(args.checkpoint, formats, args.calib, args.out, args.eval, args.split, opts, gate,
                      args.eval_size)
-    except (FileNotFoundError, ValueError, KeyError, UnsupportedOps, AUEdgeError) as e:
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError, AUEdgeError) as e:  # UnsupportedOps too
         return _error(str(e).splitlines()[0] if str(e) else repr(e))
     for w in res.warnings:
         print(f"au-edge: warning: {w}", file=sys.stderr)

@@ -62,12 +62,12 @@ def markdown(res: dict[str, Any]) -> str:
     def fmt(v, spec="{:.2f}"):
         return "–" if v is None else spec.format(v)
 
-    lines = [f"Checkpoint `{res['checkpoint']}` ({res['task']}); evaluation {res['eval']}; PyTorch mean F1 "
-             f"{fmt(res['torch_f1_mean'])}" + (f", teacher {fmt(res['teacher_f1_mean'])}" if res["teacher_f1_mean"]
-                                               is not None else "") + f"; CPU {res['threads']} threads, p50 of "
-             f"{res['runs']} runs.", "",
-             "| artifact | backend | precision | size MB | b1 ms | b4 ms (per face) | mean F1 | Δ vs PyTorch | "
-             "Δ vs teacher | max abs Δp | parity |",
+    teacher = f", teacher {fmt(res['teacher_f1_mean'])}" if res["teacher_f1_mean"] is not None else ""
+    head = (f"Checkpoint `{res['checkpoint']}` ({res['task']}); evaluation {res['eval']}; PyTorch mean F1 "
+            f"{fmt(res['torch_f1_mean'])}{teacher}; CPU {res['threads']} threads, p50 of {res['runs']} runs.")
+    lines = [head, "",
+             ("| artifact | backend | precision | size MB | b1 ms | b4 ms (per face) | mean F1 | Δ vs PyTorch | "
+              "Δ vs teacher | max abs Δp | parity |"),
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in res["artifacts"]:
         lines.append(f"| {r['file']} | {r['backend']} | {r['precision']} | {r['size_mb']:.2f} | {r['p50_ms_b1']:.3f} | "

@@ -71,6 +71,9 @@ def check_available(fmt: Format) -> None:
                           "an engine is tied to its GPU and TensorRT version, so export 'onnx-int8' (or "
                           "'onnx') here and run `python -m export.tensorrt --onnx au_int8.onnx --out au.trt "
                           "--int8` on the target")
+    if fmt.name == "tensorrt" and importlib.util.find_spec("export.tensorrt") is None:
+        raise FormatError("format 'tensorrt' needs export/tensorrt.py (the TensorRT builder), missing from this "
+                          "install; update au-edge")
     missing = [m for m in fmt.modules if importlib.util.find_spec(m) is None]
     if missing:
         raise FormatError(f"format {fmt.name!r} needs {', '.join(missing)}, not installed; {fmt.install}")

@@ -37,7 +37,12 @@ def quantize_onnx_int8(fp32_onnx: str | Path, calibration: np.ndarray, out: str 
         ValueError: empty calibration data.
     """
     import onnx
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if len(calibration) == 0:

@@ -56,7 +56,7 @@ def check_artifact(path: Path, fmt: str, precision: str, data: CropSet, torch_pr
         "f1_mean_delta_vs_torch": None if delta is None else round(delta, 3),
         "f1_delta_vs_torch": {a: (None if np.isnan(x) or np.isnan(y) else round(100.0 * (x - y), 3))
                               for a, x, y in zip(aus, f1, t_f1)},
-        "n_crops": int(len(data)),
+        "n_crops": len(data),
     }
     if precision == "int8":
         limit = gate.int8_max_f1_drop

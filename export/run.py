@@ -16,7 +16,15 @@ from export.cards import base_card
 from export.crops import CropSet, load_crops, normalise, split_indices_for
 from export.formats import Format
 from export.model import ExportModel, load_export_model
-from export.parity import Gate, board_tolerance, check_artifact, f1_scores, write_reference, write_report
+from export.parity import (
+    Gate,
+    board_tolerance,
+    check_artifact,
+    f1_scores,
+    write_reference,
+    write_report,
+)
+from runtime.card import load_card
 
 
 @dataclass
@@ -53,7 +61,7 @@ def evaluation_crops(em: ExportModel, cache: Path, split: str, size: int) -> Cro
 
 
 def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval_cache: Path | None = None,
-           split: str = "test", opts: Options = Options(), gate: Gate = Gate(), eval_size: int = 512,
+           split: str = "test", opts: Options | None = None, gate: Gate | None = None, eval_size: int = 512,
            log=print) -> ExportResult:
     """Build every format, gate every artifact, write parity.json, cards and references.
 
@@ -61,6 +69,7 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
         FileNotFoundError / ValueError: a bad checkpoint, cache or split (one line, for exit 2).
         export.trt_support.UnsupportedOps: an op TensorRT cannot parse (unless allowed).
     """
+    opts, gate = opts or Options(), gate or Gate()
     em = load_export_model(checkpoint)
     calib_set = calibration_crops(em, calib, opts.calib_size)
     eval_set = evaluation_crops(em, eval_cache or calib, split, eval_size)
@@ -81,10 +90,7 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
         if fmt.name == "tensorrt":
             src = built.get("onnx-int8") or built.get("onnx")
             build_tensorrt(src, path, int8="onnx-int8" in built)
-            card = json.loads((src.with_name(src.name + ".json")).read_text())
-            from runtime.card import ModelCard
-
-            trt_card = ModelCard.from_dict(card)
+            trt_card = load_card(src)
             trt_card.model["precision"] = "int8" if "onnx-int8" in built else "fp16"
             trt_card.write(path)
             artifacts.append(Artifact(path, "tensorrt", trt_card.model["precision"], trt_card))
