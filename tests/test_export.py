@@ -292,3 +292,16 @@ def test_cli_one_line_errors(setup, capsys, tmp_path):
     assert rc == 2 and err.count("\n") == 0 and "--split all" in err
     rc, err = _main(capsys, *base, "--formats", "onnx,onnx")
     assert rc == 2 and "twice" in err
+
+
+@pytest.mark.parametrize("out_size", [64, 128])
+def test_crops_are_resized_exactly_as_the_runtime_does(out_size):
+    from export.crops import resize_like_runtime
+    from runtime.align import align_face
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    points = np.array([[140, 100], [190, 102], [165, 130], [145, 160], [188, 158]], np.float32)
+    cached, _ = align_face(image, points, crop_size=96)  # what the cache stores
+    deployed, _ = align_face(image, points, crop_size=96, out_size=out_size)  # what the detector feeds
+    np.testing.assert_array_equal(resize_like_runtime(cached, out_size), deployed)
