@@ -305,3 +305,11 @@ def test_crops_are_resized_exactly_as_the_runtime_does(out_size):
     cached, _ = align_face(image, points, crop_size=96)  # what the cache stores
     deployed, _ = align_face(image, points, crop_size=96, out_size=out_size)  # what the detector feeds
     np.testing.assert_array_equal(resize_like_runtime(cached, out_size), deployed)
+
+
+def test_a_missing_dependency_names_its_install_line():
+    from export.formats import Format, FormatError, check_available
+
+    fmt = Format("demo", "x.bin", "fp32", ("onnx", "au_edge_no_such_module"), "pip install 'au-edge[demo]'")
+    with pytest.raises(FormatError, match=r"au_edge_no_such_module, not installed; pip install 'au-edge\[demo\]'"):
+        check_available(fmt)
