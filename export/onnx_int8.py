@@ -2,7 +2,10 @@
 
 The QDQ form (QuantizeLinear/DequantizeLinear around float ops) is what TensorRT builds an INT8
 engine from. TensorRT accepts symmetric quantisation only (zero points must be 0), so activations
-and weights are both symmetric int8; weights per output channel.
+and weights are both symmetric int8; weights per output channel. Activation ranges are the moving
+average of per-batch min/max (as ai-edge-quantizer does for TFLite): on the smoke teacher, plain
+global min/max lost 1.39 mean-F1 points and failed the gate; the moving average lost 0.80.
+(Percentile/entropy calibration crash in onnxruntime 1.32 on this graph.)
 """
 from __future__ import annotations
 
@@ -55,7 +58,8 @@ def quantize_onnx_int8(fp32_onnx: str | Path, calibration: np.ndarray, out: str 
         quantize_static(str(pre), str(out), CropReader(name, calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "CalibMovingAverage": True})
     return out
 
 
