@@ -38,6 +38,12 @@ bench: venv
 	$(PY) -m device_tests.sysinfo --json out/bench/device.json > /dev/null
 	test -f out/data/open/manifest.json || $(PY) -m train.data open --data $(AU_DATA_DIR) --out out/data/open
 	$(PY) -m train.data.bench --cache out/data/open --size 112 --workers 2 --build-clip $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --json out/bench/data.json
+	@# 4) the export chain: smoke teacher -> distilled student -> ONNX/TFLite FP32 and INT8 with the
+	@# parity gate -> size, latency, F1 (vs the PyTorch student and its teacher)
+	test -f out/bench/teacher/best.pt || $(PY) -m train --config configs/smoke.yaml run_dir=out/bench/teacher
+	test -f out/bench/student/best.pt || $(PY) -m distill --teacher out/bench/teacher/best.pt --config configs/smoke_distill.yaml run_dir=out/bench/student
+	$(PY) -m export --checkpoint out/bench/student/best.pt --formats onnx,onnx-int8,tflite,tflite-int8 --calib out/data/smoke_synth --out out/bench/export
+	$(PY) -m export.bench --dir out/bench/export --json out/bench/export.json --md out/bench/export.md
 	$(PY) -m device_tests.report --in out/bench --out out/bench/report.md
 
 # `make demo`: its own small venv (runtime + matplotlib + imageio-ffmpeg, no training stack), the

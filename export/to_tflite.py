@@ -55,6 +55,36 @@ def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], o
     return out
 
 
+def to_fp16_weights(float_tflite: str | Path, out: str | Path) -> Path:
+    """FP16 weights (float compute; a GPU delegate runs them in half precision) with ai-edge-quantizer."""
+    try:
+        from ai_edge_quantizer import qtyping, quantizer
+        from ai_edge_quantizer.recipe import AlgorithmName, TFLOperationName
+    except ImportError:
+        raise MissingDependency("ai-edge-quantizer", "pip install 'au-edge[export]'") from None
+    qt = quantizer.Quantizer(str(float_tflite))
+    qt.update_quantization_recipe(
+        regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED,
+        op_config=qtyping.OpQuantizationConfig(
+            weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
+            compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True),
+        algorithm_key=AlgorithmName.FLOAT_CASTING)
+    out = Path(out)
+    qt.quantize().export_model(str(out), overwrite=True)
+    return out
+
+
+def tensor_types(path: str | Path) -> dict[str, int]:
+    """Count of tensors per dtype name in a .tflite (a check that INT8 models hold int8 tensors)."""
+    from runtime.litert import make_interpreter
+
+    counts: dict[str, int] = {}
+    for t in make_interpreter(str(path), 1).get_tensor_details():
+        name = np.dtype(t["dtype"]).name
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def card_for_tflite(path: str | Path, card: ModelCard) -> ModelCard:
     """A copy of ``card`` whose input dtype/quant and output quant are read from the .tflite itself."""
     from runtime.litert import make_interpreter

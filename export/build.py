@@ -1,0 +1,171 @@
+"""One builder per format: the model in, an artifact with its card beside it out.
+
+Each builder returns an ``Artifact``; the card's sha256 is written after the file is final (and
+after the ONNX card is embedded, since embedding changes the file).
+"""
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from export.formats import Format
+from export.model import ExportModel
+from runtime.card import ModelCard
+
+
+@dataclass
+class Options:
+    opset: int = 17
+    simplify: bool = True
+    fp16: bool = False  # tflite: FP16 weights instead of FP32
+    tflite_layout: str = "NHWC"  # input layout of the .tflite artifacts
+    calib_size: int = 256
+    allow_trt_unsupported: bool = False
+
+
+@dataclass
+class Artifact:
+    path: Path
+    format: str
+    precision: str
+    card: ModelCard
+    warnings: list[str] = field(default_factory=list)
+
+
+def _card(base: ModelCard, precision: str, layout: str = "NCHW") -> ModelCard:
+    card = copy.deepcopy(base)
+    card.model["precision"] = precision
+    card.input.layout = layout
+    return card
+
+
+def _onnx_card_and_check(path: Path, card: ModelCard, opts: Options) -> list[str]:
+    """Embed the card, then the TensorRT parser check (an error unless allowed)."""
+    from export.to_onnx import embed_card
+    from export.trt_support import UnsupportedOps, check_tensorrt_support, opset_problem
+
+    warnings = []
+    try:
+        check_tensorrt_support(path)
+        card.extra["tensorrt_parser"] = {"supported": True}
+    except UnsupportedOps as e:
+        if not opts.allow_trt_unsupported:
+            raise
+        warnings.append(str(e))
+        card.extra["tensorrt_parser"] = {"supported": False, "problem": str(e)}
+    problem = opset_problem(path)
+    if problem:
+        warnings.append(f"{path.name}: {problem}")
+    embed_card(path, card)
+    card.write(path)
+    return warnings
+
+
+def build_onnx(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray) -> Artifact:
+    import torch
+
+    from export.to_onnx import to_onnx
+
+    sample = torch.zeros(2, 3, em.input_size, em.input_size)
+    path = to_onnx(em.prob_module(), sample, out, simplify=opts.simplify, opset=opts.opset)
+    card = _card(base, "fp32")
+    warnings = _onnx_card_and_check(path, card, opts)
+    return Artifact(path, "onnx", "fp32", card, warnings)
+
+
+def build_onnx_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray,
+                    fp32_onnx: Path | None = None) -> Artifact:
+    import tempfile
+
+    import torch
+
+    from export.onnx_int8 import quantize_onnx_int8
+    from export.to_onnx import to_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = fp32_onnx
+        if src is None:
+            src = to_onnx(em.prob_module(), torch.zeros(2, 3, em.input_size, em.input_size),
+                          Path(tmp) / "fp32.onnx", simplify=opts.simplify, opset=opts.opset)
+        quantize_onnx_int8(src, calib, out)
+    card = _card(base, "int8")
+    card.extra["quantization"] = {"method": "onnxruntime.quantization static QDQ, moving-average MinMax, "
+                                            "symmetric int8, per-channel weights", "calibration_crops": len(calib)}
+    warnings = _onnx_card_and_check(out, card, opts)
+    return Artifact(out, "onnx-int8", "int8", card, warnings)
+
+
+def _sample(em: ExportModel, layout: str):
+    import torch
+
+    s = em.input_size
+    return torch.zeros(1, s, s, 3) if layout == "NHWC" else torch.zeros(1, 3, s, s)
+
+
+def _float_tflite(em: ExportModel, out: Path, layout: str) -> Path:
+    from export.to_tflite import to_tflite
+
+    return to_tflite(em.prob_module(nhwc=layout == "NHWC"), _sample(em, layout), out)
+
+
+def build_tflite(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray) -> Artifact:
+    from export.to_tflite import to_fp16_weights
+
+    layout = opts.tflite_layout
+    if opts.fp16:
+        tmp = out.with_name(out.stem + ".fp32.tmp.tflite")
+        _float_tflite(em, tmp, layout)
+        to_fp16_weights(tmp, out)
+        tmp.unlink()
+    else:
+        _float_tflite(em, out, layout)
+    precision = "fp16" if opts.fp16 else "fp32"
+    card = _card(base, precision, layout)
+    card.write(out)
+    return Artifact(out, "tflite", precision, card)
+
+
+def build_tflite_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray,
+                      float_tflite: Path | None = None) -> Artifact:
+    """Full-integer TFLite from ``float_tflite`` (the FP32 artifact, same layout) or a fresh conversion."""
+    from export.to_tflite import card_for_tflite, quantize_int8
+
+    layout = opts.tflite_layout
+    tmp = out.with_name(out.stem + ".float.tmp.tflite")
+    src = float_tflite or _float_tflite(em, tmp, layout)
+    x = calib.transpose(0, 2, 3, 1) if layout == "NHWC" else calib
+    try:
+        quantize_int8(src, [np.ascontiguousarray(x)], out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    card = card_for_tflite(out, _card(base, "int8", layout))
+    card.extra["quantization"] = {"method": "ai-edge-quantizer static_wi8_ai8 (int8 weights, activations, I/O)",
+                                  "calibration_crops": len(calib)}
+    card.write(out)
+    return Artifact(out, "tflite-int8", "int8", card)
+
+
+def build_tensorrt(onnx_path: Path, out: Path, int8: bool) -> Path:
+    """On a GPU machine: ``python -m export.tensorrt`` (the TensorRT builder module) on our ONNX."""
+    cmd = [sys.executable, "-m", "export.tensorrt", "--onnx", str(onnx_path), "--out", str(out),
+           "--int8" if int8 else "--fp16"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"tensorrt: `{' '.join(cmd)}` failed: {last}")
+    return out
+
+
+BUILDERS = {"onnx": build_onnx, "onnx-int8": build_onnx_int8, "tflite": build_tflite,
+            "tflite-int8": build_tflite_int8}
+
+
+def artifact_name(fmt: Format, opts: Options) -> str:
+    if fmt.name == "tflite" and opts.fp16:
+        return "au_fp16.tflite"
+    return fmt.suffix

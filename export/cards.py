@@ -1,0 +1,83 @@
+"""Model cards for exported artifacts, filled from the checkpoint, its run and the data cache.
+
+Everything a card says is read from somewhere recorded: thresholds and metrics from the run's
+``metrics.json`` (0.5 when the checkpoint has no run beside it), datasets and label kinds from the
+training cache's manifest, alignment from the cache the crops came from.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from export.model import ExportModel
+from runtime.card import InputSpec, ModelCard
+
+VERSION = "0.1.0"
+
+
+def _manifest(cache: str | Path | None) -> dict[str, Any]:
+    if not cache:
+        return {}
+    path = Path(cache) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _label_kinds(run_metrics: dict, manifest: dict) -> list[str]:
+    kinds = run_metrics.get("label_kinds")
+    if kinds:
+        return list(kinds)
+    kind = manifest.get("label_kind")
+    if kind == "mixed":
+        return ["real", "silver", "synthetic"]
+    return [kind] if kind in ("real", "silver", "synthetic") else []
+
+
+def recipe_command(em: ExportModel) -> str:
+    """The command that trained the checkpoint, from its recorded config."""
+    cfg = em.train_config
+    if not cfg:
+        return f"unknown (checkpoint {em.checkpoint.name} records no training config)"
+    verb = "python -m distill" if em.task == "student" else "python -m train"
+    name = cfg.get("name", "NAME")
+    extra = f" run_dir={cfg['run_dir']}" if cfg.get("run_dir") else ""
+    teacher = f" --teacher {cfg['teacher']}" if em.task == "student" and cfg.get("teacher") else ""
+    return f"{verb}{teacher} --config configs/{name}.yaml{extra}"
+
+
+def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
+    """The card every artifact starts from (FP32 NCHW float input); formats adjust input/precision.
+
+    Args:
+        em: the model being exported.
+        calib_meta: the crop cache's meta.json (its alignment is the one the runtime must use).
+    """
+    run = em.run_metrics
+    saved_thr = run.get("thresholds", {})
+    thresholds = {a: float(saved_thr.get(a, 0.5)) for a in em.aus}
+    train_data = em.train_config.get("data") or run.get("data")
+    manifest = _manifest(train_data)
+    backbone = em.model_config.get("backbone") or em.model_config.get("arch") or "unknown"
+    metrics: dict[str, Any] = {}
+    if run:
+        metrics = {"source": str(em.checkpoint.parent / "metrics.json"), "split": run.get("split"),
+                   "data": run.get("data"), "f1": run.get("f1", {}), "auc": run.get("auc", {})}
+        if "teacher" in run:
+            metrics["teacher_f1_mean"] = (run["teacher"].get("f1") or {}).get("mean")
+    return ModelCard(
+        aus=list(em.aus),
+        input=InputSpec(size=(em.input_size, em.input_size), layout="NCHW", dtype="float32",
+                        mean=tuple(em.mean), std=tuple(em.std), quant=None),
+        output_kind="prob",
+        thresholds=thresholds,
+        alignment={"template": calib_meta.get("template", "default"),
+                   "crop_size": int(calib_meta.get("crop_size", em.input_size)),
+                   "scale": float(calib_meta.get("scale", 1.0))},
+        model={"name": f"au-edge-{em.task}-{backbone}", "version": VERSION, "backbone": backbone,
+               "params": em.params, "precision": "fp32", "task": em.task,
+               "checkpoint": em.checkpoint.name},
+        training={"datasets": [manifest.get("dataset") or (Path(train_data).name if train_data else "unknown")],
+                  "label_kinds": _label_kinds(run, manifest), "recipe": recipe_command(em),
+                  "data": str(train_data) if train_data else None},
+        metrics=metrics,
+    )

@@ -1,0 +1,98 @@
+"""Calibration and evaluation crops from an aligned-face cache, prepared as the runtime does.
+
+The cache stores aligned crops at ``alignment.crop_size``; the runtime warps to that size and then
+resizes to the card's ``input.size`` (``runtime.align.align_face``: area interpolation when
+shrinking, linear when enlarging). ``resize_like_runtime`` is that second step, so calibration
+and parity see exactly the pixels the deployed engine will see.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class CropSet:
+    crops: np.ndarray  # N x S x S x 3 uint8 RGB at the model input size
+    labels: np.ndarray | None = None  # N x A float (1 = active), None when the cache lacks the AUs
+    mask: np.ndarray | None = None  # N x A bool (label known)
+    source: str = ""  # "CACHE (split, n of m)"
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+
+def resize_like_runtime(crop: np.ndarray, out_size: int) -> np.ndarray:
+    """The runtime's crop -> input resize (``runtime.align.align_face`` with ``out_size``)."""
+    if crop.shape[0] == out_size:
+        return np.ascontiguousarray(crop)
+    interp = cv2.INTER_AREA if out_size < crop.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(crop, (out_size, out_size), interpolation=interp)
+
+
+def normalise(crops: np.ndarray, mean, std) -> np.ndarray:
+    """uint8 N x H x W x 3 RGB -> float32 N x 3 x H x W ``(x/255 - mean) / std`` (the card's rule)."""
+    x = crops.astype(np.float32) / 255.0
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def split_indices_for(cache, train_config: dict, split: str) -> np.ndarray:
+    """Indices of ``split`` (train|val|test|all) as the checkpoint's run split this cache.
+
+    Raises:
+        ValueError: the split is empty or the run's config is unknown (name the fix).
+    """
+    if split == "all":
+        return np.arange(len(cache))
+    if not train_config:
+        raise ValueError(f"the checkpoint records no training config, so split {split!r} of {cache.root} "
+                         "is unknown; pass --split all")
+    from train.config import TrainConfig
+    from train.engine import split_indices
+
+    cfg = TrainConfig.from_dict(train_config)
+    idx = np.sort(split_indices(cache, cfg)[split])
+    if len(idx) == 0:
+        raise ValueError(f"split {split!r} of {cache.root} is empty for the run's fold {cfg.fold}; "
+                         "pass --split all or another split")
+    return idx
+
+
+def load_crops(cache_dir: str | Path, input_size: int, indices: np.ndarray | None = None,
+               limit: int | None = None, aus: list[str] | None = None) -> CropSet:
+    """Crops at ``input_size`` (evenly spaced over ``indices`` when ``limit`` is smaller).
+
+    Args:
+        cache_dir: a ``train.data`` cache.
+        input_size: the model's input side.
+        indices: which samples (default all).
+        limit: at most this many, spread evenly so every subject/video contributes.
+        aus: when given, labels and masks for these AUs (ValueError if the cache lacks one).
+    """
+    from train.data.cache import CacheData
+
+    cache = CacheData(cache_dir)
+    if len(cache) == 0:
+        raise ValueError(f"cache {cache_dir} holds no faces; rebuild it with `python -m train.data`")
+    idx = np.arange(len(cache)) if indices is None else np.asarray(indices)
+    total = len(idx)
+    if limit is not None and len(idx) > limit:
+        idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
+    crops = np.stack([resize_like_runtime(_image(cache, int(i)), input_size) for i in idx])
+    labels = mask = None
+    if aus is not None:
+        from train.engine import select_aus
+
+        _, cols = select_aus(cache, aus)
+        labels = cache.field("labels")[idx][:, cols].astype(np.float32)
+        mask = cache.field("mask")[idx][:, cols].astype(bool)
+    return CropSet(crops=crops, labels=labels, mask=mask, source=f"{cache_dir} ({len(idx)} of {total})")
+
+
+def _image(cache, i: int) -> np.ndarray:
+    s, j = cache.locate(i)
+    return np.asarray(cache.arrays["image"][s][j])

@@ -1,0 +1,89 @@
+"""The model to export, rebuilt from a checkpoint through its task (teacher or student).
+
+Every artifact is built from one module: normalised NCHW float crops -> AU probabilities (the
+task's logits through a sigmoid), so every card says ``output.kind: "prob"`` and an INT8 output
+quantises a bounded [0, 1] range instead of unbounded logits.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class ProbModule(nn.Module):
+    """``sigmoid(logits(x))``; optionally takes NHWC input (``nhwc=True``) for LiteRT."""
+
+    def __init__(self, logits: nn.Module, nhwc: bool = False):
+        super().__init__()
+        self.logits = logits
+        self.nhwc = nhwc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.nhwc:
+            x = x.permute(0, 3, 1, 2)
+        return torch.sigmoid(self.logits(x))
+
+
+@dataclass
+class ExportModel:
+    """The checkpoint's deployable module and what the card needs to know about it."""
+
+    checkpoint: Path
+    task: str  # teacher | student
+    aus: list[str]
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    model_config: dict[str, Any]
+    train_config: dict[str, Any]  # the run's TrainConfig (empty for checkpoints without one)
+    logits: nn.Module  # normalised NCHW float -> B x A logits
+    run_metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json beside the checkpoint
+
+    def prob_module(self, nhwc: bool = False) -> ProbModule:
+        return ProbModule(self.logits, nhwc=nhwc).eval()
+
+    @property
+    def params(self) -> int:
+        return int(sum(p.numel() for p in self.logits.parameters()))
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        """Probabilities for normalised NCHW float input, in batches."""
+        module = self.prob_module()
+        return torch.cat([module(x[i:i + batch]) for i in range(0, len(x), batch)]) if len(x) else \
+            torch.zeros(0, len(self.aus))
+
+
+def load_export_model(path: str | Path) -> ExportModel:
+    """Rebuild the checkpoint's export module (``task_for_checkpoint`` -> ``export_module``).
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        ValueError: the checkpoint lacks what its task needs (it names the missing key).
+    """
+    from train import checkpoint
+    from train.task import task_for_checkpoint
+
+    path = Path(path)
+    ck = checkpoint.load(path)
+    missing = [k for k in ("model", "aus", "input_size", "model_config") if k not in ck]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {missing}; export a best.pt/last.pt written by "
+                         "`python -m train` or `python -m distill`")
+    task = task_for_checkpoint(ck)
+    model = task.model_from_checkpoint(ck).eval()
+    logits = task.export_module(model).eval()
+    metrics_path = path.parent / "metrics.json"
+    run_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    mean = tuple(float(v) for v in ck.get("mean", task.mean))
+    std = tuple(float(v) for v in ck.get("std", task.std))
+    return ExportModel(checkpoint=path, task=str(ck.get("task", "teacher")), aus=list(ck["aus"]),
+                       input_size=int(ck["input_size"]), mean=mean, std=std,
+                       model_config=json.loads(ck["model_config"]),
+                       train_config=json.loads(ck["config"]) if "config" in ck else {},
+                       logits=logits, run_metrics=run_metrics)

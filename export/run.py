@@ -1,0 +1,131 @@
+"""The export pipeline: checkpoint -> every requested artifact -> parity gate -> report.
+
+Kept apart from the CLI so tests and ``export.bench`` call it directly.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.build import BUILDERS, Artifact, Options, artifact_name, build_tensorrt
+from export.cards import base_card
+from export.crops import CropSet, load_crops, normalise, split_indices_for
+from export.formats import Format
+from export.model import ExportModel, load_export_model
+from export.parity import (
+    Gate,
+    board_tolerance,
+    check_artifact,
+    f1_scores,
+    write_reference,
+    write_report,
+)
+from runtime.card import load_card
+
+
+@dataclass
+class ExportResult:
+    artifacts: list[Artifact]
+    parity: list[dict[str, Any]]
+    parity_path: Path
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _same_cache(a: str | Path | None, b: str | Path) -> bool:
+    return a is not None and Path(a).resolve() == Path(b).resolve()
+
+
+def calibration_crops(em: ExportModel, calib: Path, size: int) -> CropSet:
+    """Real aligned crops for INT8 calibration: the run's train split when ``calib`` is the run's
+    own cache (never its test subjects), else the whole cache, spread evenly."""
+    from train.data.cache import CacheData
+
+    idx = None
+    if _same_cache(em.train_config.get("data"), calib):
+        idx = split_indices_for(CacheData(calib), em.train_config, "train")
+    return load_crops(calib, em.input_size, idx, limit=size)
+
+
+def evaluation_crops(em: ExportModel, cache: Path, split: str, size: int) -> CropSet:
+    from train.data.cache import CacheData
+
+    idx = split_indices_for(CacheData(cache), em.train_config, split)
+    data = load_crops(cache, em.input_size, idx, limit=size, aus=em.aus)
+    data.source = f"{cache} split {split} ({len(data)} crops)"
+    return data
+
+
+def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval_cache: Path | None = None,
+           split: str = "test", opts: Options | None = None, gate: Gate | None = None, eval_size: int = 512,
+           log=print) -> ExportResult:
+    """Build every format, gate every artifact, write parity.json, cards and references.
+
+    Raises:
+        FileNotFoundError / ValueError: a bad checkpoint, cache or split (one line, for exit 2).
+        export.trt_support.UnsupportedOps: an op TensorRT cannot parse (unless allowed).
+    """
+    opts, gate = opts or Options(), gate or Gate()
+    em = load_export_model(checkpoint)
+    calib_set = calibration_crops(em, calib, opts.calib_size)
+    eval_set = evaluation_crops(em, eval_cache or calib, split, eval_size)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((calib / "meta.json").read_text())
+    base = base_card(em, meta)
+    calib_x = normalise(calib_set.crops, em.mean, em.std)
+    torch_probs = _torch_probs(em, eval_set)
+    thr = np.array([base.threshold(a) for a in em.aus])
+    _, torch_f1 = f1_scores(torch_probs, eval_set, thr)
+    log(f"calibration: {calib_set.source}; evaluation: {eval_set.source}")
+
+    artifacts: list[Artifact] = []
+    built: dict[str, Path] = {}
+    for fmt in formats:
+        path = out / artifact_name(fmt, opts)
+        log(f"building {fmt.name} -> {path}")
+        if fmt.name == "tensorrt":
+            src = built.get("onnx-int8") or built.get("onnx")
+            build_tensorrt(src, path, int8="onnx-int8" in built)
+            trt_card = load_card(src)
+            trt_card.model["precision"] = "int8" if "onnx-int8" in built else "fp16"
+            trt_card.write(path)
+            artifacts.append(Artifact(path, "tensorrt", trt_card.model["precision"], trt_card))
+            continue
+        builder = BUILDERS[fmt.name]
+        extra = {}
+        if fmt.name == "onnx-int8" and "onnx" in built:
+            extra = {"fp32_onnx": built["onnx"]}
+        if fmt.name == "tflite-int8" and "tflite" in built and not opts.fp16:  # same float graph
+            extra = {"float_tflite": built["tflite"]}
+        art = builder(em, base, path, opts, calib_x, **extra)
+        artifacts.append(art)
+        built[fmt.name] = path
+
+    entries, warnings = [], [w for a in artifacts for w in a.warnings]
+    for art in artifacts:
+        entry = check_artifact(art.path, art.format, art.precision, eval_set, torch_probs, thr, em.aus, gate)
+        tol = board_tolerance(entry, gate)
+        ref = write_reference(art.path, eval_set.crops, torch_probs, tol, em.aus, art.precision)
+        entry.pop("_probs")
+        entry["reference"] = ref.name
+        art.card.parity = {**entry, "torch_f1_mean": None if torch_f1 is None else round(100 * torch_f1, 3),
+                           "eval": eval_set.source, "board_tolerance": tol}
+        art.card.write(art.path)  # the sidecar gains parity; the ONNX-embedded card is the pre-parity one
+        entries.append(entry)
+    report = write_report(out, entries, torch_f1, gate, eval_set.source, str(checkpoint))
+    return ExportResult(artifacts, entries, report, [e for e in entries if not e["passed"]], warnings)
+
+
+def _torch_probs(em: ExportModel, data: CropSet) -> np.ndarray:
+    import torch
+
+    x = torch.from_numpy(normalise(data.crops, em.mean, em.std))
+    return em.predict(x).numpy().astype(np.float64)
+
+
+def camera_command(path: Path) -> str:
+    return f"python -m runtime.camera --engine {path} --source 0"

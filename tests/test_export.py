@@ -1,0 +1,315 @@
+"""python -m export: ONNX/TFLite (FP32 and INT8) artifacts from a teacher checkpoint, their cards,
+the TensorRT parser op check, the parity gate and its references, the CLI's one-line errors.
+
+One untrained tiny teacher (BatchNorm/LayerNorm scales randomised so no block folds away) and a tiny
+cache of real London photos (smiling = AU12) are exported once per session; the tests inspect it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+AUS = ["AU01", "AU04", "AU12", "AU25", "AU26"]
+SIZE, CROP = 64, 96
+THRESHOLDS = {"AU01": 0.45, "AU04": 0.5, "AU12": 0.4, "AU25": 0.55, "AU26": 0.5}
+FORMATS = "onnx,onnx-int8,tflite,tflite-int8"
+MODEL_CFG = {"backbone": "test_convnext", "pretrained": False, "dim": 32, "relation_depth": 1,
+             "relation_heads": 2, "inpaint": False, "flow": False}
+
+
+def _cache(root: Path, data_dir: Path) -> Path:
+    """48 real photos (24 neutral, 24 smiling), centre-cropped to CROP px; AU12 = smiling, other AUs
+    random with some unknown: the layout of ``train.data.cache`` written directly (no detector)."""
+    from train.data.cache import empty_arrays, write_shard
+
+    rng = np.random.default_rng(0)
+    ids = [f"{i:03d}" for i in range(1, 40) if (data_dir / "london" / "smiling" / f"{i:03d}.jpg").is_file()][:24]
+    n = 2 * len(ids)
+    arrays = empty_arrays(n, len(AUS), CROP)
+    for k, (kind, fid) in enumerate((kind, fid) for kind in ("neutral", "smiling") for fid in ids):
+        img = cv2.cvtColor(cv2.imread(str(data_dir / "london" / kind / f"{fid}.jpg")), cv2.COLOR_BGR2RGB)
+        h, w = img.shape[:2]
+        s = min(h, w)
+        img = img[(h - s) // 2:(h + s) // 2, (w - s) // 2:(w + s) // 2]
+        arrays["image"][k] = cv2.resize(img, (CROP, CROP), interpolation=cv2.INTER_AREA)
+        arrays["labels"][k] = rng.integers(0, 2, len(AUS))
+        arrays["labels"][k, AUS.index("AU12")] = float(kind == "smiling")
+        arrays["mask"][k] = rng.random(len(AUS)) > 0.1
+        arrays["mask"][k, AUS.index("AU12")] = True
+        arrays["subject"][k] = ids.index(fid)
+    write_shard(root, 0, arrays, n, {})
+    meta = {"dataset": "london_test", "aus": AUS, "crop_size": CROP, "template": "default", "scale": 1.0,
+            "subjects": [f"london_{i}" for i in ids], "videos": [], "label_kinds": ["real", "silver", "synthetic"]}
+    (root / "meta.json").write_text(json.dumps(meta))
+    (root / "manifest.json").write_text(json.dumps({"dataset": "london_test", "frames": n, "label_kind": "real"}))
+    return root
+
+
+def _checkpoint(path: Path, cache: Path) -> Path:
+    from train import checkpoint
+    from train.task import TeacherTask
+
+    torch.manual_seed(0)
+    task = TeacherTask()
+    model = task.build_model(MODEL_CFG, AUS, SIZE)
+    with torch.no_grad():  # an untrained net has zero-init residual scales; randomise every norm
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm, torch.nn.GroupNorm)) and m.weight is not None:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+            if hasattr(m, "gamma") and isinstance(m.gamma, torch.nn.Parameter):
+                m.gamma.uniform_(0.5, 1.5)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(path, {"model": model.state_dict(), **task.checkpoint_meta(MODEL_CFG, AUS, SIZE)})
+    (path.parent / "metrics.json").write_text(json.dumps({
+        "f1": {a: 0.5 for a in AUS} | {"mean": 0.5}, "auc": {"mean": 0.6}, "thresholds": THRESHOLDS,
+        "data": str(cache), "split": "fold1/test", "label_kinds": ["real"]}))
+    return path
+
+
+def run_export(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "export", *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=env, check=False)
+
+
+@pytest.fixture(scope="session")
+def setup(data_dir, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("export")
+    cache = _cache(root / "cache", data_dir)
+    return {"cache": cache, "ckpt": _checkpoint(root / "run" / "best.pt", cache), "root": root}
+
+
+@pytest.fixture(scope="session")
+def exported(setup) -> dict:
+    out = setup["root"] / "out"
+    proc = run_export("--checkpoint", setup["ckpt"], "--formats", FORMATS, "--calib", setup["cache"],
+                      "--out", out, "--split", "all")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"out": out, "stdout": proc.stdout, "parity": json.loads((out / "parity.json").read_text()),
+            "files": {f: out / name for f, name in (("onnx", "au_fp32.onnx"), ("onnx-int8", "au_int8.onnx"),
+                                                     ("tflite", "au_fp32.tflite"),
+                                                     ("tflite-int8", "au_int8.tflite"))}}
+
+
+def _torch_probs(ckpt: Path, crops: np.ndarray) -> np.ndarray:
+    """The checkpoint's own model on crops, normalised here (not by export's code)."""
+    from train import checkpoint
+    from train.task import TeacherTask
+
+    ck = checkpoint.load(ckpt)
+    net = TeacherTask().model_from_checkpoint(ck).eval().export_module()
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0
+    x = (x - torch.tensor(ck["mean"]).view(1, 3, 1, 1)) / torch.tensor(ck["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return torch.sigmoid(net(x)).numpy()
+
+
+def _runtime_crops(cache: Path) -> np.ndarray:
+    """Input-size crops as the runtime makes them: the aligned crop shrunk with INTER_AREA."""
+    images = np.load(cache / "shards" / "00000" / "image.npy")
+    return np.stack([cv2.resize(im, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for im in images])
+
+
+def test_every_artifact_is_written_and_the_cli_prints_how_to_run_it(exported):
+    for fmt, path in exported["files"].items():
+        assert path.is_file() and (path.parent / (path.name + ".json")).is_file(), fmt
+        assert f"python -m runtime.camera --engine {path}" in exported["stdout"]
+    assert [a["format"] for a in exported["parity"]["artifacts"]] == FORMATS.split(",")
+    assert exported["parity"]["passed"]
+
+
+def test_float_artifacts_match_pytorch_within_the_gate(setup, exported):
+    from runtime import load_engine
+
+    crops = _runtime_crops(setup["cache"])
+    ref = _torch_probs(setup["ckpt"], crops)
+    assert ref.std() > 1e-3  # a model whose outputs vary, so matching them means something
+    for fmt in ("onnx", "tflite"):
+        with load_engine(exported["files"][fmt], threads=1) as eng:
+            got = np.concatenate([eng.infer(crops[:3]), eng.infer(crops[3:])])  # odd and large batches
+        np.testing.assert_allclose(got, ref, atol=1e-3, err_msg=fmt)
+    for fmt in ("onnx-int8", "tflite-int8"):  # INT8 is judged by F1, but must still be the same model
+        with load_engine(exported["files"][fmt], threads=1) as eng:
+            got = eng.infer(crops)
+        assert np.abs(got - ref).mean() < 0.05, fmt
+        assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.9, fmt
+
+
+def test_int8_artifacts_hold_int8_tensors(exported):
+    import onnx
+    from onnx import numpy_helper
+
+    from runtime.litert import make_interpreter
+
+    m = onnx.load(str(exported["files"]["onnx-int8"]))
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("QuantizeLinear") >= 5 and ops.count("DequantizeLinear") >= 5
+    int8_weights = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
+    assert len(int8_weights) >= 5  # conv kernels stored as int8
+    per_channel = [n for n in m.graph.node if n.op_type == "DequantizeLinear"
+                   and any(a.name == "axis" for a in n.attribute)]
+    assert per_channel
+    zps = [numpy_helper.to_array(t) for t in m.graph.initializer if "zero_point" in t.name]
+    assert zps and all(np.all(z == 0) for z in zps)  # symmetric: TensorRT requires zero points of 0
+    assert not any(t.data_type == onnx.TensorProto.INT8 for t in onnx.load(
+        str(exported["files"]["onnx"])).graph.initializer)
+
+    interp = make_interpreter(str(exported["files"]["tflite-int8"]), 1)
+    assert interp.get_input_details()[0]["dtype"] == np.int8
+    assert interp.get_output_details()[0]["dtype"] == np.int8
+    types = [np.dtype(t["dtype"]) for t in interp.get_tensor_details()]
+    assert types.count(np.dtype(np.int8)) > types.count(np.dtype(np.float32))
+    f32 = make_interpreter(str(exported["files"]["tflite"]), 1)
+    assert np.int8 not in {t["dtype"] for t in f32.get_tensor_details()}
+
+
+def test_cards_are_complete_with_the_right_sha256(setup, exported):
+    from runtime.card import REQUIRED_KEYS
+
+    for fmt, path in exported["files"].items():
+        card = json.loads((path.parent / (path.name + ".json")).read_text())
+        assert set(REQUIRED_KEYS) <= set(card), fmt
+        assert card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), fmt
+        assert card["aus"] == AUS and card["thresholds"] == THRESHOLDS
+        assert card["input"]["size"] == [SIZE, SIZE] and card["output"]["kind"] == "prob"
+        assert card["alignment"] == {"template": "default", "crop_size": CROP, "scale": 1.0}
+        assert {"name", "version", "backbone", "params", "precision"} <= set(card["model"])
+        assert card["model"]["backbone"] == "test_convnext"
+        assert card["model"]["precision"] == ("int8" if fmt.endswith("int8") else "fp32")
+        assert card["training"]["label_kinds"] == ["real"] and card["training"]["datasets"] == ["london_test"]
+        assert card["training"]["recipe"] and card["metrics"]["f1"]["mean"] == 0.5
+        assert card["parity"]["passed"] and card["parity"]["file"] == path.name
+        if fmt == "tflite-int8":
+            assert card["input"]["dtype"] == "int8" and card["input"]["quant"]["scale"] > 0
+            assert card["output"]["quant"]["scale"] > 0
+    import onnx
+
+    for fmt in ("onnx", "onnx-int8"):
+        path = exported["files"][fmt]
+        embedded = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["au_edge.model_card"])
+        side = json.loads((path.parent / (path.name + ".json")).read_text())
+        assert embedded["aus"] == side["aus"] and embedded["input"] == side["input"]
+        assert embedded["tensorrt_parser"] == {"supported": True}
+
+
+def test_runtime_reproduces_the_parity_run(setup, exported):
+    from runtime import load_engine
+
+    torch_f1 = exported["parity"]["torch_f1_mean"]
+    assert torch_f1 is not None
+    for entry in exported["parity"]["artifacts"]:
+        path = exported["out"] / entry["file"]
+        ref = np.load(path.with_name(path.name + ".parity.npz"))
+        assert set(ref.files) == {"crops", "expected", "tolerance", "aus", "precision"}
+        assert list(ref["aus"]) == AUS and str(ref["precision"]) == entry["precision"]
+        assert ref["crops"].shape[1:] == (SIZE, SIZE, 3) and 16 <= len(ref["crops"]) <= 64
+        np.testing.assert_allclose(ref["expected"], _torch_probs(setup["ckpt"], ref["crops"]), atol=1e-5)
+        with load_engine(path, threads=1) as eng:
+            got = eng.infer(ref["crops"])
+        d = np.abs(got - ref["expected"])
+        assert d.max() <= float(ref["tolerance"])
+        assert d.max() <= entry["max_abs_dprob"] + 1e-6  # a subset of the parity run's crops
+        assert entry["size_bytes"] == path.stat().st_size
+        assert abs(entry["f1_mean"] - torch_f1 - entry["f1_mean_delta_vs_torch"]) < 1e-2
+
+
+def test_parity_gate_fails_loudly(setup, exported, tmp_path):
+    out = tmp_path / "strict"
+    proc = run_export("--checkpoint", setup["ckpt"], "--formats", "onnx", "--calib", setup["cache"], "--out", out,
+                      "--split", "all", "--fp32-tol", "1e-12")
+    assert proc.returncode == 1
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("parity FAILED")]
+    assert len(failed) == 1 and "au_fp32.onnx" in failed[0]
+    assert json.loads((out / "parity.json").read_text())["passed"] is False
+
+
+def _graph(op: str, domain: str = ""):
+    from onnx import TensorProto, helper
+
+    node = helper.make_node(op, ["x"], ["y"], domain=domain)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+def test_trt_op_check_rejects_unsupported_ops(exported, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from export.trt_support import (
+        UnsupportedOps,
+        check_tensorrt_support,
+        unsupported_ops,
+    )
+
+    assert unsupported_ops(_graph("Relu")) == []
+    assert unsupported_ops(_graph("Unique")) == ["Unique"]  # "N" in onnx-tensorrt's operator matrix
+    assert unsupported_ops(_graph("Gelu", "com.microsoft")) == ["com.microsoft::Gelu"]
+    # asymmetric Q/DQ: TensorRT needs zero points of 0
+    zp = helper.make_tensor("zp", TensorProto.INT8, [], [3])
+    sc = helper.make_tensor("s", TensorProto.FLOAT, [], [0.1])
+    q = helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["y"])
+    g = helper.make_graph([q], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT8, [4])], initializer=[sc, zp])
+    assert unsupported_ops(helper.make_model(g)) == ["QuantizeLinear (zero_point != 0)"]
+    bad = tmp_path / "bad.onnx"
+    onnx.save(_graph("Unique"), str(bad))
+    with pytest.raises(UnsupportedOps, match="Unique"):
+        check_tensorrt_support(bad)
+    for fmt in ("onnx", "onnx-int8"):
+        assert unsupported_ops(exported["files"][fmt]) == []
+
+
+def _main(capsys, *args: str) -> tuple[int, str]:
+    from export.__main__ import main
+
+    rc = main(list(map(str, args)))
+    return rc, capsys.readouterr().err.strip()
+
+
+def test_cli_one_line_errors(setup, capsys, tmp_path):
+    base = ["--checkpoint", setup["ckpt"], "--calib", setup["cache"], "--out", tmp_path / "o"]
+    rc, err = _main(capsys, *base, "--formats", "onnx,tflite-int9")
+    assert rc == 2 and err.count("\n") == 0 and "'tflite-int8'" in err
+    rc, err = _main(capsys, *base, "--formats", "onnx,tensorrt")
+    assert rc == 2 and err.count("\n") == 0 and "python -m export.tensorrt" in err
+    rc, err = _main(capsys, "--checkpoint", tmp_path / "none.pt", "--formats", "onnx", "--calib", setup["cache"],
+                    "--out", tmp_path / "o")
+    assert rc == 2 and err.count("\n") == 0 and "none.pt" in err
+    rc, err = _main(capsys, *base, "--formats", "onnx", "--split", "test")  # no run config in this checkpoint
+    assert rc == 2 and err.count("\n") == 0 and "--split all" in err
+    rc, err = _main(capsys, *base, "--formats", "onnx,onnx")
+    assert rc == 2 and "twice" in err
+
+
+@pytest.mark.parametrize("out_size", [64, 128])
+def test_crops_are_resized_exactly_as_the_runtime_does(out_size):
+    from export.crops import resize_like_runtime
+    from runtime.align import align_face
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    points = np.array([[140, 100], [190, 102], [165, 130], [145, 160], [188, 158]], np.float32)
+    cached, _ = align_face(image, points, crop_size=96)  # what the cache stores
+    deployed, _ = align_face(image, points, crop_size=96, out_size=out_size)  # what the detector feeds
+    np.testing.assert_array_equal(resize_like_runtime(cached, out_size), deployed)
+
+
+def test_a_missing_dependency_names_its_install_line():
+    from export.formats import Format, FormatError, check_available
+
+    fmt = Format("demo", "x.bin", "fp32", ("onnx", "au_edge_no_such_module"), "pip install 'au-edge[demo]'")
+    with pytest.raises(FormatError, match=r"au_edge_no_such_module, not installed; pip install 'au-edge\[demo\]'"):
+        check_available(fmt)
