@@ -120,3 +120,23 @@ class AtomicText:
 def open_text(path: str | Path, what: str, newline: str | None = None) -> AtomicText:
     """Open a text output (``AtomicText``), creating its folder; an OutputError naming it when that fails."""
     return AtomicText(path, what, newline)
+
+
+class TextOutput(Output):
+    """A text output to a file (``AtomicText``: renamed into place on ``close``) or stdout (``-``)."""
+
+    def _open(self, path: str | Path, what: str, newline: str | None = None) -> None:
+        self.to_stdout = str(path) == "-"
+        self._file = None if self.to_stdout else open_text(path, what, newline)
+        self._f: IO[str] | None = sys.stdout if self._file is None else self._file.file
+
+    def close(self) -> None:
+        """Complete the file: it appears under its name now (written to a partial name until then)."""
+        if self._file is not None:
+            self._file.commit()
+        self._f = None
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.discard()
+        self._f = None

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from runtime.aus import au_name, au_number
-from runtime.outputs.base import Output, open_text
+from runtime.outputs.base import TextOutput
 from runtime.results import FrameResult
 
 FIXED_COLUMNS = ("frame", "timestamp", "face_id", "confidence", "success")
 
 
-class CsvOutput(Output):
+class CsvOutput(TextOutput):
     """Args: path (or ``-`` for stdout), aus: the AU columns in order (e.g. the engine card's ``aus``).
 
     Raises:
@@ -36,14 +36,7 @@ class CsvOutput(Output):
         if not self.aus:
             raise ValueError("CsvOutput needs at least one AU column (aus=[...] is empty)")
         self.columns = list(FIXED_COLUMNS) + [f"{a}_p" for a in self.aus] + [f"{a}_c" for a in self.aus]
-        self.to_stdout = str(path) == "-"
-        if self.to_stdout:
-            import sys
-
-            self._file, self._f = None, sys.stdout
-        else:
-            self._file = open_text(path, "CSV", newline="")
-            self._f = self._file.file
+        self._open(path, "CSV", newline="")
         self._w = csv.writer(self._f, lineterminator="\n")
         self._w.writerow(self.columns)
 
@@ -64,13 +57,3 @@ class CsvOutput(Output):
             return
         self._w.writerows(self.rows(result))
         self._f.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.commit()
-        self._f = None
-
-    def abort(self) -> None:
-        if self._file is not None:
-            self._file.discard()
-        self._f = None

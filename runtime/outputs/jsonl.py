@@ -11,20 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.outputs.base import Output, open_text
+from runtime.outputs.base import TextOutput
 from runtime.results import FrameResult
 
 
-class JsonlOutput(Output):
+class JsonlOutput(TextOutput):
     """``FrameResult.to_json()`` per line. Every line is flushed, so ``| jq`` and tails see it live.
 
     A reader that goes away on stdout (``| head``) ends the run quietly via ``quit_requested``.
     """
 
     def __init__(self, path: str | Path):
-        self.to_stdout = str(path) == "-"
-        self._file = None if self.to_stdout else open_text(path, "JSONL")
-        self._f = sys.stdout if self._file is None else self._file.file
+        self._open(path, "JSONL")
         self.path = "-" if self.to_stdout else str(path)
 
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
@@ -44,14 +42,3 @@ class JsonlOutput(Output):
         os.close(devnull)
         self._f = None
         self.quit_requested = True
-
-    def close(self) -> None:
-        """Complete the file: it appears under its name now (written to a partial name until then)."""
-        if self._file is not None:
-            self._file.commit()
-        self._f = None
-
-    def abort(self) -> None:
-        if self._file is not None:
-            self._file.discard()
-        self._f = None

@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from runtime.aus import au_name, au_number
-from runtime.outputs.base import Output, open_text
+from runtime.outputs.base import TextOutput
 from runtime.results import FrameResult
 
 SEQUENCE_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success")
 SEP = ", "
 
 
-class OpenFaceCsvOutput(Output):
+class OpenFaceCsvOutput(TextOutput):
     """OpenFace 2 FeatureExtraction-style CSV.
 
     Args:
@@ -57,13 +57,7 @@ class OpenFaceCsvOutput(Output):
                         + [f"{a}_c" for a in self.aus] + [f"{a}_p" for a in self.aus]
                         + (["file"] if image_source else []))
         self._ids: dict[int, int] = {}
-        if str(path) == "-":
-            import sys
-
-            self._file, self._f = None, sys.stdout
-        else:
-            self._file = open_text(path, "CSV", newline="")
-            self._f = self._file.file
+        self._open(path, "CSV", newline="")
         self._f.write(SEP.join(self.columns) + "\n")
 
     def _face_id(self, track_id: int, index: int) -> int:
@@ -94,16 +88,6 @@ class OpenFaceCsvOutput(Output):
             return
         self._f.writelines(SEP.join(row) + "\n" for row in self.rows(result))
         self._f.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.commit()
-        self._f = None
-
-    def abort(self) -> None:
-        if self._file is not None:
-            self._file.discard()
-        self._f = None
 
 
 def _safe_name(name: str) -> str:
