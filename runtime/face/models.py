@@ -6,17 +6,15 @@ install needs nothing but PyPI, and a robot without network can be given a folde
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.errors import AUEdgeError
 from runtime.litert import make_interpreter
+from runtime.wheel_files import fetch_wheel_files, sha256
 
 ENV_VAR = "AU_FACE_MODEL"
 MEDIAPIPE_VERSION = "0.10.21"
@@ -68,10 +66,6 @@ def cache_dir() -> Path:
     """The user cache for the face models: ``$XDG_CACHE_HOME/au-edge/face_models``."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "au-edge" / "face_models"
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def resolve(face_model: str | Path | None = None, detector: str = "full") -> FaceModels:
@@ -170,48 +164,10 @@ def fetch_from_pypi(dest: Path) -> None:
     """
     print(f"au-edge: fetching the face models (mediapipe=={MEDIAPIPE_VERSION} wheel, ~35 MB) from PyPI "
           f"into {dest} ...", file=sys.stderr, flush=True)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise FaceModelError(f"cannot create the face model cache {dest}: {e.strerror}; "
-                             "set XDG_CACHE_HOME to a writable folder or pass face_model=") from None
-    with tempfile.TemporaryDirectory(prefix="au-edge-wheel-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", f"mediapipe=={MEDIAPIPE_VERSION}", "--no-deps",
-               "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
-               "--platform", "manylinux_2_17_x86_64", "--python-version", "3.11",
-               "--implementation", "cp", "--abi", "cp311", "-q", "-d", tmp]
-        try:
-            proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
-        except OSError as e:
-            raise FaceModelError(f"cannot run pip to fetch the face models: {e}; {_FIX}") from None
-        wheels = sorted(Path(tmp).glob("mediapipe-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            lines = (proc.stderr or proc.stdout or "no wheel downloaded").strip().splitlines() or ["?"]
-            raise FaceModelError(f"could not download mediapipe=={MEDIAPIPE_VERSION} from PyPI "
-                                 f"({lines[-1].strip()[:160]}); check the network/proxy, or {_FIX}")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            for name, (member, digest) in WHEEL_FILES.items():
-                try:
-                    data = zf.read(member)
-                except KeyError:
-                    raise FaceModelError(f"{wheels[0].name} lacks {member}; {_FIX}") from None
-                if sha256(data) != digest:
-                    raise FaceModelError(f"{member} in {wheels[0].name} has sha256 {sha256(data)[:12]}..., "
-                                         f"expected {digest[:12]}...; refusing it; {_FIX}")
-                _write_atomic(dest / name, data)
+    fetch_wheel_files(f"mediapipe=={MEDIAPIPE_VERSION}", WHEEL_FILES, dest, FaceModelError, _FIX,
+                      pip_args=("--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
+                                "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"))
     print(f"au-edge: face models ready in {dest}", file=sys.stderr, flush=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the target then rename, so a crash or a racing process never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_interpreter(model: ModelFile, threads: int | None):
