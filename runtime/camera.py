@@ -9,7 +9,6 @@ name renamed into place when closed, so a failed start never touches an existing
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import signal
 import sys
@@ -80,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=_number(int, 1), default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--detect-every", type=_number(int, 0), default=None, metavar="N",
                    help="run the face detector every N frames while fewer than --max-faces are tracked "
-                   "(0: only when a track is missing)")
+                   "(default 10; 0: only while a face is missing)")
     p.add_argument("--calibrate-neutral", type=_number(float, 0), default=None, metavar="SECONDS",
                    help="per-person neutral baseline from each track's first SECONDS (off by default)")
     p.add_argument("--face-model", metavar="PATH", help="folder of face .tflite files or a face_landmarker "
@@ -111,24 +110,12 @@ def _show_default(args: argparse.Namespace) -> bool:
 
 
 def _detector_options(args: argparse.Namespace, image_source: bool) -> dict:
-    """The AUDetector keywords for --mode/--detect-every/--calibrate-neutral, passed only when this
-    runtime's AUDetector takes them (an explicitly given flag it does not know is one line)."""
-    from runtime.detector import AUDetector
-    from runtime.errors import AUEdgeError
-
-    accepted = inspect.signature(AUDetector).parameters
-    wanted = {}
-    if args.mode != "auto" or "mode" in accepted:
-        wanted["mode"] = ("image" if image_source else "video") if args.mode == "auto" else args.mode
+    """The AUDetector keywords for --mode/--detect-every/--calibrate-neutral (defaults: AUDetector's)."""
+    wanted = {"mode": ("image" if image_source else "video") if args.mode == "auto" else args.mode}
     if args.detect_every is not None:
         wanted["detect_every"] = args.detect_every
     if args.calibrate_neutral is not None:
         wanted["calibrate_neutral_s"] = args.calibrate_neutral
-    flags = {"mode": "--mode", "detect_every": "--detect-every", "calibrate_neutral_s": "--calibrate-neutral"}
-    for key in wanted:
-        if key not in accepted:
-            raise AUEdgeError(f"{flags[key]} needs a newer au-edge runtime (this AUDetector has no {key}=); "
-                              f"upgrade au-edge or leave the flag out")
     return wanted
 
 
@@ -159,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             outputs.write(result, image)
             frames += 1
             with_face += bool(result.faces)
-            extra = int(getattr(result, "faces_beyond_max", 0) or 0)
+            extra = result.faces_beyond_max
             beyond, beyond_max = beyond + extra, max(beyond_max, extra)
             status.update(result)
             if outputs.quit_requested:
