@@ -4,7 +4,8 @@ Runs ``runtime.load_engine(PATH).infer(crops)`` on the reference the export wrot
 (``PATH.parity.npz``: aligned crops, the PyTorch model's probabilities, the allowed max |Δprob|) and
 compares. It catches a TensorRT engine built wrong on the board, a LiteRT delegate that changes the
 numbers, or a card that does not match its engine. For a TensorRT engine built on the board from
-``au_int8.onnx``, pass ``--reference au_int8.onnx.parity.npz``.
+``au_int8.onnx``, pass ``--reference au_int8.onnx.parity.npz``; an engine built at another precision
+than its reference (FP16 from ``au_fp32.onnx``) needs that precision's tolerance: ``--tolerance 0.01``.
 
 JSON: ``{"engine", "reference", "max_abs_dprob", "mean_abs_dprob", "tolerance", "passed"}``; exit 1
 when the check fails (after writing the JSON), 2 for a missing or malformed engine or reference.
@@ -59,7 +60,8 @@ def load_reference(path: str | Path) -> dict:
     return data
 
 
-def check(engine_path: str | Path, reference: str | Path | None = None, threads: int | None = None) -> dict:
+def check(engine_path: str | Path, reference: str | Path | None = None, threads: int | None = None,
+          tolerance: float | None = None) -> dict:
     """The parity JSON for one engine (see the module docstring).
 
     Raises:
@@ -83,7 +85,7 @@ def check(engine_path: str | Path, reference: str | Path | None = None, threads:
     finally:
         eng.close()
     diff = np.abs(got - ref["expected"].astype(np.float64))
-    tolerance = float(ref["tolerance"])
+    tolerance = float(ref["tolerance"]) if tolerance is None else float(tolerance)
     max_abs = float(diff.max()) if diff.size else 0.0
     return {"engine": str(engine_path), "reference": str(ref_path), "max_abs_dprob": max_abs,
             "mean_abs_dprob": float(diff.mean()) if diff.size else 0.0, "tolerance": tolerance,
@@ -97,10 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engine", required=True)
     p.add_argument("--reference", metavar="NPZ", help="default: ENGINE.parity.npz")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="max |dprob| instead of the reference's (e.g. 0.01 for an FP16 engine vs an FP32 reference)")
     p.add_argument("--json", metavar="OUT")
     args = p.parse_args(argv)
+    if args.tolerance is not None and not args.tolerance > 0:
+        p.error(f"--tolerance must be > 0, got {args.tolerance}")
     try:
-        res = check(args.engine, args.reference, args.threads)
+        res = check(args.engine, args.reference, args.threads, args.tolerance)
     except (AUEdgeError, ParityReferenceError) as e:
         print(f"au-edge: error: {e}", file=sys.stderr)
         return 2

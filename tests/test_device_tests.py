@@ -61,6 +61,12 @@ def test_parity_passes_on_the_engine_and_fails_once_it_is_perturbed(engine_with_
     assert proc.returncode == 1, proc.stderr
     res = json.loads(out.read_text())
     assert res["passed"] is False and res["max_abs_dprob"] > 0.01 and "FAILED" in proc.stdout
+    # --tolerance replaces the reference's (an engine built at another precision than its reference)
+    loose = res["max_abs_dprob"] * 1.01
+    proc = _dt("parity", "--engine", bad, "--reference", tmp_path / "au.onnx.parity.npz", "--tolerance", loose,
+               "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["tolerance"] == pytest.approx(loose)
 
 
 def test_parity_bad_references_are_one_line_exit_2(engine_with_reference, tmp_path):
