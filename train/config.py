@@ -84,7 +84,8 @@ class TrainConfig:
         values = {k: coerce(v, getattr(defaults, k), f"{where}: {k}") for k, v in raw.items()}
         cfg = cls(**values)
         cfg.data = _expand(cfg.data)
-        cfg.build = {k: _expand(v) if isinstance(v, str) else v for k, v in cfg.build.items()}
+        # build paths: expanded where the variable is set (a prebuilt cache needs none of them)
+        cfg.build = {k: os.path.expandvars(v) if isinstance(v, str) else v for k, v in cfg.build.items()}
         return cfg
 
     def to_dict(self) -> dict[str, Any]:

@@ -110,17 +110,19 @@ def all_true(d: Dist, flag: bool | torch.Tensor) -> bool:
 
 
 def mean_count(n: torch.Tensor) -> torch.Tensor:
-    """The mean over ranks of a per-rank count (no gradient); ``n`` itself with one process.
+    """A loss's normaliser from a per-rank count (no gradient): ``max(1, global count) / ranks``;
+    with one process, ``max(1, n)``.
 
     A loss that divides its local sum by this equals, averaged over ranks the way DDP averages
-    gradients, the same loss over the global batch: the normaliser is the global one.
+    gradients, the same loss over the global batch, even when the ranks' counts differ (or one
+    rank has none).
     """
     n = n.detach().to(torch.float32)
     if not active():
-        return n
+        return n.clamp_min(1)
     t = n.clone()
     dist.all_reduce(t)
-    return t / dist.get_world_size()
+    return t.clamp_min(1) / dist.get_world_size()
 
 
 def mean_over_ranks_differentiable(tensors: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -38,11 +38,11 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
         return loss
     if reduction != "mean":
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    return loss.sum() / mean_count(mask.sum()).clamp_min(1)
+    return loss.sum() / mean_count(mask.sum())
 
 
 def masked_intensity_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute intensity error over the known entries (NaN target = unknown)."""
     known = torch.isfinite(target)
     err = (pred - torch.nan_to_num(target.to(pred.dtype))).abs()
-    return torch.where(known, err, torch.zeros_like(err)).sum() / mean_count(known.sum()).clamp_min(1)
+    return torch.where(known, err, torch.zeros_like(err)).sum() / mean_count(known.sum())

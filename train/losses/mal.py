@@ -114,7 +114,7 @@ def mal_loss(expr_logits: torch.Tensor, targets: torch.Tensor,
     ce = per_sample_ce(expr_logits, targets)
     if weights is not None:
         ce = ce * weights
-    return ce.sum() / distributed.mean_count((targets >= 0).sum()).clamp_min(1)
+    return ce.sum() / distributed.mean_count((targets >= 0).sum())
 
 
 class MetaAuxLearner:

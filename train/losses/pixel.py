@@ -21,7 +21,7 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
         ``sum |pred - target| * mask / (C * sum mask)`` (0 when nothing is masked).
     """
     mask = mask.to(pred.dtype).expand_as(pred)
-    return ((pred - target).abs() * mask).sum() / mean_count(mask.sum()).clamp_min(1)
+    return ((pred - target).abs() * mask).sum() / mean_count(mask.sum())
 
 
 def flow_epe(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
@@ -45,4 +45,4 @@ def flow_epe(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
     target = torch.where(v, target.to(pred.dtype), pred.detach())  # invalid targets may hold NaN
     epe = torch.sqrt(((pred - target) ** 2).sum(1) + eps)  # (B, h, w)
     w = v[:, 0].expand_as(epe)
-    return torch.where(w, epe, torch.zeros_like(epe)).sum() / mean_count(w.sum()).clamp_min(1)
+    return torch.where(w, epe, torch.zeros_like(epe)).sum() / mean_count(w.sum())
