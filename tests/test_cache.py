@@ -105,7 +105,8 @@ def test_prepare_bp4d_tree_manifest_is_exact(data_dir, face_model, tmp_path):
     for k, jpg in enumerate(sorted((root / "Sequences").rglob("*.jpg"))):
         cv2.imwrite(str(jpg), faces[k % len(faces)])
     out = tmp_path / "cache"
-    proc = prepare("--dataset", "bp4d", "--root", root, "--out", out, "--face-model", face_model, "--workers", "2")
+    proc = prepare("--dataset", "bp4d", "--root", root, "--out", out, "--face-model", face_model, "--workers", "2",
+                   "--flow-k", "1")
     assert proc.returncode == 0, proc.stderr
     m = json.loads((out / "manifest.json").read_text())
     kept = [r for r in rows if r["image"] and any(v != 9 for n, v in r["codes"].items() if n in BP4D_AUS)]
@@ -116,6 +117,14 @@ def test_prepare_bp4d_tree_manifest_is_exact(data_dir, face_model, tmp_path):
         want = {"pos": sum(r["codes"][n] == 1 for r in kept), "neg": sum(r["codes"][n] == 0 for r in kept),
                 "unknown": sum(r["codes"].get(n, 9) == 9 for r in kept)}
         assert m["labels"][au_name(n)] == want
+    # image sequences carry flow targets: every frame whose predecessor image exists (labelled or not)
+    cache = CacheData(out)
+    images = {(r["video"], r["frame"]) for r in rows if r["image"]}
+    videos = cache.meta["videos"]
+    got = {(videos[v], int(f)): bool(ok) for v, f, ok in zip(cache.field("video"), cache.field("frame"),
+                                                             cache.field("flow_valid"))}
+    assert got == {(r["video"], r["frame"]): (r["video"], r["frame"] - 1) in images for r in kept}
+    assert sum(got.values()) >= len(kept) // 2
 
 
 def test_prepare_disfa_tree_manifest_is_exact(data_dir, face_model, tmp_path):
