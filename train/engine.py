@@ -396,8 +396,9 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
                "label_kinds": present, "loss_terms": {k: round(v, 5) for k, v in loss_terms.items()},
                "by_label_kind": _by_kind(pt, lt, mt, cache.field("kind")[np.sort(idx[test_split])][:, cols],
                                          kinds, aus, thr)}
-    metrics.update(task.extra_metrics(lambda m, mean=TeacherTask.mean, std=TeacherTask.std: predict(
-        m.to(d.device), test_dl, d, mean, std), aus))
+    loaders = {"val": val_dl, "test": test_dl}
+    metrics.update(task.extra_metrics(lambda m, mean=TeacherTask.mean, std=TeacherTask.std, split="test": predict(
+        m.to(d.device), loaders[split], d, mean, std), aus))
     if d.is_main:
         tmp = run_dir / "metrics.json.tmp"
         tmp.write_text(json.dumps(metrics, indent=2))
