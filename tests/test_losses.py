@@ -246,6 +246,24 @@ def test_meta_step_updates_only_the_weighting_net():
         assert torch.equal(v, net_before[k]), k
 
 
+def test_meta_step_skips_a_non_finite_update_and_ignores_autocast():
+    """A NaN in the second-order step leaves the weighting net as it was (the run goes on); under
+    an active bfloat16 autocast the meta step still computes in float32."""
+    model = tiny_teacher(dropout=0.0).train()
+    learner = MetaAuxLearner(model, lr=1e-2, inner_lr=0.1)
+    before = [p.detach().clone() for p in model.mal_weight.parameters()]
+    bad = make_batch(seed=0)
+    bad["labels"] = torch.full_like(bad["labels"], float("nan"))  # known labels of NaN: NaN meta loss
+    bad["mask"][:] = True
+    bad["expression"] = torch.zeros(bad["image"].shape[0], dtype=torch.long)
+    assert learner.meta_step(bad) is None and learner.skipped == 1
+    assert all(torch.equal(a, b) for a, b in zip(model.mal_weight.parameters(), before))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fp = learner.meta_step(make_batch(seed=1))
+    learner2 = MetaAuxLearner(tiny_teacher(dropout=0.0).train(), lr=1e-2, inner_lr=0.1)
+    assert fp == pytest.approx(learner2.meta_step(make_batch(seed=1)), rel=1e-6)  # same as without autocast
+
+
 def test_mobilenet_needs_the_cheap_lookahead():
     model = tiny_teacher("mobilenetv3_small_050", mal_lookahead="au_branch")
     with pytest.raises(ValueError, match="mal_lookahead=au_branch"):

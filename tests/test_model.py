@@ -203,3 +203,20 @@ def test_onnx_export_runs_and_matches():
     got = sess.run(None, {"image": x.numpy()})[0]
     assert got.shape == (3, len(AUS))
     np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_inpainting_pass_leaves_batchnorm_running_statistics_alone():
+    """The masked images feed BatchNorm's batch statistics, never its running ones: a training
+    forward with inpainting updates them exactly as one without the auxiliary heads does."""
+    a = tiny_teacher(inpaint=True, flow=False).train()
+    b = tiny_teacher(inpaint=True, flow=False).train()
+    batch = make_batch(4)
+    a(batch, generator=torch.Generator().manual_seed(0))
+    b(batch, aux=False)
+    bn_a = [m for m in a.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]  # the exported detector
+    bn_b = [m for m in b.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn_a and all(m.track_running_stats for m in bn_a)
+    for x, y in zip(bn_a, bn_b):
+        assert torch.equal(x.running_mean, y.running_mean) and torch.equal(x.running_var, y.running_var)
+        assert int(x.num_batches_tracked) == int(y.num_batches_tracked) == 1
+

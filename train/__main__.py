@@ -28,12 +28,29 @@ def _ensure_data(cfg) -> None:
         time.sleep(2)
 
 
+def missing_training_module() -> str | None:
+    """The first training dependency that does not import (a runtime-only install), else None."""
+    import importlib
+
+    for name in ("torch", "timm", "yaml", "tqdm"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return name
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train", description="Train an RTATL AU teacher.")
     p.add_argument("--config", required=True, help="YAML preset, e.g. configs/smoke.yaml")
     p.add_argument("--resume", default=None, help="'auto' (run_dir/last.pt) or a checkpoint path")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=3 model.backbone=resnet18")
     args = p.parse_args(argv)
+    missing = missing_training_module()
+    if missing:
+        print(f"au-edge: error: training needs the 'train' extra ({missing} is not installed): "
+              "pip install 'au-edge[train]'", file=sys.stderr)
+        return 2
 
     from runtime.errors import AUEdgeError
     from train.config import TrainConfig

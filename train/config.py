@@ -2,6 +2,8 @@
 
 Unknown keys are rejected with the list of known ones (nanoGPT's override habit, without exec).
 Nested sections (``model.backbone=resnet18``) are plain dicts validated by their consumers.
+``${VAR}`` in ``data`` and in ``build`` strings is expanded when the config is loaded, so the
+run's ``config.yaml`` records the paths actually used.
 """
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ from typing import Any
 
 import yaml
 
+from train.coerce import coerce
+
+OPTIMIZERS = ("adamw", "sgd")
+
 
 @dataclass
 class TrainConfig:
@@ -24,20 +30,37 @@ class TrainConfig:
     fold: int = 1
     val_fraction: float = 0.15  # of the training subjects, for early stopping and thresholds
     epochs: int = 10
-    batch_size: int = 32
+    batch_size: int = 32  # per process: N processes train on a global batch of N * batch_size
     grad_accum: int = 1
+    optimizer: str = "adamw"  # adamw | sgd (momentum ``momentum``)
     lr: float = 3e-4
-    weight_decay: float = 0.05
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.05  # not on norms, biases, AU attention priors or embeddings
+    grad_clip: float = 5.0  # max global gradient norm (0 = no clipping)
     warmup_steps: int = 100
     input_size: int = 112
     num_workers: int = 2
+    threads: int = 0  # torch threads per process; 0 = CPU cores / processes on this machine
     seed: int = 0
     amp: bool = True  # used on CUDA only
     max_steps: int = 0  # 0 = no limit (a budget for ablations)
+    checkpoint_every: int = 500  # optimizer steps between mid-epoch last.pt saves (0 = epoch ends only)
     log_every: int = 10
     run_dir: str = ""  # default runs/<name>-<time>
     aus: list = field(default_factory=list)  # train/evaluate on these AUs of the cache (empty: all)
-    model: dict[str, Any] = field(default_factory=dict)  # TeacherConfig fields
+    model: dict[str, Any] = field(default_factory=dict)  # the task's model config (TeacherConfig fields)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r}; one of {OPTIMIZERS}")
+        for name in ("epochs", "batch_size", "grad_accum", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_workers", "threads", "max_steps", "checkpoint_every", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.grad_clip < 0 or self.lr <= 0:
+            raise ValueError(f"need lr > 0 and grad_clip >= 0, got lr={self.lr}, grad_clip={self.grad_clip}")
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> "TrainConfig":
@@ -53,16 +76,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "TrainConfig":
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - set(known))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
         if unknown:
             raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
-        values = {}
-        for key, value in raw.items():
-            default = getattr(cls(), key)
-            values[key] = _coerce(value, type(default), f"{where}: {key}")
+        defaults = cls()
+        values = {k: coerce(v, getattr(defaults, k), f"{where}: {k}") for k, v in raw.items()}
         cfg = cls(**values)
         cfg.data = _expand(cfg.data)
+        # build paths: expanded where the variable is set (a prebuilt cache needs none of them)
+        cfg.build = {k: os.path.expandvars(v) if isinstance(v, str) else v for k, v in cfg.build.items()}
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,27 +98,6 @@ def _expand(value: str) -> str:
     except KeyError as e:
         raise ValueError(f"config value {value!r} needs environment variable {e.args[0]}; set it "
                          "(AU_DATA_DIR points at the open data)") from None
-
-
-def _coerce(value: Any, typ: type, where: str) -> Any:
-    if typ is bool and isinstance(value, str):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{where}: expected a boolean, got {value!r}")
-    if typ in (int, float) and isinstance(value, str):
-        try:
-            return typ(value)
-        except ValueError:
-            raise ValueError(f"{where}: expected {typ.__name__}, got {value!r}") from None
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if typ is dict and not isinstance(value, dict):
-        raise ValueError(f"{where}: expected a mapping, got {value!r}")
-    if typ not in (dict,) and value is not None and not isinstance(value, typ):
-        raise ValueError(f"{where}: expected {typ.__name__}, got {value!r}")
-    return value
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

@@ -1,16 +1,21 @@
-"""The training loop: reads top to bottom; DDP, AMP, accumulation, atomic checkpoints, exact resume.
+"""The training loop: DDP, AMP, accumulation, atomic checkpoints, exact resume; reads top to bottom.
 
 ``python -m train --config configs/NAME.yaml [key=value ...]`` runs ``train(cfg)``; under
-``torchrun --nproc_per_node N`` the same command trains with DDP (gloo on CPU, nccl on GPU).
+``torchrun --nproc_per_node N`` the same command trains with DDP (gloo on CPU, nccl on GPU), and
+N processes with ``batch_size=B`` take the same steps as one process with ``batch_size=N*B``:
+the same samples per step (one seeded sampler), the same augmentation and inpainting masks
+(drawn per sample, not per process), and losses normalised by global counts.
 """
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
-import math
+import os
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +28,8 @@ from train.data.cache import CacheData
 from train.data.splits import fold_split, pos_weights
 from train.data.torch_data import CacheDataset
 from train.metrics import au_report, calibrate_thresholds
+from train.optim import build_optimizer, lr_at
+from train.runlog import RunLog
 from train.task import Task, TeacherTask, normalize
 
 
@@ -36,6 +43,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def resolve_threads(threads: int) -> int:
+    """``threads``, or by default the CPU cores this process may use divided by the processes
+    torchrun starts on this machine (oversubscribed thread pools made a 2-core smoke run 20x slower)."""
+    if threads > 0:
+        return threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // distributed.local_processes())
+
+
+def _worker_threads(_: int) -> None:
+    """DataLoader workers decode and warp one sample at a time: one thread each."""
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
 def split_indices(cache: CacheData, cfg: TrainConfig) -> dict[str, np.ndarray]:
     """Identity-exclusive train/val/test indices: fold k tests on one part of the subjects; a
     ``val_fraction`` of the remaining subjects (at least one) validates."""
@@ -46,6 +70,30 @@ def split_indices(cache: CacheData, cfg: TrainConfig) -> dict[str, np.ndarray]:
     val_s = set(rng.permutation(train_s)[:n_val].tolist())
     return {"train": cache.indices_for_subjects([s for s in train_s if s not in val_s]),
             "val": cache.indices_for_subjects(val_s), "test": cache.indices_for_subjects(test_s)}
+
+
+def select_aus(cache: CacheData, wanted: list) -> tuple[list[str], np.ndarray]:
+    """The AU names and cache columns a run uses (``aus:`` in the config; empty = all)."""
+    from runtime.aus import au_name, au_number
+
+    if not wanted:
+        return list(cache.aus), np.arange(len(cache.aus))
+    names = [au_name(au_number(a)) for a in wanted]
+    missing = [a for a in names if a not in cache.aus]
+    if missing:
+        raise ValueError(f"aus {missing} are not in the cache {cache.root} (it has {cache.aus})")
+    return names, np.array([cache.aus.index(a) for a in names])
+
+
+def make_loader(ds, cfg: TrainConfig, d: distributed.Dist, shuffle: bool) -> DataLoader:
+    """One sampler for 1 and N processes: the same seeded permutation, rank r taking every N-th
+    sample, so N processes with batch B see the same global batches as 1 process with N*B."""
+    sampler = DistributedSampler(ds, d.world, d.rank, shuffle=shuffle, seed=cfg.seed, drop_last=shuffle)
+    # Its own generator: without one, each new iterator draws a seed from the global RNG, which
+    # would shift dropout after a resume.
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                      drop_last=shuffle, persistent_workers=False, pin_memory=d.device.type == "cuda",
+                      worker_init_fn=_worker_threads, generator=torch.Generator().manual_seed(cfg.seed))
 
 
 @torch.no_grad()
@@ -61,36 +109,59 @@ def predict(model, loader, d: distributed.Dist, mean=TeacherTask.mean,
         labels.append(batch["labels"])
         masks.append(batch["mask"])
         order.append(batch["index"])
-    if not probs:
-        n = len(loader.dataset.cache.aus)
-        return np.zeros((0, n)), np.zeros((0, n)), np.zeros((0, n), bool)
-    cat = [torch.cat(x) for x in (probs, labels, masks, order)]
-    cat = [distributed.all_gather_cat(d, x) for x in cat]
+    n = len(loader.dataset.columns)
+    cat = [torch.cat(x) if x else torch.zeros((0, n)) for x in (probs, labels, masks)]
+    cat.append(torch.cat(order) if order else torch.zeros(0, dtype=torch.long))
+    cat = [distributed.all_gather_cat(d, x) for x in cat]  # every rank, even one with no batch
     keep = np.unique(cat[3].numpy(), return_index=True)[1]  # DistributedSampler pads with repeats
     return cat[0].numpy()[keep], cat[1].numpy()[keep], cat[2].numpy()[keep].astype(bool)
 
 
-def _loader(ds, cfg: TrainConfig, d: distributed.Dist, shuffle: bool) -> DataLoader:
-    # One sampler for 1 and N processes: the same seeded permutation, rank r taking every N-th
-    # sample, so N processes with batch B see the same global batches as 1 process with N*B.
-    sampler = DistributedSampler(ds, d.world, d.rank, shuffle=shuffle, seed=cfg.seed)
-    # Its own generator: without one, each new iterator draws a seed from the global RNG, which
-    # would shift dropout and masks after a resume.
-    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                      drop_last=shuffle, persistent_workers=False, pin_memory=d.device.type == "cuda",
-                      generator=torch.Generator().manual_seed(cfg.seed))
+@dataclass
+class Data:
+    """The cache, its split and what the run trains on."""
+
+    cache: CacheData
+    idx: dict[str, np.ndarray]
+    aus: list[str]
+    cols: np.ndarray
+    pos_weight: np.ndarray
 
 
-def _lr(cfg: TrainConfig, step: int, total: int) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+@dataclass
+class State:
+    """Where the run is; saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0  # epochs completed before the current one
+    batch_in_epoch: int = 0  # micro-batches of ``epoch`` already trained (resume skips them)
+    best: float = -1.0
+    history: list[dict] = field(default_factory=list)
+    epoch_terms: dict[str, list[float]] = field(default_factory=dict)  # per step, for the epoch's means
 
 
-def build_teacher(model_cfg: dict, aus: list[str], input_size: int):
-    """The teacher for a cache's AU list at the run's input size (config keys: TeacherConfig)."""
-    return TeacherTask().build_model(model_cfg, aus, input_size)
+@dataclass
+class Run:
+    """Everything the loop touches, built once by ``build_run``."""
+
+    cfg: TrainConfig
+    d: distributed.Dist
+    task: Task
+    run_dir: Path
+    data: Data
+    model: torch.nn.Module
+    ddp: torch.nn.Module
+    objective: Any
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    gen: torch.Generator
+    train_ds: CacheDataset
+    train_dl: DataLoader
+    val_dl: DataLoader
+    total: int
+    use_amp: bool
+    log: Any
+    logs: RunLog
 
 
 def train(cfg: TrainConfig, resume: str | None = None, log=print, task: Task | None = None) -> dict:
@@ -104,134 +175,203 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, task: Task | N
 
 
 def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log, task: Task) -> dict:
-    run_dir = Path(cfg.run_dir or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if d.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(_yaml(cfg.to_dict()))
+    cfg = resolve_config(cfg, d)
+    torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
+    data = load_data(cfg, task)
+    run = build_run(cfg, d, task, data, log)
+    state = restore(run, resume) if resume else State()
+    run.logs.write_config(cfg.to_dict())
+    for epoch in range(state.epoch, cfg.epochs):
+        done = train_epoch(run, state, epoch)
+        end_epoch(run, state, epoch, done)
+        if done:
+            break
+    distributed.barrier(d)
+    metrics = evaluate_run(run.run_dir, cfg, data.cache, data.idx, d, _last_terms(state), task)
+    run.logs.close()
+    return metrics
+
+
+def resolve_config(cfg: TrainConfig, d: distributed.Dist) -> TrainConfig:
+    """The values this run uses: the run directory named once on rank 0 (timestamps differ
+    between ranks) and the thread count."""
+    name = cfg.run_dir or (f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}" if d.is_main else "")
+    return TrainConfig(**{**cfg.to_dict(), "run_dir": str(distributed.broadcast_object(d, name)),
+                          "threads": resolve_threads(cfg.threads)})
+
+
+def load_data(cfg: TrainConfig, task: Task) -> Data:
+    """Open the cache, split it, and check it has what the model config asks for."""
     cache = CacheData(cfg.data)
     idx = split_indices(cache, cfg)
     for name in ("train", "val"):
         if len(idx[name]) == 0:
             raise ValueError(f"{cfg.data}: the {name} split of fold {cfg.fold} is empty; the cache needs more "
                              "subjects")
+    if task.uses_flow(dict(cfg.model)) and not cache.field("flow_valid")[idx["train"]].any():
+        raise ValueError(f"{cfg.data}: model.flow is on but no training frame has a flow target; rebuild the "
+                         "cache with --flow-k K (frame t-k of each sequence) or set model.flow=false")
     aus, cols = select_aus(cache, cfg.aus)
     labels, masks = cache.field("labels")[idx["train"]][:, cols], cache.field("mask")[idx["train"]][:, cols]
-    pos_w = torch.tensor(pos_weights(labels, masks), dtype=torch.float32, device=d.device)
+    return Data(cache, idx, aus, cols, pos_weights(labels, masks))
+
+
+def build_run(cfg: TrainConfig, d: distributed.Dist, task: Task, data: Data, log) -> Run:
     model_cfg = dict(cfg.model)
     two_views = bool(model_cfg.get("aunce", False) or model_cfg.get("ot", False))
-    train_ds = CacheDataset(cache, idx["train"], cfg.input_size, train=True, two_views=two_views, seed=cfg.seed,
-                            columns=cols)
-    train_dl = _loader(train_ds, cfg, d, shuffle=True)
-    val_dl = _loader(CacheDataset(cache, idx["val"], cfg.input_size, columns=cols), cfg, d, shuffle=False)
-    model = task.build_model(model_cfg, aus, cfg.input_size).to(d.device)
+    train_ds = CacheDataset(data.cache, data.idx["train"], cfg.input_size, train=True, two_views=two_views,
+                            seed=cfg.seed, columns=data.cols)
+    train_dl = make_loader(train_ds, cfg, d, shuffle=True)
+    val_dl = make_loader(CacheDataset(data.cache, data.idx["val"], cfg.input_size, columns=data.cols), cfg, d,
+                         shuffle=False)
+    model = task.build_model(model_cfg, data.aus, cfg.input_size).to(d.device)
     if d.enabled and d.device.type == "cuda":  # batch statistics over the global batch (GPU only;
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # on CPU use model.norm=group)
     ddp = DistributedDataParallel(model, find_unused_parameters=True) if d.enabled else model
-    # CPU generator for inpainting masks and AUNCE draws: seeded, and checkpointed for exact resume
-    gen = torch.Generator().manual_seed(cfg.seed)
-    objective = task.build_objective(model, pos_w, gen)
-    opt = torch.optim.AdamW(model.main_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)  # AUNCE draws; checkpointed for exact resume
+    pos_w = torch.tensor(data.pos_weight, dtype=torch.float32, device=d.device)
     use_amp = cfg.amp and d.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    steps_per_epoch = max(1, len(train_dl) // cfg.grad_accum)
-    total = cfg.epochs * steps_per_epoch if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
-    step, epoch0, skip, best = 0, 0, 0, -1.0
-    history: list[dict] = []
-    if resume:
-        ck = checkpoint.load(run_dir / "last.pt" if resume == "auto" else resume)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        scaler.load_state_dict(ck["scaler"])
-        step, epoch0, skip, best = ck["step"], ck["epoch"], ck["batch_in_epoch"], ck["best"]
-        history = json.loads(ck["history"])
-        checkpoint.set_rng_state(ck["rng"])
-        gen.set_state(ck["generator"])
-        objective.load_state_dict(ck["objective"])
-        log(f"resumed from step {step} (epoch {epoch0}, batch {skip})")
-    writer = _tensorboard(run_dir) if d.is_main else None
-    csv_path = run_dir / "log.csv"
-    last_terms: dict[str, float] = {}
+    if len(train_dl) < cfg.grad_accum:
+        raise ValueError(f"{cfg.data}: {len(train_dl)} training batches per epoch cannot fill one step of "
+                         f"grad_accum={cfg.grad_accum}; lower batch_size or grad_accum")
+    total = cfg.epochs * (len(train_dl) // cfg.grad_accum)
+    return Run(cfg, d, task, Path(cfg.run_dir), data, model, ddp, task.build_objective(model, pos_w, gen),
+               build_optimizer(model, cfg), torch.amp.GradScaler("cuda", enabled=use_amp), gen, train_ds,
+               train_dl, val_dl, min(total, cfg.max_steps) if cfg.max_steps else total, use_amp, log,
+               RunLog(Path(cfg.run_dir), d.is_main))
 
-    def save(name: str, epoch: int, batch_in_epoch: int) -> None:
-        if d.is_main:
-            checkpoint.save(run_dir / name, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "best": best,
-                "history": json.dumps(history), "rng": checkpoint.rng_state(), "config": json.dumps(cfg.to_dict()),
-                "generator": gen.get_state(), "objective": objective.state_dict(),
-                **task.checkpoint_meta(model_cfg, aus, cfg.input_size)})
 
+def restore(run: Run, resume: str) -> State:
+    """Load ``last.pt`` (or a path) into the run; the logs are cut back to it."""
+    ck = checkpoint.load(run.run_dir / "last.pt" if resume == "auto" else resume)
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.scaler.load_state_dict(ck["scaler"])
+    run.objective.load_state_dict(ck["objective"])
+    ranks = ck["rng"] if isinstance(ck["rng"], list) else [{**ck["rng"], "generator": ck["generator"]}]
+    if len(ranks) != run.d.world:
+        run.log(f"resuming {len(ranks)} processes' checkpoint with {run.d.world}: batches match, random "
+                "streams (dropout) do not")
+    mine = ranks[run.d.rank % len(ranks)]
+    checkpoint.set_rng_state(mine, run.d.device)
+    run.gen.set_state(mine["generator"])
+    state = State(ck["step"], ck["epoch"], ck["batch_in_epoch"], ck["best"], json.loads(ck["history"]),
+                  json.loads(ck.get("epoch_terms", "{}")))
+    run.logs.rewind(state.step, state.history)
+    run.log(f"resumed from step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})")
+    return state
+
+
+def save(run: Run, state: State, name: str) -> None:
+    """Every rank's RNG streams are gathered (collective); rank 0 writes the file."""
+    rng = distributed.gather_objects(run.d, {**checkpoint.rng_state(run.d.device), "generator": run.gen.get_state()})
+    if run.d.is_main:
+        checkpoint.save(run.run_dir / name, {
+            "model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "scaler": run.scaler.state_dict(),
+            "step": state.step, "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch, "best": state.best,
+            "history": json.dumps(state.history), "epoch_terms": json.dumps(state.epoch_terms), "rng": rng, "config": json.dumps(run.cfg.to_dict()),
+            "objective": run.objective.state_dict(),
+            **run.task.checkpoint_meta(dict(run.cfg.model), run.data.aus, run.cfg.input_size)})
+
+
+def to_device(batch: dict[str, torch.Tensor], run: Run) -> dict[str, torch.Tensor]:
+    """On the device, images normalised for the task; the uint8 images kept in ``image_u8``."""
+    batch = {k: v.to(run.d.device, non_blocking=True) for k, v in batch.items()}
+    batch["image_u8"] = batch["image"]  # for objectives whose second model normalises otherwise
+    for key in ("image", "image2"):
+        if key in batch:
+            batch[key] = normalize(batch[key], run.task.mean, run.task.std)
+    return batch
+
+
+def train_epoch(run: Run, state: State, epoch: int) -> bool:
+    """One epoch of optimizer steps; True when ``max_steps`` is reached."""
     from tqdm import tqdm
 
-    done = False
-    for epoch in range(epoch0, cfg.epochs):
-        train_ds.set_epoch(epoch)
-        train_dl.sampler.set_epoch(epoch)
-        sums: dict[str, float] = {}
-        count = 0
-        ddp.train()
-        bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not d.is_main, leave=False)
-        for b, batch in enumerate(bar):
-            if epoch == epoch0 and b < skip:
-                continue  # exact resume: the same batches in the same order, minus the ones done
-            for group in opt.param_groups:
-                group["lr"] = _lr(cfg, step, total)
-            batch = {k: v.to(d.device, non_blocking=True) for k, v in batch.items()}
-            batch["image_u8"] = batch["image"]  # for objectives whose second model normalises otherwise
-            for key in ("image", "image2"):
-                if key in batch:
-                    batch[key] = normalize(batch[key], task.mean, task.std)
-            with torch.autocast(d.device.type, enabled=use_amp):
-                loss, terms = objective(batch, forward=ddp)
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"loss became {loss.item()} at step {step} (terms {terms}); lower lr "
+    cfg, d = run.cfg, run.d
+    run.train_ds.set_epoch(epoch)
+    run.train_dl.sampler.set_epoch(epoch)
+    run.ddp.train()
+    run.opt.zero_grad(set_to_none=True)
+    usable = len(run.train_dl) - len(run.train_dl) % cfg.grad_accum
+    skip = state.batch_in_epoch if epoch == state.epoch else 0
+    window: list[dict[str, float]] = []
+    bar = tqdm(run.train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not d.is_main, leave=False)
+    for b, batch in enumerate(bar):
+        if b >= usable:
+            break  # a partial accumulation window would leave its gradients for the next epoch
+        if b < skip:
+            continue  # exact resume: the same batches in the same order, minus the ones done
+        stepping = (b + 1) % cfg.grad_accum == 0
+        batch = to_device(batch, run)
+        # no_sync: only the micro-batch that steps all-reduces gradients (DDP's accumulation)
+        sync = contextlib.nullcontext() if stepping or not d.enabled else run.ddp.no_sync()
+        with sync:
+            with torch.autocast(d.device.type, enabled=run.use_amp):
+                loss, terms = run.objective(batch, forward=run.ddp)
+            if not distributed.all_true(d, torch.isfinite(loss)):  # every rank stops, none waits
+                raise NonFiniteLoss(f"loss became {loss.item()} at step {state.step} (terms {terms}); lower lr "
                                     f"(now {cfg.lr}) or check the data in {cfg.data}")
-            scaler.scale(loss / cfg.grad_accum).backward()
-            if (b + 1) % cfg.grad_accum == 0:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                scaler.step(opt)
-                scaler.update()
-                opt.zero_grad(set_to_none=True)
-                step += 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v
-            count += 1
-            if d.is_main:
-                with (run_dir / "steps.jsonl").open("a") as f:  # terms vary by step (MAL meta steps)
-                    f.write(json.dumps({"step": step, "epoch": epoch, "loss": loss.item(), **terms}) + "\n")
-            if d.is_main and step % cfg.log_every == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                if writer:
-                    for k, v in terms.items():
-                        writer.add_scalar(f"train/{k}", v, step)
-            if cfg.max_steps and step >= cfg.max_steps:
-                done = True
-                save("last.pt", epoch, b + 1)
-                break
-        last_terms = {k: distributed.all_reduce_mean(d, v / max(1, count)) for k, v in sums.items()}
-        probs, labels_v, mask_v = predict(ddp, val_dl, d, task.mean, task.std)
-        val = au_report(probs, labels_v, mask_v, aus)
-        val_f1 = val["f1"]["mean"] or 0.0
-        history.append({"epoch": epoch + 1, "step": step, "val_f1_mean": val_f1, **last_terms})
-        if d.is_main:
-            _append_csv(csv_path, history[-1])
-            if writer:
-                writer.add_scalar("val/f1_mean", val_f1, step)
-            log(f"epoch {epoch + 1}: " + " ".join(f"{k}={v:.4f}" for k, v in last_terms.items())
+            run.scaler.scale(loss / cfg.grad_accum).backward()
+        window.append({"loss": float(loss.detach()), **terms})
+        if not stepping:
+            continue
+        optimizer_step(run, state)
+        state.batch_in_epoch = b + 1
+        row = {k: float(np.mean([w[k] for w in window if k in w])) for k in sorted(set().union(*window))}
+        for k, v in row.items():
+            state.epoch_terms.setdefault(k, []).append(v)
+        window = []
+        run.logs.step({"step": state.step, "epoch": epoch, **row})
+        if d.is_main and state.step % cfg.log_every == 0:
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+        if cfg.max_steps and state.step >= cfg.max_steps:
+            save(run, state, "last.pt")
+            return True
+        if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+            save(run, state, "last.pt")  # a kill loses at most checkpoint_every steps
+    return False
+
+
+def optimizer_step(run: Run, state: State) -> None:
+    for group in run.opt.param_groups:
+        group["lr"] = lr_at(run.cfg, state.step, run.total)
+    run.scaler.unscale_(run.opt)
+    if run.cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    run.scaler.step(run.opt)
+    run.scaler.update()
+    run.opt.zero_grad(set_to_none=True)
+    state.step += 1
+
+
+def end_epoch(run: Run, state: State, epoch: int, done: bool) -> None:
+    """Validate, log the epoch, keep the best checkpoint and (unless stopped mid-epoch, where the
+    ``last.pt`` written at the step budget stays, for an exact resume) ``last.pt``."""
+    d = run.d
+    terms = {k: distributed.all_reduce_mean(d, float(np.mean(v))) for k, v in sorted(state.epoch_terms.items())}
+    probs, labels_v, mask_v = predict(run.ddp, run.val_dl, d, run.task.mean, run.task.std)
+    val_f1 = au_report(probs, labels_v, mask_v, run.data.aus)["f1"]["mean"] or 0.0
+    state.history.append({"epoch": epoch + 1, "step": state.step, "val_f1_mean": val_f1, **terms})
+    run.logs.epoch(state.history[-1])
+    run.logs.scalar("val/f1_mean", val_f1, state.step)
+    if d.is_main:
+        run.log(f"epoch {epoch + 1}: " + " ".join(f"{k}={v:.4f}" for k, v in terms.items())
                 + f" val_f1={val_f1:.4f}")
-        if val_f1 > best:
-            best = val_f1
-            save("best.pt", epoch + 1, 0)
-        if done:  # keep the mid-epoch last.pt written at the step budget, for an exact resume
-            break
-        save("last.pt", epoch + 1, 0)
-    distributed.barrier(d)
-    metrics = evaluate_run(run_dir, cfg, cache, idx, d, last_terms, task)
-    if writer:
-        writer.close()
-    return metrics
+    if not done:
+        state.epoch, state.batch_in_epoch, state.epoch_terms = epoch + 1, 0, {}
+    if val_f1 > state.best:
+        state.best = val_f1
+        save(run, state, "best.pt")
+    if not done:
+        save(run, state, "last.pt")
+
+
+def _last_terms(state: State) -> dict[str, float]:
+    if not state.history:
+        return {}
+    return {k: v for k, v in state.history[-1].items() if k not in ("epoch", "step", "val_f1_mean")}
 
 
 def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[str, np.ndarray],
@@ -242,9 +382,9 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
     ck = checkpoint.load(run_dir / "best.pt")
     aus, cols = select_aus(cache, cfg.aus)
     model = task.model_from_checkpoint(ck).to(d.device)
-    val_dl = _loader(CacheDataset(cache, idx["val"], cfg.input_size, columns=cols), cfg, d, shuffle=False)
+    val_dl = make_loader(CacheDataset(cache, idx["val"], cfg.input_size, columns=cols), cfg, d, shuffle=False)
     test_split = "test" if len(idx["test"]) else "val"
-    test_dl = _loader(CacheDataset(cache, idx[test_split], cfg.input_size, columns=cols), cfg, d, shuffle=False)
+    test_dl = make_loader(CacheDataset(cache, idx[test_split], cfg.input_size, columns=cols), cfg, d, shuffle=False)
     pv, lv, mv = predict(model, val_dl, d, task.mean, task.std)
     thr = calibrate_thresholds(pv, lv, mv)
     pt, lt, mt = predict(model, test_dl, d, task.mean, task.std)
@@ -279,39 +419,3 @@ def _by_kind(p, y, m, kinds: np.ndarray, names: list[str], aus: list[str], thr: 
         per = {a: round(float(v), 4) for a, v in zip(aus, f1) if not np.isnan(v)}
         out[name] = {"f1": per, "mean": round(float(np.mean(list(per.values()))), 4) if per else None}
     return out
-
-
-def select_aus(cache: CacheData, wanted: list) -> tuple[list[str], np.ndarray]:
-    """The AU names and cache columns a run uses (``aus:`` in the config; empty = all)."""
-    from runtime.aus import au_name, au_number
-
-    if not wanted:
-        return list(cache.aus), np.arange(len(cache.aus))
-    names = [au_name(au_number(a)) for a in wanted]
-    missing = [a for a in names if a not in cache.aus]
-    if missing:
-        raise ValueError(f"aus {missing} are not in the cache {cache.root} (it has {cache.aus})")
-    return names, np.array([cache.aus.index(a) for a in names])
-
-
-def _tensorboard(run_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(run_dir / "tb"))
-
-
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
-
-
-def _yaml(d: dict) -> str:
-    import yaml
-
-    return yaml.safe_dump(d, sort_keys=False)

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from train.config import TrainConfig
     from train.data.cache import CacheData
     from train.data.torch_data import CacheDataset
-    from train.engine import _loader, predict, select_aus, split_indices
+    from train.engine import make_loader, predict, select_aus, split_indices
     from train.task import task_for_checkpoint
     from train.metrics import au_report
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     model = task.model_from_checkpoint(ck)
     idx = np.arange(len(cache)) if args.split == "all" else split_indices(cache, cfg)[args.split]
     d = distributed.Dist()
-    loader = _loader(CacheDataset(cache, idx, int(ck["input_size"]), columns=cols), cfg, d, shuffle=False)
+    loader = make_loader(CacheDataset(cache, idx, int(ck["input_size"]), columns=cols), cfg, d, shuffle=False)
     probs, labels, mask = predict(model, loader, d, task.mean, task.std)
     run_metrics = args.checkpoint.parent / "metrics.json"
     thr = None

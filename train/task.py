@@ -57,6 +57,10 @@ class Task:
         """The deployable part of ``model``: normalised NCHW crops -> B×A logits."""
         return model
 
+    def uses_flow(self, model_cfg: dict[str, Any]) -> bool:
+        """Whether the objective needs flow targets (the engine stops early when the data has none)."""
+        return False
+
     def extra_metrics(self, predict_on, aus: list[str]) -> dict[str, Any]:
         """Metrics added to ``metrics.json`` beside the run's own; ``predict_on(model)`` returns
         ``(probs, labels, mask)`` of any model (with ``au_logits``) on the run's evaluation split."""
@@ -80,6 +84,11 @@ class TeacherTask(Task):
 
     def export_module(self, model: nn.Module) -> nn.Module:
         return model.export_module()  # backbone + AU branch, without the training-only heads
+
+    def uses_flow(self, model_cfg: dict[str, Any]) -> bool:
+        from train.model import TeacherConfig
+
+        return TeacherConfig.from_dict(model_cfg).flow
 
 
 def task_for_checkpoint(ck: dict[str, Any]) -> Task:

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (prep,):
         sp.add_argument("--crop-size", type=int, default=256)
         sp.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 0))
-        sp.add_argument("--flow-k", type=int, default=3, help="video flow targets from frame t to t+k (0: none)")
+        sp.add_argument("--flow-k", type=int, default=3, help="flow targets of video and image-sequence frames: frame t to t-k (0: none)")
     op = sub.add_parser("open", help="the open dataset: London photos, the Pexels clip, synthetic warps")
     op.add_argument("--data", type=Path, default=os.environ.get("AU_DATA_DIR"), help="the open data (AU_DATA_DIR)")
     op.add_argument("--out", required=True, type=Path)
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--every", type=int, default=2, help="use every k-th frame of the clip")
     op.add_argument("--seed", type=int, default=0)
     op.add_argument("--workers", type=int, default=1)
-    pairs = sub.add_parser("pairs", help="unlabeled video(s): aligned frames with DIS flow targets t -> t+k")
+    pairs = sub.add_parser("pairs", help="unlabeled video(s): aligned frames with DIS flow targets t -> t-k")
     pairs.add_argument("--video", required=True, action="append", type=Path, help="repeatable")
     pairs.add_argument("--out", required=True, type=Path)
     pairs.add_argument("--every", type=int, default=1, help="use every k-th frame")

@@ -25,8 +25,9 @@ def synth_cache(faces_dir: str | Path, out: str | Path, n: int, seed: int,
 
     Labels are exact (label_kind "synthetic", every AU of ``aus`` known; ``render_aus`` limits
     which of them are rendered, the others are then known negatives). The flow target of a render is the
-    displacement of each expressive pixel back to the neutral face (``backward_map - grid``): the
-    motion the AUs caused, seen from the one frame the model gets.
+    displacement of each pixel to where it was in the neutral face (``backward_map - grid``), the
+    cache's one flow meaning (``train.data.cache``: to the earlier frame; the neutral face is the
+    expression's earlier state, as frame t-k is for video).
     """
     from tqdm import tqdm
 

@@ -9,10 +9,15 @@ Layout (``CACHE/``):
 Fields: image (N,S,S,3) uint8 RGB, points5 (N,5,2) f32 and landmarks (N,P,2) f16 in crop pixels,
 labels (N,A) f32, mask (N,A) bool, intensity (N,A) f16 (NaN unknown), kind (N,A) uint8 (index into
 LABEL_KINDS, per AU: a London photo has a real AU12 and silver other AUs), subject (N,) int32 (index into meta subjects), frame (N,) int32, video (N,) int32,
-flow (N,2,S/4,S/4) f16 and flow_valid (N,) bool: for RTATL's single-image flow task, the motion of
-each crop pixel towards a later frame (video: OpenCV DIS flow from frame t to t+k, both warped by
-frame t's alignment; synthetic warps: the exact displacement), stored by ``flow.downsample_flow``
-(area-averaged to 1/4, vectors in pixels of that quarter grid; ``flow.upsample_flow`` inverts it).
+flow (N,2,S/4,S/4) f16 and flow_valid (N,) bool: RTATL's single-image flow target, with ONE
+meaning for every source: for each pixel of this crop, the displacement to where that face point
+was k frames EARLIER (``crop(p) ~ earlier(p + flow(p))``, the ``dis_flow(crop, earlier)``
+convention): the motion that brought the face to this frame. Video and image-sequence frames
+(BP4D, GFT, Aff-Wild2: frame ``frame - k`` of the same folder, by frame number): OpenCV DIS flow
+to frame t-k warped by frame t's alignment; synthetic warps: the exact displacement to the
+neutral face they were warped from (an expression's earlier state). Stored by
+``flow.downsample_flow`` (area-averaged to 1/4, vectors in pixels of that quarter grid;
+``flow.upsample_flow`` inverts it). A frame without an earlier frame has ``flow_valid`` False.
 
 A shard folder is written under a temporary name and renamed when complete, so a killed build
 resumes by skipping finished shards. Shards are independent, so a process pool builds them.
@@ -32,9 +37,8 @@ import cv2
 import numpy as np
 
 from train.data.flow import dis_flow, downsample_flow
-from train.data.records import FrameRecord
-
-LABEL_KINDS = ("real", "silver", "synthetic")
+from train.data.readers.common import index_frames
+from train.data.records import LABEL_KINDS, FrameRecord
 FIELDS = ("image", "points5", "landmarks", "labels", "mask", "intensity", "kind", "subject", "frame", "video",
           "flow", "flow_valid")
 N_LANDMARKS = 478  # 468-point meshes are padded with NaN rows
@@ -46,7 +50,7 @@ class CacheSpec:
     template: str = "default"
     scale: float = 1.0
     shard_size: int = 512
-    flow_k: int = 3  # video frames: flow target from t to t+k (0 = none)
+    flow_k: int = 3  # video / image-sequence frames: flow target from t to t-k (0 = none)
 
 
 def shard_dir(out: Path, i: int) -> Path:
@@ -93,6 +97,7 @@ class _FrameReader:
         self._path: str | None = None
         self._cap = None
         self._pos = -1
+        self._folders: dict[str, dict[int, str]] = {}
 
     def read(self, rec: FrameRecord) -> np.ndarray | None:
         if rec.image_path:
@@ -109,6 +114,19 @@ class _FrameReader:
         self._pos = idx if ok else -2
         return frame if ok else None
 
+    def read_earlier(self, rec: FrameRecord, k: int) -> np.ndarray | None:
+        """Frame ``k`` frames before ``rec`` in its video or image sequence (None: there is none)."""
+        if rec.video_path:
+            idx = int(rec.video_index) - k
+            return self.read_index(rec.video_path, idx) if idx >= 0 else None
+        if not rec.sequence:
+            return None  # a still photo (London, a manifest CSV): no neighbouring frames
+        folder = os.path.dirname(rec.image_path)
+        if folder not in self._folders:  # one listing per sequence folder, not a stat per frame
+            self._folders = {folder: index_frames(Path(folder))}
+        path = self._folders[folder].get(int(rec.frame) - k)
+        return cv2.imread(path, cv2.IMREAD_COLOR) if path else None
+
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
@@ -123,7 +141,7 @@ def _build_shard(out: Path, index: int, records: Sequence[FrameRecord], subjects
 
     arrays = empty_arrays(len(records), n_aus, spec.crop_size)
     skipped: Counter[str] = Counter()
-    reader, ahead = _FrameReader(), _FrameReader()  # ahead: frame t+k for the flow target
+    reader, earlier = _FrameReader(), _FrameReader()  # earlier: frame t-k for the flow target
     n = 0
     with FaceStage(face_model=face_model, max_faces=1, threads=1) as faces:
         for rec in records:
@@ -149,16 +167,15 @@ def _build_shard(out: Path, index: int, records: Sequence[FrameRecord], subjects
             arrays["subject"][n] = subjects[rec.subject]
             arrays["frame"][n] = rec.frame
             arrays["video"][n] = videos[rec.video]
-            if rec.video_path and spec.flow_k > 0:
-                later = ahead.read_index(rec.video_path, int(rec.video_index) + spec.flow_k)
-                if later is not None:
-                    warped = cv2.warpAffine(cv2.cvtColor(later, cv2.COLOR_BGR2RGB), m,
-                                            (spec.crop_size, spec.crop_size), flags=cv2.INTER_LINEAR)
-                    arrays["flow"][n] = quarter_flow(dis_flow(crop, warped))
-                    arrays["flow_valid"][n] = True
+            before = earlier.read_earlier(rec, spec.flow_k) if spec.flow_k > 0 else None
+            if before is not None:  # frame t-k in frame t's alignment (see the module docstring)
+                warped = cv2.warpAffine(cv2.cvtColor(before, cv2.COLOR_BGR2RGB), m,
+                                        (spec.crop_size, spec.crop_size), flags=cv2.INTER_LINEAR)
+                arrays["flow"][n] = quarter_flow(dis_flow(crop, warped))
+                arrays["flow_valid"][n] = True
             n += 1
     reader.close()
-    ahead.close()
+    earlier.close()
     write_shard(out, index, arrays, n, skipped)
     return {"faces": n, "skipped": dict(skipped)}
 

@@ -1,12 +1,13 @@
 """Dense optical-flow targets for the temporal self-supervised task on unlabeled video.
 
-Why: between two aligned crops of one face (frames ``t`` and ``t + k``) the flow says which facial
+Why: between two aligned crops of one face (frames ``t`` and ``t - k``) the flow says which facial
 parts moved and where; a model that predicts it learns AU-relevant motion features without labels.
 OpenCV's DIS flow is fast enough to precompute, and targets are stored small (float16, 1/4 side).
 
 Convention (everywhere in au-edge, and the one ``cv2.DISOpticalFlow.calc(a, b)`` uses):
 ``flow = dis_flow(a, b)`` means pixel ``p`` of ``a`` is found at ``p + flow[p]`` in ``b``, i.e.
-``a(p) ~ b(p + flow(p))``. ``warp_by_flow(b, flow)`` samples ``b`` at ``p + flow(p)``: a backward
+``a(p) ~ b(p + flow(p))``. Training targets are ``dis_flow(frame_t, frame_t_minus_k)`` (see
+``train.data.cache``). ``warp_by_flow(b, flow)`` samples ``b`` at ``p + flow(p)``: a backward
 warp that reproduces ``a``. ``flow[..., 0]`` is x (columns), ``flow[..., 1]`` is y (rows), pixels.
 """
 from __future__ import annotations

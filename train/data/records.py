@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-LABEL_KINDS = ("real", "silver", "synthetic")
+from runtime.card import LABEL_KINDS  # the one home of the label kinds (model cards carry them)
+
+__all__ = ["LABEL_KINDS", "FrameRecord", "ReadResult"]
 
 
 @dataclass(eq=False, slots=True)
@@ -20,7 +22,9 @@ class FrameRecord:
     ``frame`` is the frame number as the dataset numbers it (BP4D image name, DISFA 1-based line,
     Aff-Wild2 image number); ``video_index`` is the 0-based index into the video file.
     ``au_kinds`` optionally gives a label kind per AU (a photo with a real AU12 and silver others);
-    when None every AU has ``label_kind``.
+    when None every AU has ``label_kind``. ``sequence``: ``image_path`` is frame ``frame`` of a
+    numbered image sequence (BP4D, GFT, Aff-Wild2: one folder per sequence, images named by frame
+    number), so the cache can read frame ``frame - k`` beside it for the flow target.
     """
 
     dataset: str
@@ -35,6 +39,7 @@ class FrameRecord:
     intensity: np.ndarray | None  # float32 (n_aus,), NaN = unknown; None when the dataset has none
     label_kind: str = "real"
     au_kinds: tuple[str, ...] | None = None
+    sequence: bool = False
 
     def __post_init__(self):
         if self.label_kind not in LABEL_KINDS:

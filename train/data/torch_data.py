@@ -1,7 +1,12 @@
-"""PyTorch view of the aligned-face cache: augmentation, normalisation and the teacher's batch dict.
+"""PyTorch view of the aligned-face cache: augmentation and the teacher's batch dict.
 
-Augmentation is seeded per (seed, epoch, sample), so a resumed run sees the same pixels as an
-uninterrupted one, whatever the worker count.
+Augmentation (and the inpainting mask draws) are seeded per (seed, epoch, sample), so a resumed
+run, any DataLoader worker count and any number of DDP processes see the same pixels and masks.
+
+Train/serve parity: the runtime warps the camera frame into a crop at the card's crop size, then
+resizes it to the input size with area interpolation (``runtime.align.align_face``). Training
+does the same: the random similarity is applied to the cached crop at crop resolution, then the
+crop is resized to the input size exactly as the runtime resizes (``to_input``).
 """
 from __future__ import annotations
 
@@ -13,6 +18,18 @@ from torch.utils.data import Dataset
 from train.data.cache import CacheData
 
 
+def to_input(crop: np.ndarray, jitter: np.ndarray | None, size: int) -> np.ndarray:
+    """An S×S model input from a cached crop: the optional crop->crop similarity ``jitter``
+    (2×3) at crop resolution, then the runtime's resize (area when shrinking, bilinear when
+    enlarging)."""
+    c = crop.shape[0]
+    if jitter is not None:
+        crop = cv2.warpAffine(crop, jitter, (c, c), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    if c == size:
+        return crop
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if size < c else cv2.INTER_LINEAR)
+
+
 class CacheDataset(Dataset):
     """Samples of a cache as the teacher's batch dict (see ``train/model/teacher.py``).
 
@@ -20,8 +37,10 @@ class CacheDataset(Dataset):
         cache: the opened cache.
         indices: which samples (e.g. a fold's subjects).
         input_size: model input side; crops are resized from the cache's crop size.
-        train: random affine/colour augmentation (and a second view when ``two_views``).
+        train: random affine/colour augmentation (and a second view when ``two_views``) and the
+            inpainting mask draws ``mask_noise``.
         seed: base seed of the augmentation.
+        columns: the cache's AU columns the run uses.
     """
 
     def __init__(self, cache: CacheData, indices: np.ndarray, input_size: int, train: bool = False,
@@ -38,31 +57,30 @@ class CacheDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _affine(self, rng: np.random.Generator | None) -> np.ndarray:
-        """crop pixels -> input pixels: resize, plus a small random similarity when training."""
-        s = self.size / self.crop
-        if rng is None:
-            return np.array([[s, 0, 0], [0, s, 0]], np.float64)
+    def jitter(self, rng: np.random.Generator) -> np.ndarray:
+        """A random similarity of the crop about its centre (crop pixels -> crop pixels):
+        rotation +-8 deg, scale 0.93-1.07, shift +-4% of the side."""
         angle = np.deg2rad(rng.uniform(-8, 8))
-        scale = s * rng.uniform(0.93, 1.07)
-        c = (self.size - 1) / 2
+        scale = rng.uniform(0.93, 1.07)
+        c = (self.crop - 1) / 2
         cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
-        tx, ty = rng.uniform(-0.04, 0.04, 2) * self.size
+        tx, ty = rng.uniform(-0.04, 0.04, 2) * self.crop
         m = np.array([[cos, -sin, 0], [sin, cos, 0]], np.float64)
-        m[:, 2] = np.array([c + tx, c + ty]) - m[:, :2] @ np.array([(self.crop - 1) / 2] * 2)
+        m[:, 2] = np.array([c + tx, c + ty]) - m[:, :2] @ np.array([c, c])
         return m
 
-    def _view(self, image: np.ndarray, m: np.ndarray | None, rng: np.random.Generator | None) -> torch.Tensor:
-        """3 x S x S uint8. Evaluation resizes the cached crop exactly as the runtime's
-        ``align_face(out_size=...)`` does (area interpolation); training warps with jitter.
-        Images stay uint8 until ``train.task.normalize`` on the training device: 4x less to move between
-        DataLoader workers and the trainer."""
-        if m is None:
-            out = image if image.shape[0] == self.size else cv2.resize(image, (self.size, self.size),
-                                                                       interpolation=cv2.INTER_AREA)
-        else:
-            out = cv2.warpAffine(image, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_CONSTANT)
+    def input_matrix(self, jitter: np.ndarray | None) -> np.ndarray:
+        """Crop pixels -> input pixels of ``to_input`` (the resize scales pixel edges by size/crop)."""
+        j = np.eye(3)[:2] if jitter is None else jitter
+        s = self.size / self.crop
+        m = j * s
+        m[:, 2] += 0.5 * s - 0.5  # pixel centres: resize maps x -> (x + 0.5) * s - 0.5
+        return m
+
+    def _view(self, image: np.ndarray, jitter: np.ndarray | None, rng: np.random.Generator | None) -> torch.Tensor:
+        """3 x S x S uint8; colour jitter when training. Images stay uint8 until
+        ``train.task.normalize`` on the training device: 4x less to move between workers and the trainer."""
+        out = to_input(image, jitter, self.size)
         if rng is not None:  # contrast and brightness jitter as a lookup table on the 8-bit values
             v = np.arange(256, dtype=np.float32) / 255.0
             lut = np.clip((v - 0.5) * rng.uniform(0.8, 1.2) + 0.5 + rng.uniform(-0.08, 0.08), 0, 1)
@@ -73,19 +91,24 @@ class CacheDataset(Dataset):
         idx = int(self.indices[i])
         s = self.cache.sample(idx)
         rng = np.random.default_rng((self.seed, self.epoch, idx)) if self.train else None
-        m = self._affine(rng)
+        jitter = self.jitter(rng) if rng is not None else None
+        m = self.input_matrix(jitter)
         lm = s["landmarks"].astype(np.float32)
         lm = lm @ m[:, :2].T.astype(np.float32) + m[:, 2].astype(np.float32)
-        item = {"image": self._view(s["image"], m if rng is not None else None, rng),
+        item = {"image": self._view(s["image"], jitter, rng),
                 "labels": torch.from_numpy(s["labels"][self.columns].astype(np.float32)),
                 "mask": torch.from_numpy(s["mask"][self.columns].astype(bool)),
                 "landmarks": torch.from_numpy(np.nan_to_num(lm, nan=-1.0)),
                 "index": torch.tensor(idx)}
         flow, valid = _flow_field(s, m, self.size)
         item["flow"], item["flow_valid"] = flow, torch.tensor(valid)
+        if self.train:  # the inpainting masks' draws, one per AU, from this sample's own stream
+            noise = np.random.default_rng((self.seed, self.epoch, idx, 2)).random(len(self.columns))
+            item["mask_noise"] = torch.from_numpy(noise.astype(np.float32))
         if self.two_views:
             rng2 = rng if rng is not None else np.random.default_rng((self.seed, self.epoch, idx, 1))
-            item["image2"] = self._view(s["image"], self._affine(rng2), rng2)
+            jitter2 = self.jitter(rng2)
+            item["image2"] = self._view(s["image"], jitter2, rng2)
         return item
 
 
@@ -105,3 +128,4 @@ def _flow_field(s: dict[str, np.ndarray], m: np.ndarray, size: int) -> tuple[tor
     f = cv2.warpAffine(f, grid_m, (out, out), flags=cv2.INTER_LINEAR)
     f = (f.reshape(-1, 2) @ m[:, :2].T.astype(np.float32)).reshape(out, out, 2)
     return torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1))), True
+

@@ -4,12 +4,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from train.distributed import mean_count
+
 
 def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
                pos_weight: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
     """Per-AU weighted binary cross-entropy over the known labels only.
 
-    ``L = sum_{i,a} m_ia * BCE_pw(z_ia, y_ia) / max(1, sum_{i,a} m_ia)`` with
+    ``L = sum_{i,a} m_ia * BCE_pw(z_ia, y_ia) / max(1, sum_{i,a} m_ia)`` (under DDP the count is
+    the mean over ranks, so the ranks' mean loss is the global batch's) with
     ``BCE_pw(z, y) = -(pw_a * y * log sigmoid(z) + (1 - y) * log(1 - sigmoid(z)))``. A masked entry
     contributes nothing, to the value or to the gradient, whatever its label value (even NaN).
 
@@ -35,11 +38,11 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
         return loss
     if reduction != "mean":
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    return loss.sum() / mask.sum().clamp_min(1)
+    return loss.sum() / mean_count(mask.sum())
 
 
 def masked_intensity_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute intensity error over the known entries (NaN target = unknown)."""
     known = torch.isfinite(target)
     err = (pred - torch.nan_to_num(target.to(pred.dtype))).abs()
-    return torch.where(known, err, torch.zeros_like(err)).sum() / known.sum().clamp_min(1)
+    return torch.where(known, err, torch.zeros_like(err)).sum() / mean_count(known.sum())

@@ -37,9 +37,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from runtime.aus import au_number
+from train import distributed
 from train.losses.bce import masked_bce
+from train.model.expression import EXPRESSIONS, WeightNet
 
-EXPRESSIONS = ("neutral", "happiness", "sadness", "surprise", "fear", "anger", "disgust")
+__all__ = ["EXPRESSIONS", "PROTOTYPES", "MetaAuxLearner", "WeightNet", "expression_pseudo_labels",
+           "expression_targets", "mal_loss", "mal_weights", "per_sample_ce"]
 PROTOTYPES: dict[str, tuple[int, ...]] = {
     "happiness": (6, 12),
     "sadness": (1, 4, 15),
@@ -90,22 +93,6 @@ def expression_targets(batch: dict[str, torch.Tensor], aus: Sequence[str | int])
     return torch.where(given >= 0, given, pseudo)
 
 
-class WeightNet(nn.Module):
-    """``w_phi``: per-sample auxiliary statistics -> weight in (0, 2), exactly 1 at initialisation."""
-
-    def __init__(self, n_classes: int, hidden: int = 32):
-        super().__init__()
-        self.n_classes = n_classes
-        self.mlp = nn.Sequential(nn.Linear(2 + n_classes, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
-
-    def forward(self, ce: torch.Tensor, entropy: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        onehot = F.one_hot(target.clamp_min(0), self.n_classes).to(ce.dtype)
-        x = torch.cat([ce[:, None], entropy[:, None], onehot], dim=1)
-        return 2.0 * torch.sigmoid(self.mlp(x)[:, 0])
-
-
 def per_sample_ce(expr_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy per sample, 0 where the target is -1."""
     logits = expr_logits.float()
@@ -122,11 +109,12 @@ def mal_weights(weight_net: WeightNet, expr_logits: torch.Tensor, targets: torch
 
 def mal_loss(expr_logits: torch.Tensor, targets: torch.Tensor,
              weights: torch.Tensor | None = None) -> torch.Tensor:
-    """``sum_i w_i CE_i / #valid`` (weights 1 when None; 0 with a graph when no target is valid)."""
+    """``sum_i w_i CE_i / #valid`` (weights 1 when None; 0 with a graph when no target is valid);
+    under DDP ``#valid`` is the mean over ranks, so the ranks' mean is the global-batch loss."""
     ce = per_sample_ce(expr_logits, targets)
     if weights is not None:
         ce = ce * weights
-    return ce.sum() / (targets >= 0).sum().clamp_min(1)
+    return ce.sum() / distributed.mean_count((targets >= 0).sum())
 
 
 class MetaAuxLearner:
@@ -151,53 +139,67 @@ class MetaAuxLearner:
                              "MAL look-ahead needs; set mal_lookahead=au_branch")
         self.teacher, self.inner_lr, self.lookahead = teacher, inner_lr, lookahead
         self.opt = torch.optim.Adam(teacher.mal_weight.parameters(), lr=lr)
+        self.skipped = 0  # meta steps whose gradient was not finite
 
     def _selected(self, name: str) -> bool:
         return self.lookahead == "all" or name.startswith(("net.au_branch.", "expr_head."))
 
     def meta_step(self, batch: dict[str, torch.Tensor], meta_batch: dict[str, torch.Tensor] | None = None,
                   pos_weight: torch.Tensor | None = None) -> float | None:
-        """One meta update of the weighting net; returns the look-ahead AU loss (None if skipped:
-        no sample of ``batch`` has an expression target)."""
+        """One meta update of the weighting net; returns the look-ahead AU loss, or None when the
+        update was skipped because its gradient was not finite.
+
+        Runs in float32 outside any autocast (second-order gradients overflow in fp16). Under DDP
+        every rank runs every collective, in the same order, even with no expression target in
+        its batch: the look-ahead uses the ranks' mean gradient (differentiably), and the
+        weighting net's gradient is their mean, so all ranks take the same, global-batch step.
+        """
+        with torch.autocast(batch["image"].device.type, enabled=False):
+            return self._meta_step(batch, meta_batch if meta_batch is not None else batch, pos_weight)
+
+    def _meta_step(self, batch: dict[str, torch.Tensor], meta: dict[str, torch.Tensor],
+                   pos_weight: torch.Tensor | None) -> float | None:
         from torch.func import functional_call
 
-        aus = self.teacher.cfg.aus
-        targets = expression_targets(batch, aus)
-        if not bool((targets >= 0).any()):
-            return None
+        targets = expression_targets(batch, self.teacher.cfg.aus)
         model = self.teacher.expression_model()
         params = {n: p for n, p in model.named_parameters() if p.requires_grad and self._selected(n)}
         buffers = {n: b.clone() for n, b in model.named_buffers()}
-        _, expr_logits = functional_call(model, (params, buffers), (batch["image"],))
-        weights = mal_weights(self.teacher.mal_weight, expr_logits, targets)
-        inner = mal_loss(expr_logits, targets, weights)
+        _, expr_logits = functional_call(model, (params, buffers), (batch["image"].float(),))
+        inner = mal_loss(expr_logits, targets, mal_weights(self.teacher.mal_weight, expr_logits, targets))
         grads = torch.autograd.grad(inner, list(params.values()), create_graph=True, allow_unused=True)
-        fast = {n: p if g is None else p - self.inner_lr * g for (n, p), g in zip(params.items(), grads)}
-        meta = meta_batch if meta_batch is not None else batch
-        au_logits, _ = functional_call(model, (fast, buffers), (meta["image"],))
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads)]
+        grads = distributed.mean_over_ranks_differentiable(grads)
+        fast = {n: p - self.inner_lr * g for (n, p), g in zip(params.items(), grads)}
+        au_logits, _ = functional_call(model, (fast, buffers), (meta["image"].float(),))
         meta_loss = masked_bce(au_logits.float(), meta["labels"], meta["mask"], pos_weight)
         phi = list(self.teacher.mal_weight.parameters())
         g_phi = torch.autograd.grad(meta_loss, phi, allow_unused=True)
+        g_phi = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(phi, g_phi)]
+        _all_reduce_mean(g_phi)
+        if not all(bool(torch.isfinite(g).all()) for g in g_phi):  # the same verdict on every rank
+            self.skipped += 1
+            return None
         self.opt.zero_grad(set_to_none=True)
         for p, g in zip(phi, g_phi):
-            p.grad = torch.zeros_like(p) if g is None else g.detach()
-        _all_reduce_mean([p.grad for p in phi])
+            p.grad = g
         self.opt.step()
         for p in phi:  # never leave a gradient for the task optimiser to apply
             p.grad = None
         return float(meta_loss.detach())
 
     def state_dict(self) -> dict:
-        return {"opt": self.opt.state_dict()}
+        return {"opt": self.opt.state_dict(), "skipped": self.skipped}
 
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state["opt"])
+        self.skipped = int(state.get("skipped", 0))
 
 
 def _all_reduce_mean(tensors: list[torch.Tensor]) -> None:
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if distributed.active():
         for t in tensors:
             dist.all_reduce(t)
             t /= dist.get_world_size()

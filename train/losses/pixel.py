@@ -1,7 +1,13 @@
-"""Dense losses of the auxiliary tasks: inpainting L1 on masked pixels, flow end-point error."""
+"""Dense losses of the auxiliary tasks: inpainting L1 on masked pixels, flow end-point error.
+
+Each divides by a count (masked pixels, valid flow pixels); under DDP that count is the mean over
+ranks (``train.distributed.mean_count``), so averaging the ranks' gradients gives the gradient of
+the loss over the global batch even when the ranks' counts differ."""
 from __future__ import annotations
 
 import torch
+
+from train.distributed import mean_count
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -15,7 +21,7 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
         ``sum |pred - target| * mask / (C * sum mask)`` (0 when nothing is masked).
     """
     mask = mask.to(pred.dtype).expand_as(pred)
-    return ((pred - target).abs() * mask).sum() / mask.sum().clamp_min(1)
+    return ((pred - target).abs() * mask).sum() / mean_count(mask.sum())
 
 
 def flow_epe(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
@@ -39,4 +45,4 @@ def flow_epe(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
     target = torch.where(v, target.to(pred.dtype), pred.detach())  # invalid targets may hold NaN
     epe = torch.sqrt(((pred - target) ** 2).sum(1) + eps)  # (B, h, w)
     w = v[:, 0].expand_as(epe)
-    return torch.where(w, epe, torch.zeros_like(epe)).sum() / w.sum().clamp_min(1)
+    return torch.where(w, epe, torch.zeros_like(epe)).sum() / mean_count(w.sum())

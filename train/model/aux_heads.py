@@ -102,7 +102,7 @@ class TokenProjector(nn.Module):
 
 
 def roi_mask(points: torch.Tensor, size: tuple[int, int], patch: float, ratio: float,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Square masks over randomly chosen AU regions.
 
     Each AU of each sample is chosen with probability ``ratio`` (at least one AU per sample); a
@@ -114,13 +114,15 @@ def roi_mask(points: torch.Tensor, size: tuple[int, int], patch: float, ratio: f
         patch: square side as a fraction of the input's shorter side.
         ratio: per-AU masking probability.
         generator: CPU generator for reproducible masks.
+        noise: ``(B, A)`` uniform draws in [0, 1) to use instead of the generator's (the training
+            data draws them per sample, so a sample's mask is the same in any batch or process).
 
     Returns:
         ``(B, 1, H, W)`` float mask, 1 = masked.
     """
     b, a, k, _ = points.shape
     h, w = size
-    u = torch.rand(b, a, generator=generator)
+    u = torch.rand(b, a, generator=generator) if noise is None else noise.to(torch.float32)
     pick = u < ratio
     first = torch.nn.functional.one_hot(u.argmin(dim=1), a).bool()  # the guaranteed AU
     pick = (pick | first).to(points.device)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.aus import DEFAULT_MODEL_AUS, au_name, au_number
+from train.coerce import coerce
 
 LOOKAHEADS = ("all", "au_branch")
 MASK_SOURCES = ("landmarks", "canonical")
@@ -136,7 +137,7 @@ class TeacherConfig:
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ValueError(f"{where}: unknown TeacherConfig key {key!r}{hint}; known: {sorted(fields)}")
         defaults = cls()
-        values = {k: _coerce(v, getattr(defaults, k), f"{where}.{k}") for k, v in raw.items()}
+        values = {k: coerce(v, getattr(defaults, k), f"{where}.{k}") for k, v in raw.items()}
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,33 +154,3 @@ class TeacherConfig:
         on = ["au"] + [t for t in ("inpaint", "flow", "aunce", "ot", "mal") if getattr(self, t)]
         return tuple(on + (["intensity"] if self.intensity_head else []))
 
-
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    typ = type(default)
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return value.lower() in ("1", "true", "yes", "on")
-        raise ValueError(f"{where}: expected a boolean, got {value!r}")
-    if typ in (int, float):
-        if isinstance(value, bool):
-            raise ValueError(f"{where}: expected {typ.__name__}, got {value!r}")
-        if isinstance(value, (int, float, str)):
-            try:
-                out = typ(value)
-            except ValueError:
-                raise ValueError(f"{where}: expected {typ.__name__}, got {value!r}") from None
-            if typ is int and isinstance(value, float) and out != value:
-                raise ValueError(f"{where}: expected an integer, got {value!r}")
-            return out
-        raise ValueError(f"{where}: expected {typ.__name__}, got {value!r}")
-    if typ is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        return tuple(value)
-    if not isinstance(value, typ):  # config errors are ValueErrors throughout, as in train/config.py
-        raise ValueError(f"{where}: expected {typ.__name__}, got {value!r}")  # noqa: TRY004
-    return value

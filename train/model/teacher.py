@@ -12,24 +12,26 @@ Batch format (a dict of tensors; ``train.data.torch_data.CacheDataset`` produces
     mask        B×A bool, True where the label is known
     landmarks   B×P×2 float, crop pixels of ``image`` (P = 478 MediaPipe mesh; missing points
                 NaN or negative); optional, inpainting falls back to canonical AU anchors
-    flow        B×2×(H/4)×(W/4) float: motion of each pixel of the quarter-resolution grid towards
-                a later frame, in pixels of that grid; with
+    flow        B×2×(H/4)×(W/4) float: for each pixel of the quarter-resolution grid, where it was
+                k frames earlier (synthetic: in the neutral face), in pixels of that grid; with
     flow_valid  B bool, whether the sample has a flow target (needed when ``cfg.flow``)
     image2      B×3×H×W float, a second augmented view (AUNCE, OT); optional
-    expression  B long, expression class (``train.losses.mal.EXPRESSIONS``) or -1; optional, AU
+    expression  B long, expression class (``train.model.expression.EXPRESSIONS``) or -1; optional, AU
                 prototypes give pseudo-labels where absent
     intensity   B×A float, AU intensity 0..5, NaN unknown; optional (intensity head)
+    mask_noise  B×A float uniform in [0, 1): the inpainting mask draws of each sample; optional
+                (else drawn from the forward's generator)
 Other keys (e.g. ``index``) are ignored.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
-from train.losses.mal import EXPRESSIONS, WeightNet
 from train.model.au_branch import AUBranch
 from train.model.au_centres import canonical_au_points, mesh_au_points
 from train.model.aux_heads import (
@@ -41,6 +43,7 @@ from train.model.aux_heads import (
 )
 from train.model.backbones import create_backbone
 from train.model.config import TeacherConfig
+from train.model.expression import EXPRESSIONS, WeightNet
 
 
 class AUNet(nn.Module):
@@ -175,9 +178,10 @@ class RTATLTeacher(nn.Module):
             out["expression_logits"] = self.expr_head(inter["tokens"], inter["map"])
         if self.inpaint_head is not None:
             mask = roi_mask(self.au_points(batch), (h, w), self.cfg.mask_patch, self.cfg.mask_ratio,
-                            generator).to(x.dtype)
+                            generator, noise=batch.get("mask_noise")).to(x.dtype)
             masked = x * (1 - mask)  # 0 = the normalisation mean: a neutral grey patch
-            m = self.net.forward_intermediates(masked)
+            with frozen_norm_statistics(self.net):  # masked images are not the data BatchNorm serves
+                m = self.net.forward_intermediates(masked)
             out["inpaint"] = self.inpaint_head(m["map"], m["tokens"], m["attn"], masked, mask)
             out["inpaint_mask"] = mask
         if (self.cfg.aunce or self.cfg.ot) and batch.get("image2") is not None:
@@ -219,3 +223,17 @@ def batchnorm_to_groupnorm(module: nn.Module, groups: int = 8) -> nn.Module:
         else:
             batchnorm_to_groupnorm(child, groups)
     return module
+
+
+@contextlib.contextmanager
+def frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
+    """BatchNorm layers normalise with the batch's statistics but leave their running statistics
+    (what evaluation and export use) untouched."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True

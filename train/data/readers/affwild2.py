@@ -71,7 +71,8 @@ def read(root: str | Path, *, annotations_dir: str | Path | None = None,
             if image is None:
                 problems.skip("missing_image")
                 continue
-            records.append(FrameRecord("affwild2", subject, video, frame, image, None, None, labels, mask, None))
+            records.append(FrameRecord("affwild2", subject, video, frame, image, None, None, labels, mask, None,
+                                       sequence=True))
     check_nonempty(records, problems.skipped, root)
     return ReadResult("affwild2", aus, records, dict(problems.skipped))
 

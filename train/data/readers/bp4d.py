@@ -73,7 +73,8 @@ def read(root: str | Path, *, labels_dir: str | Path | None = None, images_dir: 
             if image is None:
                 problems.skip("missing_image")
                 continue
-            records.append(FrameRecord(dataset, subject, path.stem, frame, image, None, None, labels, mask, None))
+            records.append(FrameRecord(dataset, subject, path.stem, frame, image, None, None, labels, mask, None,
+                                       sequence=True))
     check_nonempty(records, problems.skipped, root)
     return ReadResult(dataset, aus, records, dict(problems.skipped))
 
