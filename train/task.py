@@ -62,8 +62,9 @@ class Task:
         return False
 
     def extra_metrics(self, predict_on, aus: list[str]) -> dict[str, Any]:
-        """Metrics added to ``metrics.json`` beside the run's own; ``predict_on(model)`` returns
-        ``(probs, labels, mask)`` of any model (with ``au_logits``) on the run's evaluation split."""
+        """Metrics added to ``metrics.json`` beside the run's own; ``predict_on(model, mean, std,
+        split="test"|"val")`` returns ``(probs, labels, mask)`` of any model (with ``au_logits``) on
+        the run's test split (or the validation split its thresholds are calibrated on)."""
         return {}
 
 
