@@ -95,7 +95,8 @@ def build_onnx_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, 
         quantize_onnx_int8(src, calib, out)
     card = _card(base, "int8")
     card.extra["quantization"] = {"method": "onnxruntime.quantization static QDQ, moving-average MinMax, "
-                                            "symmetric int8, per-channel weights", "calibration_crops": len(calib)}
+                                            "symmetric int8, per-channel 7-bit weights (reduce_range), first conv and "
+                                            "head in float", "calibration_crops": len(calib)}
     warnings = _onnx_card_and_check(out, card, opts)
     return Artifact(out, "onnx-int8", "int8", card, warnings)
 

@@ -313,3 +313,38 @@ def test_a_missing_dependency_names_its_install_line():
     fmt = Format("demo", "x.bin", "fp32", ("onnx", "au_edge_no_such_module"), "pip install 'au-edge[demo]'")
     with pytest.raises(FormatError, match=r"au_edge_no_such_module, not installed; pip install 'au-edge\[demo\]'"):
         check_available(fmt)
+
+
+def test_onnx_int8_cannot_saturate_cpu_int8_kernels_and_keeps_ends_float(setup, exported):
+    """ORT on AVX2-only CPUs runs S8S8 convs as u8 x s8 pair sums in int16: weights beyond +-63 can
+    saturate them (the distilled student lost 3.3 F1 points that way), so weights use 7 bits; the
+    fused int8 kernels must then compute what the unfused QDQ graph (TensorRT's view) computes."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    path = exported["files"]["onnx-int8"]
+    m = onnx.load(str(path))
+    weights = [numpy_helper.to_array(t) for t in m.graph.initializer
+               if t.data_type == onnx.TensorProto.INT8 and len(t.dims) > 1]
+    assert weights and max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64
+    producer = {o: n for n in m.graph.node for o in n.output}
+    assert all(producer[o.name].op_type != "DequantizeLinear" for o in m.graph.output)  # no QDQ on the probs
+    stem = next(n for n in m.graph.node if n.op_type == "Conv")
+    assert producer.get(stem.input[0]) is None or producer[stem.input[0]].op_type != "DequantizeLinear"
+
+    crops = _runtime_crops(setup["cache"])[:16]
+    ck_mean, ck_std = (np.array(v, np.float32) for v in (_card_norm(path)))
+    x = np.ascontiguousarray(((crops / 255.0 - ck_mean) / ck_std).transpose(0, 3, 1, 2), np.float32)
+    outs = []
+    for level in (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, ort.GraphOptimizationLevel.ORT_DISABLE_ALL):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.graph_optimization_level = 1, level
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        outs.append(sess.run(None, {sess.get_inputs()[0].name: x})[0])
+    assert np.abs(outs[0] - outs[1]).max() < 0.05
+
+
+def _card_norm(path: Path) -> tuple[list[float], list[float]]:
+    card = json.loads((path.parent / (path.name + ".json")).read_text())
+    return card["input"]["mean"], card["input"]["std"]
