@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.align import align_face, template_points
+from runtime.align import align_face, resize_matrix, template_points
 from runtime.face import FaceStage
 from train.data.torch_data import to_input
 
@@ -30,11 +30,13 @@ def _similarity(rng: np.random.Generator) -> np.ndarray:
     return m
 
 
-def test_unjittered_training_input_is_the_runtime_input(face):
+def test_unjittered_training_input_is_the_runtime_input_within_a_grey_level(face):
+    """The cached crop resized (training) vs the frame warped straight to the input (runtime)."""
     rgb, points5 = face
     crop, _ = align_face(rgb, points5, CROP)
     served, _ = align_face(rgb, points5, CROP, out_size=SIZE)
-    assert np.array_equal(to_input(crop, None, SIZE), served)
+    diff = np.abs(to_input(crop, None, SIZE).astype(int) - served.astype(int))
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 10, (diff.mean(), np.percentile(diff, 99))
 
 
 def test_jittered_training_input_matches_the_runtime_within_tolerance(face):
@@ -52,9 +54,9 @@ def test_jittered_training_input_matches_the_runtime_within_tolerance(face):
         src = cv2.invertAffineTransform(jm[:2])
         pts = template_points(CROP) @ src[:, :2].T + src[:, 2]
         served, got_m = align_face(rgb, pts, CROP, out_size=SIZE)
-        assert np.allclose(got_m, jm[:2] * SIZE / CROP, atol=1e-6)
+        assert np.allclose(got_m, resize_matrix(jm[:2], CROP, SIZE), atol=1e-6)
         new = to_input(crop, j, SIZE).astype(float)
-        old = cv2.warpAffine(crop, j * SIZE / CROP, (SIZE, SIZE), flags=cv2.INTER_LINEAR).astype(float)
+        old = cv2.warpAffine(crop, resize_matrix(j, CROP, SIZE), (SIZE, SIZE), flags=cv2.INTER_LINEAR).astype(float)
         err_new = np.abs(new - served)[inner].mean()
         err_old = np.abs(old - served)[inner].mean()
         assert err_new < 2.0, err_new

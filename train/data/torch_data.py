@@ -15,19 +15,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from runtime.align import resize_crop
 from train.data.cache import CacheData
 
 
 def to_input(crop: np.ndarray, jitter: np.ndarray | None, size: int) -> np.ndarray:
     """An S×S model input from a cached crop: the optional crop->crop similarity ``jitter``
-    (2×3) at crop resolution, then the runtime's resize (area when shrinking, bilinear when
-    enlarging)."""
+    (2×3) at crop resolution, then ``runtime.align.resize_crop`` (as export does)."""
     c = crop.shape[0]
     if jitter is not None:
         crop = cv2.warpAffine(crop, jitter, (c, c), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    if c == size:
-        return crop
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if size < c else cv2.INTER_LINEAR)
+    return resize_crop(crop, size)
 
 
 class CacheDataset(Dataset):
