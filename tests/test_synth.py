@@ -243,3 +243,19 @@ def test_random_events_fit_the_clip():
         aus = {e.au for e in events}
         assert all(len(aus & ex) <= 1 for ex in EXCLUSIVE)
     assert S.AUEvent("AU12", 0, 2, 3, 5, 2.0).au == 12
+
+
+def test_held_out_identities_are_never_rendered(data_dir, tmp_path):
+    """The open dataset's warps leave out the held-out London identities (realcheck's faces)."""
+    import json
+
+    from train.data.build import synth_cache
+    from train.data.holdout import HELD_OUT, is_held_out_subject
+
+    faces_dir = data_dir / "london" / "neutral"
+    synth_cache(faces_dir, tmp_path / "synth", n=4, seed=0, progress=False, hold_out=True)
+    subjects = json.loads((tmp_path / "synth" / "meta.json").read_text())["subjects"]
+    assert subjects and not any(is_held_out_subject(s) for s in subjects)
+    assert len(subjects) == len(list(faces_dir.glob("*.tem"))) - len(HELD_OUT["london"])
+    with pytest.raises(FileNotFoundError, match="excluded"):
+        S.render_dataset(faces_dir, 1, 0, exclude=[f.face_id for f in list_faces(faces_dir)])

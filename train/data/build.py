@@ -12,7 +12,15 @@ import cv2
 import numpy as np
 
 from runtime.aus import DEFAULT_MODEL_AUS, au_name
-from train.data.cache import LABEL_KINDS, CacheData, empty_arrays, shard_dir, quarter_flow, write_shard
+from train.data.cache import (
+    LABEL_KINDS,
+    CacheData,
+    empty_arrays,
+    quarter_flow,
+    shard_dir,
+    write_shard,
+)
+from train.data.holdout import is_held_out
 
 SYNTH_CROP = 256
 
@@ -20,14 +28,15 @@ SYNTH_CROP = 256
 def synth_cache(faces_dir: str | Path, out: str | Path, n: int, seed: int,
                 aus: Sequence[int] = DEFAULT_MODEL_AUS, crop_size: int = SYNTH_CROP, shard_size: int = 256,
                 progress: bool = True, render_aus: Sequence[int] | None = None, low: float = 1.0,
-                max_active: int = 3) -> dict:
+                max_active: int = 3, hold_out: bool = False) -> dict:
     """Render ``n`` synthetic expressions of the neutral faces into an aligned cache.
 
     Labels are exact (label_kind "synthetic", every AU of ``aus`` known; ``render_aus`` limits
     which of them are rendered, the others are then known negatives). The flow target of a render is the
     displacement of each pixel to where it was in the neutral face (``backward_map - grid``), the
     cache's one flow meaning (``train.data.cache``: to the earlier frame; the neutral face is the
-    expression's earlier state, as frame t-k is for video).
+    expression's earlier state, as frame t-k is for video). ``hold_out`` leaves out the held-out
+    London identities (``train.data.holdout``), as every set a shipped model trains on must.
     """
     from tqdm import tqdm
 
@@ -40,7 +49,8 @@ def synth_cache(faces_dir: str | Path, out: str | Path, n: int, seed: int,
     pool = [int(a) for a in (render_aus or STATIC_AUS)]
     # Subjects are named like the London photos' ("london_001"): a render is the same person, so
     # identity-exclusive folds keep a person's photos and renders on the same side.
-    faces = sorted(f"london_{p.stem}" for p in Path(faces_dir).glob("*.tem"))
+    exclude = {p.stem for p in Path(faces_dir).glob("*.tem") if hold_out and is_held_out("london", p.stem)}
+    faces = sorted(f"london_{p.stem}" for p in Path(faces_dir).glob("*.tem") if p.stem not in exclude)
     if not faces:
         raise FileNotFoundError(f"no .tem faces in {faces_dir}; point --faces at london/neutral of the open data")
     meta = {"dataset": "synth", "aus": names, "crop_size": crop_size, "template": "default", "scale": 1.0,
@@ -48,7 +58,8 @@ def synth_cache(faces_dir: str | Path, out: str | Path, n: int, seed: int,
             "seed": seed, "n": n, "render_aus": pool, "low": low}
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     grid = np.stack(np.meshgrid(np.arange(crop_size), np.arange(crop_size)), -1).astype(np.float32)
-    samples = render_dataset(faces_dir, n, seed, pool, crop_size=crop_size, low=low, max_active=max_active)
+    samples = render_dataset(faces_dir, n, seed, pool, crop_size=crop_size, low=low, max_active=max_active,
+                             exclude=exclude)
     labels_all, masks_all = [], []
     for shard, start in enumerate(tqdm(range(0, n, shard_size), desc="synth", unit="shard", disable=not progress)):
         count = min(shard_size, n - start)
@@ -94,8 +105,9 @@ def build_from_spec(spec: dict, out: str | Path) -> dict:
 
 def open_records(data_dir: str | Path, aus: Sequence[int] = DEFAULT_MODEL_AUS, every: int = 2,
                  progress: bool = True) -> list:
-    """Records of the open data: London photos (AU12 real, other AUs silver) and the Pexels clip
-    (silver; every frame kept for the flow task even where MediaPipe finds no face to label)."""
+    """Records of the open data: London photos (AU12 real, other AUs silver; the held-out
+    identities of ``train.data.holdout`` left out) and the Pexels clip (silver; every frame kept for
+    the flow task even where MediaPipe finds no face to label)."""
     from tqdm import tqdm
 
     from train.data.records import FrameRecord
@@ -111,7 +123,8 @@ def open_records(data_dir: str | Path, aus: Sequence[int] = DEFAULT_MODEL_AUS, e
     kinds = tuple("real" if a == 12 else "silver" for a in aus)
     records = []
     with SilverLabeler(task) as silver:
-        photos = sorted((london / "neutral").glob("*.jpg")) + sorted((london / "smiling").glob("*.jpg"))
+        photos = [p for p in sorted((london / "neutral").glob("*.jpg")) + sorted((london / "smiling").glob("*.jpg"))
+                  if not is_held_out("london", p.stem)]
         for path in tqdm(photos, desc="silver labels (London)", disable=not progress):
             labels, mask = silver.label(cv2.imread(str(path)), aus) or (np.zeros(len(aus), np.float32),
                                                                        np.zeros(len(aus), bool))
@@ -144,7 +157,7 @@ def open_cache(data_dir: str | Path, out: str | Path, n_synth: int = 600, seed: 
     parts, manifests = ["real"], [real]
     if n_synth:
         manifests.append(synth_cache(Path(data_dir) / "london" / "neutral", out / "synth", n_synth, seed,
-                                     progress=progress))
+                                     progress=progress, hold_out=True))
         parts.append("synth")
     (out / "meta.json").write_text(json.dumps({"dataset": "open", "parts": parts, "aus": aus,
                                                "crop_size": SYNTH_CROP, "template": "default", "scale": 1.0,

@@ -26,7 +26,7 @@ occurrence rule of BP4D/GFT-style coding; intensities in (0, 1) (clip onsets) co
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -47,7 +47,13 @@ from train.data.synth_templates import (
     TEMPLATES,
     WRINKLE_DEPTH,
 )
-from train.data.tem import FRL189_GROUPS, group_indices, list_faces, load_face, tem_five_points
+from train.data.tem import (
+    FRL189_GROUPS,
+    group_indices,
+    list_faces,
+    load_face,
+    tem_five_points,
+)
 
 LABEL_KIND = "synthetic"
 STATIC_AUS: tuple[int, ...] = tuple(a for a in SYNTH_AUS if a != 45)  # a blink is a clip event
@@ -538,8 +544,10 @@ def sample_intensities(rng: np.random.Generator, aus: Sequence[int | str] = STAT
 def render_dataset(faces_dir: str | Path, n: int, seed: int, aus: Sequence[int | str] = STATIC_AUS, *,
                    crop_size: int | None = 256, max_active: int = 3, p_neutral: float = 0.1,
                    pose: PoseJitter | None = PoseJitter(), photometric: Photometric | None = Photometric(),
-                   shading: bool = True, low: float = OCCURRENCE_THRESHOLD) -> Iterator[SynthSample]:
-    """``n`` random renders over the neutral faces (``NNN.jpg`` + ``NNN.tem``) in ``faces_dir``.
+                   shading: bool = True, low: float = OCCURRENCE_THRESHOLD,
+                   exclude: Collection[str] = ()) -> Iterator[SynthSample]:
+    """``n`` random renders over the neutral faces (``NNN.jpg`` + ``NNN.tem``) in ``faces_dir``,
+    leaving out the face ids in ``exclude`` (e.g. the held-out identities, ``train.data.holdout``).
 
     Sample ``i`` depends only on ``(seed, i)``, so workers can split the range and reruns match.
     ``crop_size`` aligns every face with the runtime's default template first (None: full photo).
@@ -553,7 +561,9 @@ def render_dataset(faces_dir: str | Path, n: int, seed: int, aus: Sequence[int |
     for a in aus:
         if au_number(a) not in TEMPLATES:
             raise ValueError(f"no synthesis template for {au_name(au_number(a))}")
-    faces = list_faces(faces_dir)  # checked now, not at the first next()
+    faces = [f for f in list_faces(faces_dir) if f.face_id not in set(exclude)]  # checked now, not at next()
+    if not faces:
+        raise FileNotFoundError(f"every face in {faces_dir} is excluded; nothing to render")
     return _dataset(faces, n, seed, [au_number(a) for a in aus], crop_size, max_active, p_neutral,
                     pose, photometric, shading, low)
 
