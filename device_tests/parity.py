@@ -13,12 +13,13 @@ when the check fails (after writing the JSON), 2 for a missing or malformed engi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from device_tests.results import finish
 
 REQUIRED = ("crops", "expected", "tolerance", "aus")
 
@@ -110,13 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AUEdgeError, ParityReferenceError) as e:
         print(f"au-edge: error: {e}", file=sys.stderr)
         return 2
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
     verdict = "passed" if res["passed"] else "FAILED"
-    print(f"parity {verdict}: {Path(res['engine']).name} max |dprob| {res['max_abs_dprob']:.4f} (tolerance "
-          f"{res['tolerance']:.4f}), mean {res['mean_abs_dprob']:.5f}")
-    return 0 if res["passed"] else 1
+    return finish(res, args.json, f"parity {verdict}: {Path(res['engine']).name} max |dprob| "
+                  f"{res['max_abs_dprob']:.4f} (tolerance {res['tolerance']:.4f}), mean {res['mean_abs_dprob']:.5f}")
 
 
 if __name__ == "__main__":

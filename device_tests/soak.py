@@ -15,12 +15,11 @@ plot. Exit 1 when a check fails (after writing the JSON).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from device_tests.results import finish
 from device_tests.sysinfo import current_rss_mb, device
 
 RSS_GROWTH_MAX = 0.05
@@ -101,14 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except (AUEdgeError, ValueError) as e:
         print(f"au-edge: error: {e}", file=sys.stderr)
         return 2
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
     verdict = "passed" if res["passed"] else "FAILED"
-    print(f"soak {verdict}: {res['frames']} frames, RSS {res['rss_warm_mb']:.1f} -> {res['rss_end_mb']:.1f} MB "
-          f"({100 * res['rss_growth']:+.1f}%, limit +{100 * RSS_GROWTH_MAX:.0f}%), p99 {res['p99_first_ms']:.2f} -> "
-          f"{res['p99_last_ms']:.2f} ms ({100 * res['p99_drift']:+.1f}%, limit +{100 * P99_DRIFT_MAX:.0f}%)")
-    return 0 if res["passed"] else 1
+    return finish(res, args.json, f"soak {verdict}: {res['frames']} frames, RSS {res['rss_warm_mb']:.1f} -> "
+                  f"{res['rss_end_mb']:.1f} MB "
+                  f"({100 * res['rss_growth']:+.1f}%, limit +{100 * RSS_GROWTH_MAX:.0f}%), p99 {res['p99_first_ms']:.2f} -> "
+                  f"{res['p99_last_ms']:.2f} ms ({100 * res['p99_drift']:+.1f}%, limit +{100 * P99_DRIFT_MAX:.0f}%)")
 
 
 if __name__ == "__main__":

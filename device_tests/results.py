@@ -1,0 +1,15 @@
+"""How every device test ends: its JSON written where asked, and the exit code of its verdict."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def finish(res: dict[str, Any], json_path: str | None, line: str) -> int:
+    """Write ``res`` to ``json_path`` (when given), print the one-line verdict, 0 if passed else 1."""
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(res, indent=2) + "\n")
+    print(line)
+    return 0 if res["passed"] else 1
