@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 from engine_factory import AUS, base_card, write_onnx
+from test_cli import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 30
@@ -28,14 +29,6 @@ CLIP_FPS = 24000 / 1001  # the clip's frame rate (ffprobe: 23.98 fps, 640x360)
 def run_demo(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "demo", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env, check=False)
-
-
-def one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    err = proc.stderr.strip()
-    assert "Traceback" not in err and err.count("\n") == 0, err
-    for w in words:
-        assert w in err, err
 
 
 @pytest.fixture(scope="module")
