@@ -9,6 +9,7 @@ name renamed into place when closed, so a failed start never touches an existing
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import sys
@@ -97,8 +98,37 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so the run ends exactly as after Ctrl-C."""
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+class _Interrupts:
+    """Ctrl-C and SIGTERM, held back while one frame goes to every output so the files agree frame for frame.
+
+    A signal that lands between the JSONL line and the recorded frame would otherwise leave the recording one
+    frame short of the JSONL; inside ``atomic()`` it is kept and raised when the frame is written everywhere.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending: KeyboardInterrupt | None = None
+
+    def handler(self, signum, frame) -> None:
+        exc = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        if self.depth:
+            self.pending = self.pending or exc
+            return
+        raise exc
+
+    @contextlib.contextmanager
+    def atomic(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending is not None:
+                exc, self.pending = self.pending, None
+                raise exc
+
+
+_INTERRUPTS = _Interrupts()
 
 
 def _show_default(args: argparse.Namespace) -> bool:
@@ -143,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
                                         show=_show_default(args), publish=args.publish,
                                         allow_remote=args.allow_remote, csv_format=args.csv_format,
                                         image_source=image_source)
-            outputs.write(result, image)
+            with _INTERRUPTS.atomic():
+                outputs.write(result, image)
             frames += 1
             with_face += bool(result.faces)
             extra = result.faces_beyond_max
@@ -208,10 +239,12 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except ImportError:
         print(f"au-edge: error: {OPENCV_HINT}", file=sys.stderr)
         return 2
-    try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread
-        previous = None
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, _INTERRUPTS.handler)
+        except ValueError:  # not the main thread
+            pass
     try:
         return run(args)
     except AUEdgeError as e:
@@ -225,8 +258,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        _restore_signals(previous)
 
 
 if __name__ == "__main__":
