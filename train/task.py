@@ -74,8 +74,11 @@ class TeacherTask(Task):
     kind = "teacher"
 
     def build_model(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> nn.Module:
-        from train.model import create_teacher
+        from train.model import TeacherConfig, create_teacher
+        from train.model.backbones import get_spec
 
+        spec = get_spec(TeacherConfig.from_dict(dict(model_cfg)).backbone)
+        self.mean, self.std = spec.mean, spec.std  # what the backbone's weights expect (Lite: [-1, 1])
         return create_teacher(model_cfg, aus=tuple(aus), input_size=input_size)
 
     def build_objective(self, model: nn.Module, pos_weight: torch.Tensor, generator: torch.Generator) -> Objective:

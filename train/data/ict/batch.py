@@ -12,7 +12,7 @@ with that expression for MAL; else one AU alone at a uniformly drawn intensity A
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +46,8 @@ class Sample:
     index: int                 # the sample number i
 
 
-def list_photos(folders: Sequence[str | Path]) -> list[Path]:
-    """Every photo in the folders, sorted per folder.
+def list_photos(folders: Sequence[str | Path], keep: Callable[[Path], bool] | None = None) -> list[Path]:
+    """Every photo in the folders (those ``keep`` accepts), sorted per folder.
 
     Raises:
         FileNotFoundError: a folder is missing, or no folder holds a photo.
@@ -56,7 +56,7 @@ def list_photos(folders: Sequence[str | Path]) -> list[Path]:
     for f in map(Path, folders):
         if not f.is_dir():
             raise FileNotFoundError(f"photo folder not found: {f}")
-        photos += sorted(p for p in f.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+        photos += sorted(p for p in f.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and (keep is None or keep(p)))
     if not photos:
         raise FileNotFoundError(f"no .jpg/.png photos in {', '.join(map(str, folders))}")
     return photos
@@ -87,18 +87,20 @@ class ICTBatch:
         model: the ICT model or the path of ``ict_face_model_light.npz``.
         face_model: the runtime face stage's model folder/bundle (see ``FaceStage``).
         p_neutral / p_prototype: the mix of sample kinds (the rest are single AUs).
+        keep: which photos may be rendered (e.g. ``train.data.ict.cache.trainable``: no held-out identity).
 
     Raises:
         FileNotFoundError: no photos / no model. ValueError: bad n or probabilities.
     """
 
     def __init__(self, folders: Sequence[str | Path], n: int, seed: int, *, model: ICTModel | str | Path,
-                 face_model: str | None = None, p_neutral: float = 0.1, p_prototype: float = 0.45):
+                 face_model: str | None = None, p_neutral: float = 0.1, p_prototype: float = 0.45,
+                 keep: Callable[[Path], bool] | None = None):
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         if not (0 <= p_neutral and 0 <= p_prototype and p_neutral + p_prototype <= 1):
             raise ValueError(f"need p_neutral, p_prototype >= 0 with a sum <= 1, got {p_neutral}, {p_prototype}")
-        self.photos = list_photos(folders)
+        self.photos = list_photos(folders, keep)
         self.model = model if isinstance(model, ICTModel) else load_ict(model)
         self.n, self.seed = n, seed
         self.face_model = face_model

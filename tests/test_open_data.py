@@ -1,0 +1,76 @@
+"""Open data v2 (`python -m train.data open`): every label with its kind, counted right, on a small subset."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.align import five_points, similarity_transform, template_points
+from train.data.cache import LABEL_KINDS, CacheData
+from train.data.holdout import is_held_out, is_held_out_subject
+
+LIMIT, N_ICT = 2, 12
+
+
+@pytest.fixture(scope="module")
+def open_v2(data_dir, face_model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("open_v2") / "open"
+    proc = subprocess.run([sys.executable, "-m", "train.data", "open", "--data", str(data_dir), "--out", str(out),
+                           "--ict", str(N_ICT), "--limit", str(LIMIT), "--face-model", face_model],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def _first_trainable(folder: Path, dataset: str) -> list[str]:
+    return [p.stem for p in sorted(folder.glob("*.jpg")) if not is_held_out(dataset, p.stem)][:LIMIT]
+
+
+def test_every_label_kind_is_counted(open_v2, data_dir):
+    m = json.loads((open_v2 / "manifest.json").read_text())
+    kinds = m["label_kinds"]
+    smiling = _first_trainable(data_dir / "london" / "smiling", "london")
+    neutral = _first_trainable(data_dir / "london" / "neutral", "london") + _first_trainable(data_dir / "canada",
+                                                                                             "canada")
+    # real: the smiles are AU12 positives; posed neutral faces are negatives of every AU
+    assert kinds["AU12"]["real"] == {"pos": len(smiling), "neg": len(neutral)}
+    assert kinds["AU04"]["real"] == {"pos": 0, "neg": len(neutral)}
+    assert kinds["AU06"]["real"] == {"pos": 0, "neg": len(neutral)}  # AU6 of a smile: unknown, not negative
+    # synthetic: every AU of every render is known
+    for au in m["labels"]:
+        assert sum(kinds[au]["synthetic"].values()) == N_ICT
+    # silver: the clip frames (and the smiles' other AUs) only
+    clip = m["parts"]["real"]["frames"] - len(smiling) - len(neutral)
+    assert clip == LIMIT
+    assert sum(kinds["AU25"].get("silver", {}).values()) <= clip + len(smiling)
+    assert m["attribution"] and any("CC BY" in a for a in m["attribution"])
+
+
+def test_kinds_are_stored_per_sample(open_v2):
+    data = CacheData(open_v2)
+    kind, mask, labels = data.field("kind"), data.field("mask"), data.field("labels")
+    names = np.array(data.subjects)[data.field("subject")]
+    j12, j6 = data.aus.index("AU12"), data.aus.index("AU06")
+    real = kind[:, j12] == LABEL_KINDS.index("real")
+    smiles = real & (labels[:, j12] == 1) & mask[:, j12]
+    assert smiles.sum() == LIMIT and not mask[smiles, j6].any()
+    assert not any(is_held_out_subject(s) for s in names)
+    assert {s.partition("_")[0] for s in names} >= {"london", "canada", "pexels"}
+
+
+def test_ict_crops_are_aligned_like_the_runtime(open_v2):
+    ict = CacheData(open_v2 / "ict")
+    assert len(ict) == N_ICT
+    want = template_points(int(ict.meta["crop_size"]))
+    for i in range(len(ict)):
+        s = ict.sample(i)
+        lm = s["landmarks"].astype(np.float64)
+        lm = lm[~np.isnan(lm).any(1)]
+        # aligning the crop's own mesh again is the identity: the crop is the runtime's alignment
+        m = similarity_transform(five_points(lm), want)
+        assert np.abs(m[:, :2] - np.eye(2)).max() < 0.01 and np.abs(m[:, 2]).max() < 1.0
+        assert s["flow_valid"] and np.isfinite(s["flow"].astype(np.float32)).all()

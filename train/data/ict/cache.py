@@ -1,0 +1,110 @@
+"""ICT-driven FACS warps of real neutral photos -> an aligned cache part (label kind "synthetic").
+
+Each render (``ICTBatch``) is aligned the way the runtime aligns a tracked face: the five points
+of its own (moved) face mesh, ``runtime.align``'s one template and warp. Its flow target (where
+each pixel was in the neutral photo, the cache's "to the earlier frame" meaning) is carried into
+crop coordinates by the same matrix. Subjects are named ``<dataset>_<id>`` (``london_001``,
+``canada_049f``) like the real photos', so identity-exclusive folds keep a person's photos and
+renders on one side; the held-out identities (``train.data.holdout``) are never rendered.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime.align import alignment_matrix, five_points, transform_points, warp
+from runtime.aus import DEFAULT_MODEL_AUS, au_name
+from train.data.cache import LABEL_KINDS, N_LANDMARKS, CacheData, empty_arrays, quarter_flow, shard_dir, write_shard
+from train.data.holdout import is_held_out
+
+DATASET_OF_FOLDER = {"neutral": "london", "canada": "canada", "people": "people"}
+
+
+def photo_subject(path: Path) -> str:
+    """``london/neutral/001.jpg`` -> ``london_001``; ``canada/049f.jpg`` -> ``canada_049f``."""
+    dataset = DATASET_OF_FOLDER.get(path.parent.name, path.parent.name)
+    return f"{dataset}_{path.stem}"
+
+
+def trainable(path: Path) -> bool:
+    """False for a held-out identity's photo (``media/people`` is held out entirely)."""
+    dataset, _, face_id = photo_subject(path).partition("_")
+    return not (dataset in ("london", "canada", "people") and is_held_out(dataset, face_id))
+
+
+def align_sample(image_bgr: np.ndarray, mesh: np.ndarray, flow: np.ndarray,
+                 crop_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(RGB crop, five points in the photo, mesh x/y in crop pixels, crop flow) of one render."""
+    p5 = five_points(mesh)
+    m = alignment_matrix(p5, crop_size)
+    crop = cv2.cvtColor(warp(image_bgr, m, crop_size), cv2.COLOR_BGR2RGB)
+    points = transform_points(np.asarray(mesh, np.float64)[:, :2], m)
+    moved = cv2.warpAffine(flow.astype(np.float32), m, (crop_size, crop_size), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    crop_flow = moved @ m[:, :2].T.astype(np.float32)  # displacement vectors through the linear part
+    return crop, p5.astype(np.float32), points.astype(np.float32), crop_flow
+
+
+def ict_cache(folders: Sequence[str | Path], out: str | Path, n: int, seed: int, *, model: str | Path,
+              face_model: str | None = None, aus: Sequence[int] = DEFAULT_MODEL_AUS, crop_size: int = 256,
+              shard_size: int = 256, progress: bool = True) -> dict:
+    """Render ``n`` ICT-driven expressions of the trainable photos in ``folders`` into ``out``.
+
+    Every AU of ``aus`` is labelled exactly (kind "synthetic"); intensities are the rendered
+    weights on the FACS 0-5 scale. Returns the manifest (also written to ``out/manifest.json``).
+    """
+    from tqdm import tqdm
+
+    from train.data.ict.batch import ICTBatch
+    from train.data.manifest import label_counts, write_manifest
+
+    out = Path(out)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    names = [au_name(a) for a in aus]
+    batch = ICTBatch(folders, n, seed, model=model, face_model=face_model, keep=trainable)
+    subjects = sorted({photo_subject(p) for p in batch.photos})
+    meta = {"dataset": "ict", "aus": names, "crop_size": crop_size, "template": "default", "scale": 1.0,
+            "subjects": subjects, "videos": ["ict"], "label_kinds": list(LABEL_KINDS), "n_landmarks": N_LANDMARKS,
+            "seed": seed, "n": n}
+    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    arrays, count, shard = empty_arrays(shard_size, len(names), crop_size), 0, 0
+    labels_all, masks_all = [], []
+
+    def flush() -> None:
+        nonlocal arrays, count, shard
+        if count:
+            write_shard(out, shard, arrays, count, {})
+            labels_all.append(arrays["labels"][:count].copy())
+            masks_all.append(arrays["mask"][:count].copy())
+            shard, count = shard + 1, 0
+            arrays = empty_arrays(shard_size, len(names), crop_size)
+
+    for s in tqdm(batch, total=n, desc="ICT warps", unit="render", disable=not progress):
+        crop, p5, points, flow = align_sample(s.image, s.points, s.flow, crop_size)
+        j = count
+        arrays["image"][j] = crop
+        arrays["points5"][j] = p5
+        arrays["landmarks"][j, :len(points)] = points[:N_LANDMARKS]
+        arrays["labels"][j] = [s.labels.get(a, 0) for a in names]
+        arrays["mask"][j] = [a in s.labels for a in names]
+        arrays["intensity"][j] = [5.0 * s.weights.get(int(a[2:]), 0.0) for a in names]
+        arrays["kind"][j] = LABEL_KINDS.index("synthetic")
+        arrays["subject"][j] = subjects.index(photo_subject(Path(s.face_id + ".jpg")))
+        arrays["frame"][j] = s.index
+        arrays["flow"][j] = quarter_flow(flow)
+        arrays["flow_valid"][j] = True
+        count += 1
+        if count == shard_size:
+            flush()
+    flush()
+    labels = np.concatenate(labels_all) if labels_all else np.zeros((0, len(names)))
+    masks = np.concatenate(masks_all) if masks_all else np.zeros((0, len(names)), bool)
+    manifest = {"dataset": "ict", "frames": n, "frames_with_face": len(CacheData(out)), "subjects": len(subjects),
+                "labels": label_counts(labels, masks, names), "label_kind": "synthetic",
+                "skipped": dict(batch.skipped)}
+    write_manifest(manifest, out / "manifest.json")
+    return manifest
