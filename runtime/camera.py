@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"au-edge {__version__}")
     p.add_argument("--engine", default="default", help="engine file (.onnx, .tflite, .trt/.engine/.plan) "
-                   "with its <engine>.json card beside it, or 'default' (the shipped model)")
+                   "with its <engine>.json card beside it, or 'default' (the shipped model: LiteRT INT8 when "
+                   "LiteRT is installed, else the FP32 ONNX; it prints which)")
     p.add_argument("--source", default="0", help="camera index, video file, image file, image folder, "
                    "rtsp://, http(s):// URL, or gst:<pipeline> (default: 0)")
     p.add_argument("--mode", choices=MODES, default="auto", help="image: every frame an unrelated photo (no "
@@ -151,16 +152,22 @@ def _detector_options(args: argparse.Namespace, image_source: bool) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from runtime.detector import AUDetector
+    from runtime.engines import default_engine_choice
     from runtime.outputs import build_outputs
     from runtime.outputs.status import StatusLine
     from runtime.sources import is_image_source
 
     source: str | int = int(args.source) if str(args.source).isdigit() else args.source
     image_source = is_image_source(source)
-    det = AUDetector(args.engine, max_faces=args.max_faces, face_model=args.face_model,
+    status = StatusLine(enabled=not args.quiet)
+    engine = args.engine
+    if str(engine) == "default":  # say which shipped engine this machine runs
+        choice = default_engine_choice()
+        status.note(choice.describe())
+        engine = choice.path
+    det = AUDetector(engine, max_faces=args.max_faces, face_model=args.face_model,
                      detector=args.detector, smooth=not args.no_smooth, threads=args.threads,
                      **_detector_options(args, image_source))
-    status = StatusLine(enabled=not args.quiet)
     frames = with_face = beyond = beyond_max = 0
     interrupted: BaseException | None = None
     finished = False

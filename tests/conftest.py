@@ -43,3 +43,30 @@ def face_model(data_dir) -> str:
 @pytest.fixture(scope="session")
 def media(data_dir) -> Path:
     return data_dir / "media"
+
+
+@pytest.fixture(scope="session")
+def setup(data_dir, tmp_path_factory) -> dict[str, Path]:
+    """A tiny untrained teacher checkpoint and a tiny cache of real photos (test_export.py's helpers)."""
+    from test_export import _cache, _checkpoint
+
+    root = tmp_path_factory.mktemp("export")
+    cache = _cache(root / "cache", data_dir)
+    return {"cache": cache, "ckpt": _checkpoint(root / "run" / "best.pt", cache), "root": root}
+
+
+@pytest.fixture(scope="session")
+def exported(setup) -> dict:
+    """``python -m export`` of that checkpoint in every CPU format, once per session (about a minute)."""
+    import json
+
+    from test_export import FORMATS, run_export
+
+    out = setup["root"] / "out"
+    proc = run_export("--checkpoint", setup["ckpt"], "--formats", FORMATS, "--calib", setup["cache"],
+                      "--out", out, "--split", "all")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"out": out, "stdout": proc.stdout, "parity": json.loads((out / "parity.json").read_text()),
+            "files": {f: out / name for f, name in (("onnx", "au_fp32.onnx"), ("onnx-int8", "au_int8.onnx"),
+                                                     ("tflite", "au_fp32.tflite"),
+                                                     ("tflite-int8", "au_int8.tflite"))}}

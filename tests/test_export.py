@@ -83,23 +83,8 @@ def run_export(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, env=env, check=False)
 
 
-@pytest.fixture(scope="session")
-def setup(data_dir, tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("export")
-    cache = _cache(root / "cache", data_dir)
-    return {"cache": cache, "ckpt": _checkpoint(root / "run" / "best.pt", cache), "root": root}
-
-
-@pytest.fixture(scope="session")
-def exported(setup) -> dict:
-    out = setup["root"] / "out"
-    proc = run_export("--checkpoint", setup["ckpt"], "--formats", FORMATS, "--calib", setup["cache"],
-                      "--out", out, "--split", "all")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"out": out, "stdout": proc.stdout, "parity": json.loads((out / "parity.json").read_text()),
-            "files": {f: out / name for f, name in (("onnx", "au_fp32.onnx"), ("onnx-int8", "au_int8.onnx"),
-                                                     ("tflite", "au_fp32.tflite"),
-                                                     ("tflite-int8", "au_int8.tflite"))}}
+# The `setup` and `exported` fixtures (the tiny teacher, its cache, its export) live in conftest.py, so
+# test_default_model.py installs the same export instead of making another.
 
 
 def _torch_probs(ckpt: Path, crops: np.ndarray) -> np.ndarray:

@@ -10,6 +10,11 @@ from pathlib import Path
 
 from runtime.card import ModelCard, load_card
 from runtime.engines.base import BatchPolicy, Engine, TensorSpec
+from runtime.engines.default import (
+    DefaultChoice,
+    default_engine_choice,
+    default_engine_path,
+)
 from runtime.errors import EngineError
 
 # suffix -> (module, class); a module may define require() to check its dependency up front
@@ -26,7 +31,8 @@ def load_engine(path: str | Path, threads: int | None = None, card: ModelCard | 
     """Open an engine and its model card.
 
     Args:
-        path: engine file; the suffix picks the backend, or ``"default"`` for the shipped model.
+        path: engine file; the suffix picks the backend, or ``"default"`` for the shipped model
+            (LiteRT INT8 when LiteRT is installed, else the FP32 ONNX; see ``default_engine_choice``).
         threads: CPU threads for ONNX Runtime / LiteRT (None = the backend's default).
         card: an already-loaded card (skips reading ``<path>.json``).
 
@@ -53,13 +59,5 @@ def load_engine(path: str | Path, threads: int | None = None, card: ModelCard | 
     return getattr(module, backend[1])(path, card, threads=threads)
 
 
-def default_engine_path() -> Path:
-    """The model shipped inside the package (runtime/assets/)."""
-    assets = Path(__file__).resolve().parent.parent / "assets"
-    for name in ("au_default.tflite", "au_default.onnx"):
-        if (assets / name).is_file():
-            return assets / name
-    raise EngineError(f"no default model shipped in {assets}; pass --engine PATH to an exported engine")
-
-
-__all__ = ["BACKENDS", "BatchPolicy", "Engine", "TensorSpec", "load_engine", "default_engine_path"]
+__all__ = ["BACKENDS", "BatchPolicy", "DefaultChoice", "Engine", "TensorSpec", "default_engine_choice",
+           "default_engine_path", "load_engine"]

@@ -48,6 +48,12 @@ class StatusLine:
                         + f" | faces {len(result.faces)}")
             self._win = (0, now, dict.fromkeys(STAGES, 0.0))
 
+    def note(self, line: str) -> None:
+        """One plain line before the updating line starts (e.g. which engine ``--engine default`` picked)."""
+        if self.enabled:
+            self.stream.write(f"au-edge: {line}\n")
+            self.stream.flush()
+
     def _print(self, line: str) -> None:
         if self.tty:
             self.stream.write("\r" + line.ljust(self._width))
