@@ -269,3 +269,22 @@ def test_the_wheel_ships_the_default_model_and_it_runs_installed(tmp_path):
         assert parity["reference"] == str(engine) + ".parity.npz"
         assert parity["tolerance"] == pytest.approx(card["parity"]["board_tolerance"], rel=1e-6)
         assert parity["passed"] and parity["max_abs_dprob"] <= parity["tolerance"], parity
+
+
+def test_camera_without_engine_prints_aus_from_the_shipped_model(data_dir, face_model):
+    """Issue 8's acceptance run, on the first frames of the Pexels clip: no --engine at all."""
+    shipped = shipped_or_fail()
+    card = json.loads((shipped / "au_default_int8.tflite.json").read_text())
+    proc = subprocess.run([sys.executable, "-m", "runtime.camera", "--source",
+                           str(data_dir / "media" / "WolfgangLanger_Pexels.mp4"), "--no-show", "--jsonl", "-",
+                           "--max-frames", "24", "--face-model", face_model],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert LITERT_LINE in proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["frame"] for r in records] == list(range(24))
+    faces = [f for r in records for f in r["faces"]]
+    assert len(faces) >= 20  # one woman, in view from the first frame
+    for f in faces:
+        assert list(f["au_prob"]) == card["aus"] and all(0.0 <= p <= 1.0 for p in f["au_prob"].values())
+        assert set(f["au_active"]) <= set(card["aus"])

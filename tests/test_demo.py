@@ -156,18 +156,18 @@ def test_bad_engine_and_source_are_one_line(tiny_onnx, face_model, tmp_path):
     one_line_error(proc, "--max-frames")
 
 
-def test_default_engine_until_it_ships_fails_in_one_line(tmp_path):
-    from runtime.engines import default_engine_path
-    from runtime.errors import EngineError
+def test_the_demo_runs_the_shipped_model(tmp_path, media, face_model):
+    """The demo's default engine is the model in runtime/models/default (a short run of the real clip)."""
+    from test_default_model import shipped_or_fail
 
-    try:
-        default_engine_path()
-        pytest.skip("the default model is shipped; the acceptance run is `make demo`")
-    except EngineError:
-        pass
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # and nothing fetched before it fails
-    one_line_error(run_demo("--out", tmp_path / "o", env=env), "default")
-    assert not (tmp_path / "cache").exists()
+    shipped_or_fail()
+    out = tmp_path / "o"
+    proc = run_demo("--source", media / "WolfgangLanger_Pexels.mp4", "--max-frames", 12, "--out", out,
+                    "--face-model", face_model, "--quiet")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    records = [json.loads(line) for line in (out / "demo.jsonl").read_text().splitlines()]
+    assert len(records) == 12 and all(r["faces"] for r in records)
+    assert "au_default" in proc.stdout  # the summary names the engine it ran
 
 
 def test_camera_needs_a_display_and_a_camera():

@@ -91,6 +91,33 @@ def test_lite_mapping_fails_loudly_on_unmatched_or_misshaped_tensors():
         load_lite_imagenet(timm.create_model("mobilenetv2_100", pretrained=False), "mobilenetv2_100")
 
 
+def test_lite_teacher_backbone_loads_every_tensor_it_has():
+    """A features_only Lite (the teacher's) takes the weights of the modules it keeps, none at init."""
+    from train.model.backbones import create_backbone
+
+    torch.manual_seed(0)
+    init = create_backbone("efficientnet_lite2", pretrained=False).state_dict()
+    loaded = create_backbone("efficientnet_lite2", pretrained=True).state_dict()
+    assert set(init) == set(loaded)
+    same = [k for k, v in loaded.items() if not k.endswith("num_batches_tracked") and torch.equal(v, init[k])]
+    assert not same, same[:5]
+
+
+def test_trimmed_lite0_student_is_small_and_keeps_its_imagenet_stem():
+    import timm
+
+    from train.model.lite_weights import load_lite_imagenet
+
+    s = create_student({"arch": "efficientnet_lite0", "trim": True}, AUS, 64).eval()
+    full = load_lite_imagenet(timm.create_model("efficientnet_lite0", num_classes=0), "efficientnet_lite0")
+    assert torch.equal(s.net.backbone.conv_stem.weight, full.conv_stem.weight)
+    assert len(s.net.backbone.blocks) == len(full.blocks) - 1 and s.net.head.in_features == 192
+    assert sum(p.numel() for p in s.net.parameters()) < 2.5e6  # the INT8 TFLite stays under 3 MB
+    assert s(torch.randn(2, 3, 64, 64)).shape == (2, len(AUS))
+    with pytest.raises(ValueError, match="trim"):
+        StudentConfig.from_dict({"arch": "mobilenetv2_100", "pretrained": False, "trim": True})
+
+
 # -- students -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("arch", STUDENT_ARCHS)

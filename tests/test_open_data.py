@@ -74,3 +74,24 @@ def test_ict_crops_are_aligned_like_the_runtime(open_v2):
         m = similarity_transform(five_points(lm), want)
         assert np.abs(m[:, :2] - np.eye(2)).max() < 0.01 and np.abs(m[:, 2]).max() < 1.0
         assert s["flow_valid"] and np.isfinite(s["flow"].astype(np.float32)).all()
+
+
+def test_deploy_split_and_real_oversampling(open_v2):
+    from train.config import TrainConfig
+    from train.engine import oversample_real, split_indices
+
+    data = CacheData(open_v2)
+    names = np.array(data.subjects)[data.field("subject")]
+    idx = split_indices(data, TrainConfig(data=str(open_v2), split="deploy", val_fraction=0.1))
+    parts = {k: set(names[v]) for k, v in idx.items()}
+    assert parts["val"] and parts["test"] and not (parts["val"] & parts["test"]) and not (parts["train"] & parts["val"])
+    assert all(s.startswith(("london_", "canada_")) for s in parts["val"] | parts["test"])
+    assert "pexels_wolfganglanger" in parts["train"]  # the clip (one person, the flow frames) always trains
+    train = idx["train"]
+    real = ((data.field("kind")[train] == LABEL_KINDS.index("real")) & data.field("mask")[train]).any(1)
+    more = oversample_real(data, train, 3)
+    assert len(more) == len(train) + 2 * real.sum() and real.sum() > 0
+    counts = np.bincount(more, minlength=len(data))
+    assert set(counts[train[real]]) == {3} and set(counts[train[~real]]) == {1}
+    with pytest.raises(ValueError, match="split"):
+        TrainConfig(split="nope")
