@@ -214,6 +214,11 @@ def resolve_config(cfg: TrainConfig, d: distributed.Dist) -> TrainConfig:
                           "threads": resolve_threads(cfg.threads)})
 
 
+def split_name(cfg: TrainConfig) -> str:
+    """How metrics name the split: ``fold1`` .. ``fold3``, or ``deploy``."""
+    return "deploy" if cfg.split == "deploy" else f"fold{cfg.fold}"
+
+
 def oversample_real(cache: CacheData, train: np.ndarray, times: int) -> np.ndarray:
     """``train`` with every sample that has a known real-kind label repeated ``times`` times in all:
     a few hundred real photos would otherwise be drowned by thousands of synthetic warps."""
@@ -414,7 +419,7 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
     kinds = cache.meta.get("label_kinds", [])
     test_kinds = cache.field("kind")[idx[test_split]][:, cols][cache.field("mask")[idx[test_split]][:, cols]]
     present = sorted({kinds[k] for k in np.unique(test_kinds)})
-    metrics = {**report, "data": str(cfg.data), "split": f"fold{cfg.fold}/{test_split}",
+    metrics = {**report, "data": str(cfg.data), "split": f"{split_name(cfg)}/{test_split}",
                "label_kinds": present, "loss_terms": {k: round(v, 5) for k, v in loss_terms.items()},
                "by_label_kind": _by_kind(pt, lt, mt, cache.field("kind")[np.sort(idx[test_split])][:, cols],
                                          kinds, aus, thr)}
