@@ -158,12 +158,10 @@ def open_records(data_dir: str | Path, aus: Sequence[int] = DEFAULT_MODEL_AUS, e
         return kept[:limit] if limit else kept
 
     records = []
-    for path in photos(london / "neutral", "london"):
-        records.append(_real_record(path, f"london_{path.stem}", "london_neutral", np.zeros(n, np.float32),
-                                    np.ones(n, bool), real))
-    for path in photos(canada, "canada"):
-        records.append(_real_record(path, f"canada_{path.stem}", "canada", np.zeros(n, np.float32),
-                                    np.ones(n, bool), real))
+    for folder, dataset, video in ((london / "neutral", "london", "london_neutral"), (canada, "canada", "canada")):
+        for path in photos(folder, dataset):  # posed neutral faces: every AU a real negative
+            records.append(_real_record(path, f"{dataset}_{path.stem}", video, np.zeros(n, np.float32),
+                                        np.ones(n, bool), real))
     with SilverLabeler(task) as silver:
         for path in tqdm(photos(london / "smiling", "london"), desc="silver labels (London smiling)",
                          disable=not progress):
@@ -212,7 +210,8 @@ def open_cache(data_dir: str | Path, out: str | Path, n_ict: int = 2400, seed: i
                                                "crop_size": SYNTH_CROP, "template": "default", "scale": 1.0,
                                                "subjects": [], "label_kinds": list(LABEL_KINDS)}, indent=1))
     data = CacheData(out)
-    merged = {"dataset": "open", "version": 2, "attribution": list(OPEN_ATTRIBUTION), "frames": sum(m["frames"] for m in manifests),
+    merged = {"dataset": "open", "version": 2, "attribution": list(OPEN_ATTRIBUTION),
+              "frames": sum(m["frames"] for m in manifests),
               "frames_with_face": sum(m["frames_with_face"] for m in manifests),
               "subjects": len(data.subjects),
               "labels": {a: {k: sum(m["labels"][a][k] for m in manifests) for k in ("pos", "neg", "unknown")}

@@ -18,8 +18,8 @@ import numpy as np
 
 from runtime.align import alignment_matrix, five_points, transform_points, warp
 from runtime.aus import DEFAULT_MODEL_AUS, au_name
-from train.data.cache import LABEL_KINDS, N_LANDMARKS, CacheData, empty_arrays, quarter_flow, shard_dir, write_shard
-from train.data.holdout import is_held_out
+from train.data.cache import LABEL_KINDS, N_LANDMARKS, CacheData, empty_arrays, quarter_flow, write_shard
+from train.data.holdout import is_held_out_subject
 
 DATASET_OF_FOLDER = {"neutral": "london", "canada": "canada", "people": "people"}
 
@@ -32,8 +32,7 @@ def photo_subject(path: Path) -> str:
 
 def trainable(path: Path) -> bool:
     """False for a held-out identity's photo (``media/people`` is held out entirely)."""
-    dataset, _, face_id = photo_subject(path).partition("_")
-    return not (dataset in ("london", "canada", "people") and is_held_out(dataset, face_id))
+    return not is_held_out_subject(photo_subject(path))
 
 
 def align_sample(image_bgr: np.ndarray, mesh: np.ndarray, flow: np.ndarray,
