@@ -6,7 +6,6 @@ student without the teacher file or the ImageNet packages.
 """
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any
 
@@ -95,17 +94,15 @@ class StudentTask(Task):
     def export_module(self, model: nn.Module) -> nn.Module:
         return model.net if isinstance(model, AUStudent) else model
 
-    def extra_metrics(self, predict_on, aus: list[str]) -> dict[str, Any]:
-        """The teacher on the same evaluation set, thresholds calibrated on the same val split as
-        the student's (when the engine offers it), so the two rows compare like for like."""
-        from train.metrics import au_report, calibrate_thresholds
+    def extra_metrics(self, predict_on, aus: list[str], calibrate) -> dict[str, Any]:
+        """The teacher on the same evaluation set, thresholds calibrated by the same rule on the
+        same val split as the student's, so the two rows compare like for like."""
+        from train.metrics import au_report
 
         if not self.teacher_checkpoint:
             return {}
         teacher = self.teacher(aus)
         mean, std = teacher.mean, teacher.std
-        thr = None
-        if "split" in inspect.signature(predict_on).parameters:  # else thresholds 0.5
-            thr = calibrate_thresholds(*predict_on(teacher, mean, std, split="val"))
+        thr = calibrate(*predict_on(teacher, mean, std, split="val"))
         pt, lt, mt = predict_on(teacher, mean, std)
         return {"teacher": {**au_report(pt, lt, mt, aus, thr), "checkpoint": str(self.teacher_checkpoint)}}

@@ -52,8 +52,8 @@ def recipe_command(em: ExportModel) -> str:
         return f"unknown (checkpoint {em.checkpoint.name} records no training config)"
     verb = "python -m distill" if em.task == "student" else "python -m train"
     name = cfg.get("name", "NAME")
-    extra = f" run_dir={cfg['run_dir']}" if cfg.get("run_dir") else ""
-    teacher = f" --teacher {cfg['teacher']}" if em.task == "student" and cfg.get("teacher") else ""
+    extra = "".join(f" {k}={cfg[k]}" for k in ("data", "run_dir") if cfg.get(k))
+    teacher = f" --teacher {em.teacher_checkpoint}" if em.task == "student" and em.teacher_checkpoint else ""
     return f"{verb}{teacher} --config configs/{name}.yaml{extra}"
 
 
@@ -74,6 +74,8 @@ def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
     if run:
         metrics = {"source": str(em.checkpoint.parent / "metrics.json"), "split": run.get("split"),
                    "data": run.get("data"), "f1": run.get("f1", {}), "auc": run.get("auc", {})}
+        if run.get("threshold_rules"):
+            metrics["threshold_rules"] = run["threshold_rules"]
         if "teacher" in run:
             metrics["teacher_f1_mean"] = (run["teacher"].get("f1") or {}).get("mean")
     return ModelCard(

@@ -41,6 +41,7 @@ class ExportModel:
     std: tuple[float, float, float]
     model_config: dict[str, Any]
     train_config: dict[str, Any]  # the run's TrainConfig (empty for checkpoints without one)
+    teacher_checkpoint: str  # a student's teacher, as its run recorded it ("" otherwise)
     logits: nn.Module  # normalised NCHW float -> B x A logits
     run_metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json beside the checkpoint
 
@@ -86,4 +87,5 @@ def load_export_model(path: str | Path) -> ExportModel:
                        input_size=int(ck["input_size"]), mean=mean, std=std,
                        model_config=json.loads(ck["model_config"]),
                        train_config=json.loads(ck["config"]) if "config" in ck else {},
+                       teacher_checkpoint=str(ck.get("teacher_checkpoint", "")),
                        logits=logits, run_metrics=run_metrics)

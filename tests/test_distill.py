@@ -259,7 +259,8 @@ def test_distill_end_to_end_reload_and_resume(small_data, teacher_ckpt, tmp_path
     proc = run(distill_cmd(teacher, f"data={small_data}", f"run_dir={full}", "max_steps=4", *COMMON))
     assert "teacher" in proc.stdout
     m = json.loads((full / "metrics.json").read_text())
-    assert {"f1", "auc", "thresholds", "loss_terms", "teacher"} <= set(m)
+    assert {"f1", "auc", "thresholds", "threshold_rules", "loss_terms", "teacher"} <= set(m)
+    assert set(m["threshold_rules"]) == set(AUS)
     assert {"hard", "soft", "feat", "rel"} <= set(m["loss_terms"])
     for key in ("f1", "auc"):
         assert set(m["teacher"][key]) == set(AUS) | {"mean"}
@@ -293,6 +294,13 @@ def test_distill_end_to_end_reload_and_resume(small_data, teacher_ckpt, tmp_path
     run([sys.executable, "-m", "train.eval", "--checkpoint", str(full / "best.pt"), "--data", str(small_data),
          "--split", "test", "--out", str(out)])
     assert json.loads(out.read_text())["f1"] == m["f1"]
+    # the card's recipe is the command that made it: teacher, config, data and run dir
+    from export.cards import recipe_command
+    from export.model import load_export_model
+
+    recipe = recipe_command(load_export_model(full / "best.pt"))
+    assert recipe.startswith(f"python -m distill --teacher {teacher} --config configs/"), recipe
+    assert recipe.endswith(f" data={small_data} run_dir={full}"), recipe
 
 
 def test_distill_cli_errors_are_one_line(teacher_ckpt, tmp_path):

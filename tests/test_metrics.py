@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from train.metrics import au_report, auc_per_au, calibrate_thresholds, f1_per_au
+from train.metrics import au_report, auc_per_au, calibrate, calibrate_thresholds, f1_per_au
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -42,3 +42,44 @@ def test_calibrated_thresholds_do_not_lose_to_half():
     assert (f1_per_au(probs, labels, mask, thr) >= f1_per_au(probs, labels, mask, 0.5) - 1e-12).all()
     rep = au_report(probs, labels, mask, ["AU01", "AU02", "AU04"], thr)
     assert set(rep["f1"]) == {"AU01", "AU02", "AU04", "mean"}
+
+
+def _val_set(rng: np.random.Generator):
+    """One AU: 200 synthetic rows separable at ~0.3, then 10 real smiles (0.75-0.95) and 20 real
+    neutral faces (0.05-0.6)."""
+    syn_y = (rng.random(200) < 0.3).astype(np.float32)
+    syn_p = np.where(syn_y > 0, rng.uniform(0.32, 1.0, 200), rng.uniform(0.0, 0.28, 200))
+    real_y = np.r_[np.ones(10), np.zeros(20)].astype(np.float32)
+    real_p = np.r_[rng.uniform(0.75, 0.95, 10), rng.uniform(0.05, 0.6, 20)]
+    probs, labels = np.r_[syn_p, real_p][:, None], np.r_[syn_y, real_y][:, None]
+    real = np.r_[np.zeros(200, bool), np.ones(30, bool)][:, None]
+    return probs, labels, np.ones_like(real), real
+
+
+def test_real_labels_set_the_threshold_when_validation_has_enough():
+    probs, labels, mask, real = _val_set(np.random.default_rng(0))
+    thr_all, rules_all = calibrate(probs, labels, mask)
+    thr, rules = calibrate(probs, labels, mask, real=real)
+    assert rules_all == ["f1 on all labels"] and rules == ["f1 on real labels"]
+    assert thr_all[0] <= 0.35  # the synthetic rows' cut lights most neutral faces
+    r = real[:, 0]
+    lit = probs[r & (labels[:, 0] == 0), 0] >= thr[0]
+    hit = probs[r & (labels[:, 0] == 1), 0] >= thr[0]
+    assert not lit.any() and hit.all()  # separable on the real rows: the cut separates them
+    few = real.copy()
+    few[200:209, 0] = False  # 1 real positive left: too few, back to every label
+    assert calibrate(probs, labels, mask, real=few)[1] == ["f1 on all labels"]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.25])
+def test_the_neutral_budget_bounds_real_false_positives(rate):
+    rng = np.random.default_rng(1)
+    probs, labels, mask, real = _val_set(rng)
+    probs[200 + 10:, 0] = rng.uniform(0.5, 0.97, 20)  # neutral faces that look like the AU
+    thr, rules = calibrate(probs, labels, mask, real=real, max_fp_rate=rate)
+    neutral = probs[200 + 10:, 0]
+    assert (neutral >= thr[0]).sum() <= int(rate * 20)
+    assert (neutral >= thr[0] - 0.002).sum() > int(rate * 20) or thr[0] == 0.5  # not raised further than needed
+    assert rules[0].startswith("raised to the neutral budget")
+    no_budget = calibrate(probs, labels, mask, real=real)[0]
+    assert thr[0] >= no_budget[0]

@@ -122,6 +122,7 @@ def test_realcheck_numbers_equal_a_direct_computation(checked):
     assert "AU23" not in rep["clip"]["per_au"] and "AU12" in rep["clip"]["per_au"]
     md = (out / "realcheck.md").read_text()
     assert "| AU12 ROC-AUC" in md and "MediaPipe" in md and proc.stdout == md
+    assert "(trained on synthetic labels)" in md  # the card's training section, not "not stated"
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

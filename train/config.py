@@ -31,6 +31,10 @@ class TrainConfig:
     fold: int = 1
     val_fraction: float = 0.15  # of the training subjects, for early stopping and thresholds
     oversample_real: int = 1  # train samples with a real-kind label appear this many times per epoch
+    # Threshold calibration on val: AUs lit per real negative (on the open data: a posed neutral
+    # face) allowed in total, split evenly over the AUs; each AU's threshold is raised until its
+    # share holds (metrics.calibrate). Negative: off, thresholds maximise F1 only.
+    neutral_fp_budget: float = -1.0
     epochs: int = 10
     batch_size: int = 32  # per process: N processes train on a global batch of N * batch_size
     grad_accum: int = 1

@@ -27,7 +27,7 @@ from train.config import TrainConfig
 from train.data.cache import LABEL_KINDS, CacheData
 from train.data.splits import fold_split, pos_weights
 from train.data.torch_data import CacheDataset
-from train.metrics import au_report, calibrate_thresholds
+from train.metrics import au_report, calibrate
 from train.optim import build_optimizer, lr_at
 from train.runlog import RunLog
 from train.task import Task, TeacherTask, normalize
@@ -412,10 +412,15 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
     val_dl = make_loader(CacheDataset(cache, idx["val"], cfg.input_size, columns=cols), cfg, d, shuffle=False)
     test_split = "test" if len(idx["test"]) else "val"
     test_dl = make_loader(CacheDataset(cache, idx[test_split], cfg.input_size, columns=cols), cfg, d, shuffle=False)
-    pv, lv, mv = predict(model, val_dl, d, task.mean, task.std)
-    thr = calibrate_thresholds(pv, lv, mv)
+    val_real = cache.field("kind")[np.sort(idx["val"])][:, cols] == LABEL_KINDS.index("real")
+
+    def thresholds(pv: np.ndarray, lv: np.ndarray, mv: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        budget = cfg.neutral_fp_budget / len(aus) if cfg.neutral_fp_budget >= 0 else None
+        return calibrate(pv, lv, mv, real=val_real, max_fp_rate=budget)
+
+    thr, rules = thresholds(*predict(model, val_dl, d, task.mean, task.std))
     pt, lt, mt = predict(model, test_dl, d, task.mean, task.std)
-    report = au_report(pt, lt, mt, aus, thr)
+    report = {**au_report(pt, lt, mt, aus, thr), "threshold_rules": dict(zip(aus, rules))}
     kinds = cache.meta.get("label_kinds", [])
     test_kinds = cache.field("kind")[idx[test_split]][:, cols][cache.field("mask")[idx[test_split]][:, cols]]
     present = sorted({kinds[k] for k in np.unique(test_kinds)})
@@ -425,7 +430,7 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
                                          kinds, aus, thr)}
     loaders = {"val": val_dl, "test": test_dl}
     metrics.update(task.extra_metrics(lambda m, mean=TeacherTask.mean, std=TeacherTask.std, split="test": predict(
-        m.to(d.device), loaders[split], d, mean, std), aus))
+        m.to(d.device), loaders[split], d, mean, std), aus, calibrate=lambda *v: thresholds(*v)[0]))
     if d.is_main:
         tmp = run_dir / "metrics.json.tmp"
         tmp.write_text(json.dumps(metrics, indent=2))

@@ -42,14 +42,52 @@ def auc_per_au(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> np.nd
 def calibrate_thresholds(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray,
                          grid: np.ndarray = np.linspace(0.05, 0.95, 19)) -> np.ndarray:
     """Per-AU threshold maximising F1 on (validation) data; 0.5 where an AU has no positives."""
-    best = np.full(probs.shape[1], 0.5)
-    best_f1 = np.full(probs.shape[1], -1.0)
-    for t in grid:
-        f1 = f1_per_au(probs, labels, mask, t)
-        better = np.nan_to_num(f1, nan=-1.0) > best_f1
-        best[better], best_f1[better] = t, f1[better]
-    has_pos = ((labels > 0.5) & mask).sum(0) > 0
-    return np.where(has_pos, best, 0.5)
+    return calibrate(probs, labels, mask, grid=grid)[0]
+
+
+def calibrate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, *, real: np.ndarray | None = None,
+              max_fp_rate: float | None = None, min_real: int = 3,
+              grid: np.ndarray = np.linspace(0.05, 0.95, 19)) -> tuple[np.ndarray, list[str]]:
+    """Per-AU thresholds for a model people deploy, and the rule that set each one.
+
+    F1 is maximised on the real labels where validation has at least ``min_real`` real positives
+    and negatives for that AU (smiling vs neutral faces for AU12), else on every known label (mostly
+    synthetic and silver). With ``max_fp_rate``, a threshold is then raised until at most that
+    fraction of the real negatives (posed neutral faces) reach it: on neutral faces no AU should
+    light, and F1 on warped photos says little about what a new person's resting face does.
+
+    Args:
+        probs, labels, mask: N×A validation outputs, labels and known-label mask.
+        real: N×A, True where a label is of kind "real" (None: no real labels).
+        max_fp_rate: the largest fraction of real negatives allowed at or above threshold.
+    Returns:
+        (thresholds, rules): A thresholds and, per AU, how it was chosen.
+    """
+    real = np.zeros_like(mask) if real is None else (real & mask)
+    pos = labels > 0.5
+    n_aus = probs.shape[1]
+    thr, rules = np.full(n_aus, 0.5), ["no positives: 0.5"] * n_aus
+    for j in range(n_aus):
+        use_real = (real[:, j] & pos[:, j]).sum() >= min_real and (real[:, j] & ~pos[:, j]).sum() >= min_real
+        rows = real[:, j] if use_real else mask[:, j]
+        if not (rows & pos[:, j]).any():
+            continue
+        f1 = [f1_per_au(probs[:, j:j + 1], labels[:, j:j + 1], rows[:, None], t)[0] for t in grid]
+        thr[j] = grid[int(np.argmax(np.nan_to_num(f1, nan=-1.0)))]
+        rules[j] = "f1 on real labels" if use_real else "f1 on all labels"
+    if max_fp_rate is None:
+        return thr, rules
+    for j in range(n_aus):
+        neg = np.sort(probs[real[:, j] & ~pos[:, j], j])[::-1]
+        allowed = int(np.floor(max_fp_rate * len(neg) + 1e-9))
+        if allowed >= len(neg):
+            continue
+        # the (allowed+1)-th highest neutral score must fall below the threshold
+        t_fp = min(float(np.ceil(neg[allowed] * 1000 + 1e-6) / 1000), 0.999)
+        if t_fp > thr[j]:
+            thr[j] = t_fp
+            rules[j] = f"raised to the neutral budget ({allowed} of {len(neg)} real negatives lit)"
+    return thr, rules
 
 
 def _named(values: np.ndarray, aus: list[str], with_mean: bool = True) -> dict[str, float | None]:

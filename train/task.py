@@ -61,10 +61,11 @@ class Task:
         """Whether the objective needs flow targets (the engine stops early when the data has none)."""
         return False
 
-    def extra_metrics(self, predict_on, aus: list[str]) -> dict[str, Any]:
+    def extra_metrics(self, predict_on, aus: list[str], calibrate) -> dict[str, Any]:
         """Metrics added to ``metrics.json`` beside the run's own; ``predict_on(model, mean, std,
         split="test"|"val")`` returns ``(probs, labels, mask)`` of any model (with ``au_logits``) on
-        the run's test split (or the validation split its thresholds are calibrated on)."""
+        the run's test split (or the validation split its thresholds are calibrated on), and
+        ``calibrate(probs, labels, mask)`` the run's thresholds for validation outputs."""
         return {}
 
 

@@ -149,6 +149,7 @@ def run_check(engine: str, data_dir: Path, out_dir: Path, peer: str = "mediapipe
                 clip_report["per_au"].setdefault(a, {})["peer"] = r
     report = {
         "engine": str(engine), "backend": backend, "precision": precision, "model": dict(card.model),
+        "training": {k: card.training.get(k) for k in ("datasets", "label_kinds", "recipe")},
         "thresholds": thr, "data": str(data_dir), "limit": limit, "command": command,
         "held_out": {k: sorted(v) for k, v in HELD_OUT.items()} | {"people": "every media/people/*.jpg"},
         "photos": {"total": len(faces), "mode": photo_mode, "faces": face_rows},

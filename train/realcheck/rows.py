@@ -82,13 +82,21 @@ def verdict(key: str, ours, peer) -> str:
     return ", ".join(parts) or "-"
 
 
+def _trained(training: Mapping) -> str:
+    """"open, real, silver, synthetic labels" from the card's training section."""
+    parts = list(training.get("datasets") or [])
+    if training.get("label_kinds"):
+        parts.append(", ".join(training["label_kinds"]) + " labels")
+    return ", ".join(parts) or "data not stated"
+
+
 def markdown(report: Mapping) -> str:
     """The table (row, labels, ours, MediaPipe, goal, verdict) and the per-AU details."""
     ours, peer = report["rows"]["ours"], report["rows"].get("peer")
     skip = report["peer"].get("skipped")
     lines = [f"# Real-face check: `{report['engine']}`", "",
              (f"Engine: {report['backend']} {report['precision']}, model {report['model'].get('name', '?')} "
-             f"(trained: {report['model'].get('trained', 'not stated')}). Held-out faces: "
+             f"(trained on {_trained(report.get('training') or {})}). Held-out faces: "
              f"{report['photos']['total']} photos; clip: {report['clip'].get('frames', 0)} frames. "
              f"Our thresholds: the card's; MediaPipe: blendshape score >= {report['peer']['threshold']} "
              "(scores as probabilities)."), ""]
