@@ -57,7 +57,10 @@ default-model: venv
 	test -f $(DEFAULT_OUT)/data/manifest.json || $(PY) -m train.data open --data $(AU_DATA_DIR) --out $(DEFAULT_OUT)/data
 	test -f $(DEFAULT_OUT)/teacher/metrics.json || $(PY) -m train --config configs/default_teacher.yaml data=$(DEFAULT_OUT)/data run_dir=$(DEFAULT_OUT)/teacher
 	test -f $(DEFAULT_OUT)/student/metrics.json || $(PY) -m distill --teacher $(DEFAULT_OUT)/teacher/best.pt --config configs/default_student.yaml data=$(DEFAULT_OUT)/data run_dir=$(DEFAULT_OUT)/student
-	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student/best.pt --formats onnx,tflite,tflite-int8 --calib $(DEFAULT_OUT)/data --out $(DEFAULT_OUT)/export
+	@# INT8 gate at 1.5 mean-F1 points here (the export default is 1.0): the deploy split's test part
+	@# has 7-20 positives for AU06/14/17/24, where one crop moves an AU's F1 by 5-14 points; the
+	@# real-face check gives INT8 and FP32 the same numbers (README, "What the default model is")
+	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student/best.pt --formats onnx,tflite,tflite-int8 --calib $(DEFAULT_OUT)/data --calib-size 1024 --int8-max-f1-drop 1.5 --out $(DEFAULT_OUT)/export
 	@# the QDQ ONNX (TensorRT's INT8 input) is built and gated too, but not shipped: on AVX2 CPUs ONNX
 	@# Runtime's INT8 kernels lose F1 points on this model (README, "Measured numbers")
 	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student/best.pt --formats onnx-int8 --calib $(DEFAULT_OUT)/data --out $(DEFAULT_OUT)/export-qdq || echo "default-model: au_int8.onnx failed its parity gate here (not shipped); see $(DEFAULT_OUT)/export-qdq/parity.json"

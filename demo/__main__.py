@@ -18,7 +18,8 @@ EPILOG = """examples:
   python -m demo --engine au.onnx --source clip.mp4 --out out/mine
   python -m demo --source 0 --show --out out/camera   # live; q or Esc stops (what `make camera` runs)
 """
-VIDEO, JSONL, CSV, TIMELINE, REPORT = "demo.mp4", "demo.jsonl", "demo.csv", "timeline.png", "report.html"
+VIDEO, JSONL, CSV, TIMELINE, REPORT, STILL = ("demo.mp4", "demo.jsonl", "demo.csv", "timeline.png", "report.html",
+                                              "frame.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from demo.h264 import ffmpeg_with_x264, to_h264
     from demo.report import write_report
     from demo.series import load_series
+    from demo.still import pick_frame, write_still
     from demo.summary import summary_lines
     from demo.timeline import plot_timeline
     from runtime.detector import AUDetector
@@ -99,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         series = load_series(out / JSONL, det.aus)
         thresholds = {a: det.engine.card.threshold(a) for a in det.aus}
         plot_timeline(series, thresholds, out / TIMELINE)
+        still = pick_frame(series)
+        if still is not None:
+            write_still(out / VIDEO, still, out / STILL)
         name = Path(str(source)).name if not isinstance(source, int) else f"camera {source}"
         engine = f"{det.engine.path.name} ({det.engine.backend})"
         lines = summary_lines(series, wall_s=wall, source=name, engine=engine,
@@ -108,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         det.close()
     print("\n".join(lines))
-    print(f"au-edge demo: open {out / REPORT} in a browser ({VIDEO}, {JSONL}, {CSV}, {TIMELINE} beside it)")
+    print(f"au-edge demo: open {out / REPORT} in a browser ({VIDEO}, {JSONL}, {CSV}, {TIMELINE}"
+          f"{', ' + STILL if still is not None else ''} beside it)")
     return 130 if interrupted else 0
 
 

@@ -21,6 +21,7 @@ class CropSet:
     crops: np.ndarray  # N x S x S x 3 uint8 RGB at the model input size
     labels: np.ndarray | None = None  # N x A float (1 = active), None when the cache lacks the AUs
     mask: np.ndarray | None = None  # N x A bool (label known)
+    real: np.ndarray | None = None  # N x A bool (label known and of kind "real")
     source: str = ""  # "CACHE (split, n of m)"
 
     def __len__(self) -> int:
@@ -77,14 +78,16 @@ def load_crops(cache_dir: str | Path, input_size: int, indices: np.ndarray | Non
     if limit is not None and len(idx) > limit:
         idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
     crops = np.stack([resize_crop(_image(cache, int(i)), input_size) for i in idx])
-    labels = mask = None
+    labels = mask = real = None
     if aus is not None:
+        from train.data.cache import LABEL_KINDS
         from train.engine import select_aus
 
         _, cols = select_aus(cache, aus)
         labels = cache.field("labels")[idx][:, cols].astype(np.float32)
         mask = cache.field("mask")[idx][:, cols].astype(bool)
-    return CropSet(crops=crops, labels=labels, mask=mask, source=f"{cache_dir} ({len(idx)} of {total})")
+        real = mask & (cache.field("kind")[idx][:, cols] == LABEL_KINDS.index("real"))
+    return CropSet(crops=crops, labels=labels, mask=mask, real=real, source=f"{cache_dir} ({len(idx)} of {total})")
 
 
 def _image(cache, i: int) -> np.ndarray:

@@ -16,17 +16,19 @@ from torch import nn
 
 
 class ProbModule(nn.Module):
-    """``sigmoid(logits(x))``; optionally takes NHWC input (``nhwc=True``) for LiteRT."""
+    """``sigmoid(logits(x))`` (or the logits, ``sigmoid=False``); optionally takes NHWC input
+    (``nhwc=True``) for LiteRT."""
 
-    def __init__(self, logits: nn.Module, nhwc: bool = False):
+    def __init__(self, logits: nn.Module, nhwc: bool = False, sigmoid: bool = True):
         super().__init__()
         self.logits = logits
-        self.nhwc = nhwc
+        self.nhwc, self.sigmoid = nhwc, sigmoid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.nhwc:
             x = x.permute(0, 3, 1, 2)
-        return torch.sigmoid(self.logits(x))
+        z = self.logits(x)
+        return torch.sigmoid(z) if self.sigmoid else z
 
 
 @dataclass
@@ -45,8 +47,8 @@ class ExportModel:
     logits: nn.Module  # normalised NCHW float -> B x A logits
     run_metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json beside the checkpoint
 
-    def prob_module(self, nhwc: bool = False) -> ProbModule:
-        return ProbModule(self.logits, nhwc=nhwc).eval()
+    def prob_module(self, nhwc: bool = False, sigmoid: bool = True) -> ProbModule:
+        return ProbModule(self.logits, nhwc=nhwc, sigmoid=sigmoid).eval()
 
     @property
     def params(self) -> int:

@@ -38,15 +38,24 @@ def f1_scores(probs: np.ndarray, data: CropSet, thresholds: np.ndarray) -> tuple
     return f1, (float(known.mean()) if len(known) else None)
 
 
-def check_artifact(path: Path, fmt: str, precision: str, data: CropSet, torch_probs: np.ndarray,
-                   thresholds: np.ndarray, aus: list[str], gate: Gate, threads: int = 2) -> dict[str, Any]:
-    """Run ``path`` through ``runtime.load_engine`` on ``data.crops``; the parity.json entry."""
+def artifact_probs(path: Path, crops: np.ndarray, threads: int = 2) -> np.ndarray:
+    """What ``runtime.load_engine(path)`` gives on ``crops`` (the runtime's own pre/post-processing)."""
     from runtime import load_engine
 
     with load_engine(path, threads=threads) as engine:
-        probs = engine.infer(data.crops)
+        return engine.infer(crops)
+
+
+def check_artifact(path: Path, fmt: str, precision: str, data: CropSet, torch_probs: np.ndarray,
+                   thresholds: np.ndarray, aus: list[str], gate: Gate, threads: int = 2,
+                   own_thresholds: np.ndarray | None = None) -> dict[str, Any]:
+    """Run ``path`` through ``runtime.load_engine`` on ``data.crops``; the parity.json entry.
+
+    ``own_thresholds``: the artifact's card thresholds where they were calibrated on its own
+    outputs (INT8); its F1 is taken at those, PyTorch's at ``thresholds``."""
+    probs = artifact_probs(path, data.crops, threads)
     d = np.abs(probs.astype(np.float64) - torch_probs)
-    f1, f1_mean = f1_scores(probs, data, thresholds)
+    f1, f1_mean = f1_scores(probs, data, thresholds if own_thresholds is None else own_thresholds)
     t_f1, t_mean = f1_scores(torch_probs, data, thresholds)
     delta = None if f1_mean is None or t_mean is None else 100.0 * (f1_mean - t_mean)
     entry: dict[str, Any] = {

@@ -18,6 +18,7 @@ from export.formats import Format
 from export.model import ExportModel, load_export_model
 from export.parity import (
     Gate,
+    artifact_probs,
     board_tolerance,
     check_artifact,
     f1_scores,
@@ -99,15 +100,19 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
         extra = {}
         if fmt.name == "onnx-int8" and "onnx" in built:
             extra = {"fp32_onnx": built["onnx"]}
-        if fmt.name == "tflite-int8" and "tflite" in built and not opts.fp16:  # same float graph
-            extra = {"float_tflite": built["tflite"]}
         art = builder(em, base, path, opts, calib_x, **extra)
         artifacts.append(art)
         built[fmt.name] = path
 
     entries, warnings = [], [w for a in artifacts for w in a.warnings]
+    val_set = validation_crops(em, calib) if any(a.precision == "int8" for a in artifacts) else None
     for art in artifacts:
-        entry = check_artifact(art.path, art.format, art.precision, eval_set, torch_probs, thr, em.aus, gate)
+        own = None
+        if art.precision == "int8" and val_set is not None:
+            own = own_thresholds(em, art, val_set)
+            log(f"{art.path.name}: thresholds calibrated on its own outputs ({val_set.source})")
+        entry = check_artifact(art.path, art.format, art.precision, eval_set, torch_probs, thr, em.aus, gate,
+                               own_thresholds=own)
         tol = board_tolerance(entry, gate)
         ref = write_reference(art.path, eval_set.crops, torch_probs, tol, em.aus, art.precision)
         entry.pop("_probs")
@@ -118,6 +123,38 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
         entries.append(entry)
     report = write_report(out, entries, torch_f1, gate, eval_set.source, str(checkpoint))
     return ExportResult(artifacts, entries, report, [e for e in entries if not e["passed"]], warnings)
+
+
+def validation_crops(em: ExportModel, cache: Path) -> CropSet | None:
+    """The run's validation split (labels, real-label masks) when ``cache`` is the run's own cache
+    and the split is not empty; else None."""
+    from train.data.cache import CacheData
+
+    if not _same_cache(em.train_config.get("data"), cache):
+        return None
+    idx = split_indices_for(CacheData(cache), em.train_config, "val")
+    if not len(idx):
+        return None
+    data = load_crops(cache, em.input_size, idx, aus=em.aus)
+    data.source = f"{cache} split val ({len(data)} crops)"
+    return data
+
+
+def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> np.ndarray:
+    """An INT8 artifact's thresholds, by the run's rule (``train.metrics.calibrate``) on ITS outputs
+    on the validation split, written into its card. Quantisation moves probabilities near 1 the
+    most, where a neutral-face budget puts thresholds (0.99+), so PyTorch's cut would not fit."""
+    from train.config import TrainConfig
+    from train.metrics import budget_rate, calibrate
+
+    cfg = TrainConfig.from_dict(em.train_config)
+    probs = artifact_probs(art.path, val.crops)
+    thr, rules = calibrate(probs, val.labels, val.mask, real=val.real,
+                           max_fp_rate=budget_rate(cfg.neutral_fp_budget, len(em.aus)))
+    art.card.thresholds = {a: round(float(t), 4) for a, t in zip(em.aus, thr)}
+    art.card.metrics = {**art.card.metrics, "threshold_rules": dict(zip(em.aus, rules)),
+                        "thresholds_from": f"this artifact's outputs on {val.source}"}
+    return np.array([art.card.thresholds[a] for a in em.aus])
 
 
 def _torch_probs(em: ExportModel, data: CropSet) -> np.ndarray:

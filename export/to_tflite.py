@@ -27,7 +27,8 @@ def to_tflite(module, sample, out: str | Path) -> Path:
     return out
 
 
-def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], out: str | Path) -> Path:
+def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], out: str | Path,
+                  output_range: tuple[float, float] | None = None) -> Path:
     """Static INT8 (int8 weights and activations, int8 I/O) with ai-edge-quantizer.
 
     Args:
@@ -35,6 +36,8 @@ def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], o
         calibration: prepared input tensors (N x C x H x W float32, normalised as the card says),
             e.g. aligned crops from the training cache; a few hundred faces are plenty.
         out: path of the INT8 model.
+        output_range: the output's quantisation range is widened to at least this (logits: the
+            calibration crops' range, e.g. -6.6..3.9, would clip every p > 0.98 to 0.98).
     """
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -49,7 +52,13 @@ def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], o
         raise ValueError("quantize_int8: the calibration data is empty; pass some aligned face crops")
     qt = quantizer.Quantizer(str(float_tflite))
     qt.load_quantization_recipe(recipe.static_wi8_ai8())
-    result = qt.quantize(qt.calibrate({key: samples}))
+    stats = qt.calibrate({key: samples})
+    if output_range is not None:
+        out_name = Interpreter(str(float_tflite)).get_output_details()[0]["name"]
+        lo, hi = stats[out_name]["min"], stats[out_name]["max"]
+        stats[out_name] = {**stats[out_name], "min": np.minimum(lo, np.float32(output_range[0])),
+                           "max": np.maximum(hi, np.float32(output_range[1]))}
+    result = qt.quantize(stats)
     out = Path(out)
     result.export_model(str(out), overwrite=True)
     return out

@@ -35,12 +35,18 @@ def _quiet_native_stderr():
         os.close(devnull)
 
 
+def default_threads() -> int:
+    """Threads per interpreter when the user gives none: 2 (1 on a single core). LiteRT's own
+    default is 1, which makes the small per-frame models (face mesh, AU engine) up to 1.4x slower."""
+    return min(2, os.cpu_count() or 1)
+
+
 def make_interpreter(model: str | Path | bytes, threads: int | None = None):
     """A LiteRT ``Interpreter`` for a model path or the model's bytes (tensors not yet allocated).
 
     Args:
         model: path of a ``.tflite`` file, or its bytes (e.g. a member of a ``.task`` bundle).
-        threads: CPU threads for the kernels; ``None`` lets LiteRT choose.
+        threads: CPU threads for the kernels; ``None``: ``default_threads()``.
 
     Returns:
         The interpreter; call ``allocate_tensors()`` before use.
@@ -58,7 +64,7 @@ def make_interpreter(model: str | Path | bytes, threads: int | None = None):
             raise MissingDependency(
                 "LiteRT", "pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)") from None
     global _quieted
-    kwargs = {"num_threads": int(threads)} if threads else {}
+    kwargs = {"num_threads": int(threads or default_threads())}
     if isinstance(model, (bytes, bytearray, memoryview)):
         kwargs["model_content"] = bytes(model)
     else:

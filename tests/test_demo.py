@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -58,8 +59,8 @@ class _Refs(HTMLParser):
 
 def test_demo_writes_every_output_and_they_agree(demo_run, media):
     out, proc = demo_run
-    assert sorted(p.name for p in out.iterdir()) == ["demo.csv", "demo.jsonl", "demo.mp4", "report.html",
-                                                     "timeline.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["demo.csv", "demo.jsonl", "demo.mp4", "frame.png",
+                                                     "report.html", "timeline.png"]
     records = [json.loads(line) for line in (out / "demo.jsonl").read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(FRAMES))
     assert sum(bool(r["faces"]) for r in records) >= FRAMES - 2  # a face in (nearly) every frame
@@ -88,6 +89,14 @@ def test_demo_writes_every_output_and_they_agree(demo_run, media):
     assert orange.sum() > 200
     moov, mdat = (out / "demo.mp4").read_bytes().find(b"moov"), (out / "demo.mp4").read_bytes().find(b"mdat")
     assert 0 < moov < mdat  # +faststart: the index first, so a browser can start before the end
+
+    # frame.png: the video's frame where the shown face has the most AUs active (counted here)
+    track = Counter(f["track_id"] for r in records for f in r["faces"]).most_common(1)[0][0]
+    n_active = [max([len(f["au_active"]) for f in r["faces"] if f["track_id"] == track], default=-1)
+                for r in records]
+    still = cv2.imread(str(out / "frame.png"))
+    assert still.shape == frames[0].shape  # 640 wide already: not resized
+    assert np.abs(still.astype(int) - frames[int(np.argmax(n_active))]).mean() < 1.0
 
     # The timeline: 15 AU rows of 0.42 in + 1.1 in at 100 dpi on a 12 in wide figure; not blank.
     png = cv2.imread(str(out / "timeline.png"))

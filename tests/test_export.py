@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+import shutil
 import sys
 from pathlib import Path
 
@@ -153,6 +154,10 @@ def test_int8_artifacts_hold_int8_tensors(exported):
     interp = make_interpreter(str(exported["files"]["tflite-int8"]), 1)
     assert interp.get_input_details()[0]["dtype"] == np.int8
     assert interp.get_output_details()[0]["dtype"] == np.int8
+    # logits over at least +-12, not a quantized sigmoid (whose 1/256 step cannot hold a 0.99
+    # threshold) nor the calibration crops' narrower range (which would clip p at ~0.98)
+    scale, zp = interp.get_output_details()[0]["quantization"]
+    assert scale * (127 - zp) >= 12 - scale and scale * (-128 - zp) <= -12 + scale
     types = [np.dtype(t["dtype"]) for t in interp.get_tensor_details()]
     assert types.count(np.dtype(np.int8)) > types.count(np.dtype(np.float32))
     f32 = make_interpreter(str(exported["files"]["tflite"]), 1)
@@ -167,7 +172,8 @@ def test_cards_are_complete_with_the_right_sha256(setup, exported):
         assert set(REQUIRED_KEYS) <= set(card), fmt
         assert card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), fmt
         assert card["aus"] == AUS and card["thresholds"] == THRESHOLDS
-        assert card["input"]["size"] == [SIZE, SIZE] and card["output"]["kind"] == "prob"
+        assert card["input"]["size"] == [SIZE, SIZE]
+        assert card["output"]["kind"] == ("logit" if fmt == "tflite-int8" else "prob"), fmt  # int8 logits
         assert card["alignment"] == {"template": "default", "crop_size": CROP, "scale": 1.0}
         assert {"name", "version", "backbone", "params", "precision"} <= set(card["model"])
         assert card["model"]["backbone"] == "test_convnext"
@@ -342,3 +348,39 @@ def test_onnx_int8_cannot_saturate_cpu_int8_kernels_and_keeps_ends_float(setup, 
 def _card_norm(path: Path) -> tuple[list[float], list[float]]:
     card = json.loads((path.parent / (path.name + ".json")).read_text())
     return card["input"]["mean"], card["input"]["std"]
+
+
+def test_int8_thresholds_are_calibrated_on_its_own_validation_outputs(setup, tmp_path):
+    """A run with a val split and a neutral budget: the INT8 card's thresholds follow the run's rule
+    on the INT8 engine's own val outputs (run here through the runtime), and the budget holds there."""
+    from export.crops import load_crops, split_indices_for
+    from runtime import load_engine
+    from train import checkpoint
+    from train.config import TrainConfig
+    from train.data.cache import CacheData
+    from train.metrics import calibrate
+
+    cfg = TrainConfig(data=str(setup["cache"]), split="deploy", val_fraction=0.25, neutral_fp_budget=0.0)
+    ck = checkpoint.load(setup["ckpt"])
+    ck["config"] = json.dumps(cfg.to_dict())
+    run = tmp_path / "run"
+    run.mkdir()
+    checkpoint.save(run / "best.pt", ck)
+    shutil.copy(setup["ckpt"].parent / "metrics.json", run / "metrics.json")
+    proc = run_export("--checkpoint", run / "best.pt", "--formats", "tflite-int8", "--calib", setup["cache"],
+                      "--out", tmp_path / "out", "--split", "test")
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: an untrained net may fail the F1 gate
+    engine = tmp_path / "out" / "au_int8.tflite"
+    card = json.loads(Path(str(engine) + ".json").read_text())
+
+    val = load_crops(setup["cache"], SIZE, split_indices_for(CacheData(setup["cache"]), cfg.to_dict(), "val"),
+                     aus=AUS)
+    assert len(val) == 12 and val.real.any()  # 6 of the 24 identities, neutral + smiling
+    with load_engine(engine) as e:
+        probs = e.infer(val.crops)
+    want, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=0.0)
+    assert card["thresholds"] == {a: round(float(t), 4) for a, t in zip(AUS, want)}
+    assert card["thresholds"] != THRESHOLDS and card["metrics"]["threshold_rules"]["AU12"].startswith(
+        "f1 on real labels")
+    neg = val.real & (val.labels < 0.5)
+    assert not (neg & (probs >= np.array([card["thresholds"][a] for a in AUS]))).any()  # the budget: none lit

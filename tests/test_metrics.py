@@ -80,6 +80,14 @@ def test_the_neutral_budget_bounds_real_false_positives(rate):
     neutral = probs[200 + 10:, 0]
     assert (neutral >= thr[0]).sum() <= int(rate * 20)
     assert (neutral >= thr[0] - 0.002).sum() > int(rate * 20) or thr[0] == 0.5  # not raised further than needed
-    assert rules[0].startswith("raised to the neutral budget")
+    assert rules[0].startswith("f1 on real labels, raised to the neutral budget")
     no_budget = calibrate(probs, labels, mask, real=real)[0]
     assert thr[0] >= no_budget[0]
+
+
+def test_a_float32_neutral_score_on_a_grid_value_is_still_below_the_threshold():
+    probs = np.array([[0.5], [0.25], [0.9], [0.8], [0.85]], np.float32)  # 0.5: exact in float32
+    labels = np.array([[0], [0], [1], [1], [1]], np.float32)
+    mask = np.ones_like(labels, bool)
+    thr, _ = calibrate(probs, labels, mask, real=mask, max_fp_rate=0.0, min_real=1)
+    assert thr[0] > 0.5 and (probs[labels == 1] >= thr[0]).all()

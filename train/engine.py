@@ -27,7 +27,7 @@ from train.config import TrainConfig
 from train.data.cache import LABEL_KINDS, CacheData
 from train.data.splits import fold_split, pos_weights
 from train.data.torch_data import CacheDataset
-from train.metrics import au_report, calibrate
+from train.metrics import au_report, budget_rate, calibrate
 from train.optim import build_optimizer, lr_at
 from train.runlog import RunLog
 from train.task import Task, TeacherTask, normalize
@@ -415,8 +415,7 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
     val_real = cache.field("kind")[np.sort(idx["val"])][:, cols] == LABEL_KINDS.index("real")
 
     def thresholds(pv: np.ndarray, lv: np.ndarray, mv: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        budget = cfg.neutral_fp_budget / len(aus) if cfg.neutral_fp_budget >= 0 else None
-        return calibrate(pv, lv, mv, real=val_real, max_fp_rate=budget)
+        return calibrate(pv, lv, mv, real=val_real, max_fp_rate=budget_rate(cfg.neutral_fp_budget, len(aus)))
 
     thr, rules = thresholds(*predict(model, val_dl, d, task.mean, task.std))
     pt, lt, mt = predict(model, test_dl, d, task.mean, task.std)

@@ -39,15 +39,24 @@ def auc_per_au(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> np.nd
     return np.array([roc_auc(probs[mask[:, j], j], labels[mask[:, j], j] > 0.5) for j in range(probs.shape[1])])
 
 
+GRID = np.linspace(0.05, 0.95, 19)  # candidate thresholds of the F1 search
+
+
 def calibrate_thresholds(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray,
-                         grid: np.ndarray = np.linspace(0.05, 0.95, 19)) -> np.ndarray:
+                         grid: np.ndarray = GRID) -> np.ndarray:
     """Per-AU threshold maximising F1 on (validation) data; 0.5 where an AU has no positives."""
     return calibrate(probs, labels, mask, grid=grid)[0]
 
 
+def budget_rate(neutral_fp_budget: float, n_aus: int) -> float | None:
+    """A run's ``neutral_fp_budget`` (AUs lit per neutral face, in total; negative: off) as the
+    per-AU ``max_fp_rate`` of ``calibrate``."""
+    return neutral_fp_budget / n_aus if neutral_fp_budget >= 0 else None
+
+
 def calibrate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, *, real: np.ndarray | None = None,
               max_fp_rate: float | None = None, min_real: int = 3,
-              grid: np.ndarray = np.linspace(0.05, 0.95, 19)) -> tuple[np.ndarray, list[str]]:
+              grid: np.ndarray = GRID) -> tuple[np.ndarray, list[str]]:
     """Per-AU thresholds for a model people deploy, and the rule that set each one.
 
     F1 is maximised on the real labels where validation has at least ``min_real`` real positives
@@ -78,7 +87,7 @@ def calibrate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, *, real: 
     if max_fp_rate is None:
         return thr, rules
     for j in range(n_aus):
-        neg = np.sort(probs[real[:, j] & ~pos[:, j], j])[::-1]
+        neg = np.sort(probs[real[:, j] & ~pos[:, j], j].astype(np.float64))[::-1]  # float32 + 1e-6 rounds away
         allowed = int(np.floor(max_fp_rate * len(neg) + 1e-9))
         if allowed >= len(neg):
             continue
@@ -86,7 +95,7 @@ def calibrate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, *, real: 
         t_fp = min(float(np.ceil(neg[allowed] * 1000 + 1e-6) / 1000), 0.999)
         if t_fp > thr[j]:
             thr[j] = t_fp
-            rules[j] = f"raised to the neutral budget ({allowed} of {len(neg)} real negatives lit)"
+            rules[j] += f", raised to the neutral budget ({allowed} of {len(neg)} real negatives lit)"
     return thr, rules
 
 

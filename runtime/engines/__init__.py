@@ -33,7 +33,8 @@ def load_engine(path: str | Path, threads: int | None = None, card: ModelCard | 
     Args:
         path: engine file; the suffix picks the backend, or ``"default"`` for the shipped model
             (LiteRT INT8 when LiteRT is installed, else the FP32 ONNX; see ``default_engine_choice``).
-        threads: CPU threads for ONNX Runtime / LiteRT (None = the backend's default).
+        threads: CPU threads for ONNX Runtime / LiteRT (None: ONNX Runtime's default, LiteRT
+            ``runtime.litert.default_threads()``).
         card: an already-loaded card (skips reading ``<path>.json``).
 
     Raises:

@@ -13,7 +13,6 @@ are frame pixels in OpenCV's convention (the centre of the top-left pixel is (0,
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,8 +52,7 @@ class FaceStage:
         min_score: mesh presence probability below which a face is not reported (its track is
             kept ``grace_frames`` frames for the face to come back, then ended).
         grace_frames: frames a lost track keeps its id, waiting to be re-found (``tracker``).
-        threads: LiteRT CPU threads per model; ``None``: 2 (or 1 on a single core). LiteRT's own
-            default is 1 thread, which doubles the per-frame time of these small models.
+        threads: LiteRT CPU threads per model; ``None``: ``runtime.litert.default_threads()``.
 
     Raises:
         ValueError: a bad option, naming it.
@@ -77,8 +75,6 @@ class FaceStage:
             raise ValueError(f"min_score must be in [0, 1], got {min_score!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be None or an integer >= 1, got {threads!r}")
-        if threads is None:
-            threads = min(2, os.cpu_count() or 1)
         models = resolve(face_model, detector)
         self.detector = BlazeFace(models.detector, detector, threads)
         self.mesh = FaceMesh(models.mesh, threads)
