@@ -37,6 +37,7 @@ bench: venv
 	@# the board checks as a Jetson/Pi owner runs them (parity, soak, facts), then one report.md
 	$(PY) -m device_tests.parity --engine $(BENCH_ENGINE) --json out/bench/parity_tflite_int8.json
 	$(PY) -m device_tests.soak --engine $(BENCH_ENGINE) --source $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --frames 3000 --json out/bench/soak.json || echo "soak: a check failed (here often other processes' load on p99); see out/bench/report.md"
+	$(PY) -m device_tests.jitter --source $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --json out/bench/jitter.json
 	$(PY) -m device_tests.sysinfo --json out/bench/device.json > /dev/null
 	test -f out/data/open/manifest.json || $(PY) -m train.data open --data $(AU_DATA_DIR) --out out/data/open
 	$(PY) -m train.data.bench --cache out/data/open --size 112 --workers 2 --build-clip $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --json out/bench/data.json

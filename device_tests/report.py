@@ -28,6 +28,8 @@ def kind_of(data: dict) -> str | None:
         return "parity"
     if "rss_growth" in data:
         return "soak"
+    if isinstance(data.get("rows"), list) and all("jitter" in r for r in data["rows"]):
+        return "jitter"
     if set(data) == {"device"}:
         return "facts"
     if "format_version" in data and "aus" in data and "input" in data:
@@ -141,6 +143,13 @@ def render(found: dict[str, list[tuple[str, dict]]], other: list[str], plot_name
                    f"{s['p99_first_ms']:.2f} → {s['p99_last_ms']:.2f} ms "
                    f"({100 * s.get('p99_drift', 0):+.1f}%, limit +{100 * lim['p99_drift']:.0f}%): "
                    f"{'passed' if s['passed'] else '**FAILED**'}."), ""]
+    for name, j in found.get("jitter", []):
+        lines += [f"## AU-probability jitter (`{name}`)", "",
+                  "| AU smoothing | landmark smoothing | jitter (mean \\|Δp\\|) | frame pairs | track ids |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {'on' if r['au_smoothing'] else 'off'} | {'on' if r['landmark_smoothing'] else 'off'} | "
+                  f"{_f(r['jitter'], 4)} | {r['steps']} | {r['track_ids']} |" for r in j["rows"]]
+        lines.append("")
     if plot_name:
         lines += ["## Latency", "", f"![latency]({plot_name})", ""]
     elif plot_note:

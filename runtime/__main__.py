@@ -19,6 +19,7 @@ COMMANDS = {
     "pipeline": ("device_tests.pipeline", "end-to-end fps and per-stage ms, next to MediaPipe"),
     "parity": ("device_tests.parity", "an engine's outputs against its exported reference"),
     "soak": ("device_tests.soak", "memory and latency drift over many frames"),
+    "jitter": ("device_tests.jitter", "AU-probability jitter on a clip, smoothing on and off"),
     "report": ("device_tests.report", "the JSON results as one markdown report"),
     "facts": ("device_tests.sysinfo", "what this board is (CPU, Jetson/Raspberry Pi facts), read only"),
 }

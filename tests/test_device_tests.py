@@ -296,3 +296,27 @@ assert report.main(['--in', {str(tmp_path / 'in')!r}, '--out', {str(tmp_path / '
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "r.md").read_text()
     assert "## Parity" in md and "matplotlib is not installed" not in md  # parity alone has nothing to plot
+
+
+# --- jitter -----------------------------------------------------------------------------------------
+
+def test_jitter_rows_equal_a_direct_computation_and_smoothing_steadies(face_model, media, tmp_path):
+    """The shipped model on 40 frames of the clip: the CLI's numbers are what AUDetector gives when
+    computed here, and the per-track AU smoothing lowers frame-to-frame jitter."""
+    from runtime.detector import AUDetector
+
+    out = tmp_path / "jitter.json"
+    clip = media / "WolfgangLanger_Pexels.mp4"
+    proc = _dt("jitter", "--source", clip, "--max-frames", 40, "--face-model", face_model, "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    rows = {(r["au_smoothing"], r["landmark_smoothing"]): r for r in json.loads(out.read_text())["rows"]}
+    assert len(rows) == 4 and all(r["frames"] == 40 and r["track_ids"] == [1] for r in rows.values())
+    det = AUDetector("default", max_faces=1, smooth=False, smooth_landmarks=False, face_model=face_model)
+    p = [np.array([r.faces[0].au_prob[a] for a in det.aus]) for r in det.stream(str(clip), max_frames=40)]
+    det.close()
+    assert rows[(False, False)]["jitter"] == pytest.approx(np.mean([np.abs(b - a).mean() for a, b in zip(p, p[1:])]))
+    assert rows[(True, True)]["jitter"] < rows[(False, False)]["jitter"]
+    assert _dt("jitter", "--source", clip, "--max-frames", 1).returncode == 2
+    assert _dt("report", "--in", tmp_path, "--out", tmp_path / "report.md").returncode == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "## AU-probability jitter" in md and f"| off | off | {rows[(False, False)]['jitter']:.4f} |" in md
