@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device_tests.sysinfo import current_rss_mb, device, rss_mb
+from device_tests.sysinfo import current_rss_mb, device, rss_kinds_mb, rss_mb
 
 STAGES = ("decode", "face", "align", "au", "post")
 
@@ -43,6 +43,7 @@ def run_pipeline(engine: str, source: str, threads: int | None = None, max_frame
         with_face += bool(result.faces)
         n += 1
     wall = time.perf_counter() - t_start
+    kinds = rss_kinds_mb()  # before close: the detector's memory still held
     det.close()
     if n == 0:
         raise ValueError(f"source {source} gave no frame")
@@ -56,7 +57,8 @@ def run_pipeline(engine: str, source: str, threads: int | None = None, max_frame
             "stages_p99_ms": {k: float(np.percentile(v, 99)) for k, v in stages.items()},
             "latency_ms": [round(float(v), 3) for v in lat],
             "engine": engine, "backend": det.engine.backend, "precision": det.engine.precision,
-            "rss_mb": rss_mb(), "rss_now_mb": current_rss_mb(), "skipped": dict(det.skipped)}
+            "rss_mb": rss_mb(), "rss_now_mb": current_rss_mb(), "rss_now_by_kind_mb": kinds,
+            "skipped": dict(det.skipped)}
 
 
 def run_peer(name: str, source: str, max_frames: int | None) -> dict | None:
@@ -74,6 +76,10 @@ def run_peer(name: str, source: str, max_frames: int | None) -> dict | None:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise SystemExit(f"au-edge: error: the mediapipe peer failed: {last}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _kinds(kinds: dict[str, float] | None) -> str:
+    return f" (at the end: own {kinds['anon']:.0f} MB + mapped files {kinds['file']:.0f} MB)" if kinds else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     st = " ".join(f"{k} {v:.2f}" for k, v in ours["stages_ms"].items())
     print(f"au-edge: {ours['frames']} frames ({ours['frames_with_face']} with a face), {ours['fps']:.1f} fps "
           f"({ours['mean_ms']:.2f} ms/frame) without decode, {ours['fps_end_to_end']:.1f} fps with the decode thread "
-          f"[ms: {st}], peak RSS {ours['rss_mb']:.0f} MB")
+          f"[ms: {st}], peak RSS {ours['rss_mb']:.0f} MB" + _kinds(ours.get("rss_now_by_kind_mb")))
     if peer:
         print(f"peer: {peer['name']}: {peer['mean_ms']:.2f} ms/frame ({peer['frames_with_face']} with a face); "
               f"ratio (peer ms / ours ms) = {ours['ratio_vs_peer']:.2f}")

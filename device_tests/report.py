@@ -108,7 +108,10 @@ def render(found: dict[str, list[tuple[str, dict]]], other: list[str], plot_name
         for label, key in (("mean", "stages_ms"), ("p50", "stages_p50_ms"), ("p99", "stages_p99_ms")):
             if key in p:
                 lines.append(f"| {label} | " + " | ".join(_f(p[key].get(s)) for s in STAGES) + " |")
-        lines += ["", f"Peak RSS {_f(p.get('rss_mb'), 0)} MB.", ""]
+        kinds = p.get("rss_now_by_kind_mb")
+        lines += ["", f"Peak RSS {_f(p.get('rss_mb'), 0)} MB" + (
+            f" (at the end: own memory {_f(kinds['anon'], 0)} MB + mapped library pages {_f(kinds['file'], 0)} MB, "
+            "which the kernel shares and reclaims)" if kinds else "") + ".", ""]
     if found.get("card"):
         lines += ["## Engines (model cards)", "", "| card | model | trained | input | dtype | AUs |",
                   "|---|---|---|---|---|---|"]

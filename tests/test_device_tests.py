@@ -187,6 +187,8 @@ def test_pipeline_json_and_the_peer_on_the_same_basis(tiny_onnx, face_model, med
     assert res["ratio_vs_peer"] == pytest.approx(peer["mean_ms"] / res["mean_ms"])
     assert res["ratio_vs_peer"] == pytest.approx(res["fps"] / peer["fps"])
     assert len(res["latency_ms"]) == 40
+    kinds = res["rss_now_by_kind_mb"]  # Linux: own memory and mapped files add up to the RSS (to a few MB)
+    assert kinds["anon"] > 10 and kinds["file"] > 10 and abs(kinds["anon"] + kinds["file"] - res["rss_now_mb"]) < 8
 
 
 # --- board facts: parsers on samples of the real formats --------------------------------------------
