@@ -44,7 +44,8 @@ def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], o
         from ai_edge_quantizer import quantizer, recipe
     except ImportError:
         raise MissingDependency("ai-edge-quantizer", "pip install 'au-edge[export]'") from None
-    sig = Interpreter(str(float_tflite)).get_signature_list()
+    float_interp = Interpreter(str(float_tflite))
+    sig = float_interp.get_signature_list()
     key = next(iter(sig))
     name = sig[key]["inputs"][0]
     samples = [{name: np.asarray(x[i:i + 1], np.float32)} for x in calibration for i in range(len(x))]
@@ -54,7 +55,7 @@ def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], o
     qt.load_quantization_recipe(recipe.static_wi8_ai8())
     stats = qt.calibrate({key: samples})
     if output_range is not None:
-        out_name = Interpreter(str(float_tflite)).get_output_details()[0]["name"]
+        out_name = float_interp.get_output_details()[0]["name"]
         lo, hi = stats[out_name]["min"], stats[out_name]["max"]
         stats[out_name] = {**stats[out_name], "min": np.minimum(lo, np.float32(output_range[0])),
                            "max": np.maximum(hi, np.float32(output_range[1]))}

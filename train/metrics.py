@@ -74,19 +74,16 @@ def calibrate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, *, real: 
     """
     real = np.zeros_like(mask) if real is None else (real & mask)
     pos = labels > 0.5
-    n_aus = probs.shape[1]
-    thr, rules = np.full(n_aus, 0.5), ["no positives: 0.5"] * n_aus
-    for j in range(n_aus):
-        use_real = (real[:, j] & pos[:, j]).sum() >= min_real and (real[:, j] & ~pos[:, j]).sum() >= min_real
-        rows = real[:, j] if use_real else mask[:, j]
-        if not (rows & pos[:, j]).any():
-            continue
-        f1 = [f1_per_au(probs[:, j:j + 1], labels[:, j:j + 1], rows[:, None], t)[0] for t in grid]
-        thr[j] = grid[int(np.argmax(np.nan_to_num(f1, nan=-1.0)))]
-        rules[j] = "f1 on real labels" if use_real else "f1 on all labels"
+    use_real = ((real & pos).sum(0) >= min_real) & ((real & ~pos).sum(0) >= min_real)
+    rows = np.where(use_real, real, mask)  # per AU: the labels its F1 is maximised on
+    f1 = np.stack([f1_per_au(probs, labels, rows, t) for t in grid])  # grid x A
+    has_pos = (rows & pos).any(0)
+    thr = np.where(has_pos, grid[np.argmax(np.nan_to_num(f1, nan=-1.0), axis=0)], 0.5)
+    rules = [("f1 on real labels" if r else "f1 on all labels") if p else "no positives: 0.5"
+             for r, p in zip(use_real, has_pos)]
     if max_fp_rate is None:
         return thr, rules
-    for j in range(n_aus):
+    for j in range(probs.shape[1]):
         neg = np.sort(probs[real[:, j] & ~pos[:, j], j].astype(np.float64))[::-1]  # float32 + 1e-6 rounds away
         allowed = int(np.floor(max_fp_rate * len(neg) + 1e-9))
         if allowed >= len(neg):
