@@ -76,6 +76,8 @@ def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
                    "data": run.get("data"), "f1": run.get("f1", {}), "auc": run.get("auc", {})}
         if run.get("threshold_rules"):
             metrics["threshold_rules"] = run["threshold_rules"]
+        if run.get("neutral_faces"):
+            metrics["neutral_faces"] = run["neutral_faces"]
         if "teacher" in run:
             metrics["teacher_f1_mean"] = (run["teacher"].get("f1") or {}).get("mean")
     return ModelCard(

@@ -67,6 +67,11 @@ def check_artifact(path: Path, fmt: str, precision: str, data: CropSet, torch_pr
                               for a, x, y in zip(aus, f1, t_f1)},
         "n_crops": len(data),
     }
+    if data.real is not None and data.labels is not None:
+        from train.metrics import neutral_lit
+
+        entry["neutral_faces"] = neutral_lit(probs, data.labels, data.mask, data.real, aus,
+                                             thresholds if own_thresholds is None else own_thresholds)
     if precision == "int8":
         limit = gate.int8_max_f1_drop
         entry["limit"] = {"f1_mean_drop_points": limit}

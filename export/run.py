@@ -148,7 +148,8 @@ def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> np.ndarray:
 
     budget = float(em.train_config.get("neutral_fp_budget", -1.0))  # runs from before the budget: off
     probs = artifact_probs(art.path, val.crops)
-    thr, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=budget_rate(budget, len(em.aus)))
+    thr, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=budget_rate(budget, len(em.aus)),
+                           neutral_rule=em.train_config.get("neutral_fp_rule", "count"))
     art.card.thresholds = {a: round(float(t), 4) for a, t in zip(em.aus, thr)}
     art.card.metrics = {**art.card.metrics, "threshold_rules": dict(zip(em.aus, rules)),
                         "thresholds_from": f"this artifact's outputs on {val.source}"}

@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from train.metrics import au_report, auc_per_au, calibrate, calibrate_thresholds, f1_per_au
+from train.metrics import (
+    au_report,
+    auc_per_au,
+    calibrate,
+    calibrate_thresholds,
+    f1_per_au,
+    neutral_lit,
+    neutral_tail_bound,
+)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -91,3 +99,42 @@ def test_a_float32_neutral_score_on_a_grid_value_is_still_below_the_threshold():
     mask = np.ones_like(labels, bool)
     thr, _ = calibrate(probs, labels, mask, real=mask, max_fp_rate=0.0, min_real=1)
     assert thr[0] > 0.5 and (probs[labels == 1] >= thr[0]).all()
+
+
+def test_the_normal_tail_bound_holds_the_rate_for_new_faces_where_counting_cannot():
+    """Normal neutral logits, 12 validation faces: the bound lets a NEW face through at the asked
+    rate (a Student-t prediction bound is exact here); the count rule, at 0 of 12 lit, lets 1/13."""
+    rng = np.random.default_rng(3)
+    rate, n, trials = 0.05, 12, 4000
+    z = rng.normal(-3.0, 1.5, (trials, n + 1))  # n validation faces and one new face per trial
+    p = 1 / (1 + np.exp(-z))
+    bound = np.array([neutral_tail_bound(row[:n], rate) for row in p])
+    tail_rate = float((p[:, n] >= bound).mean())
+    count_rate = float((p[:, n] >= p[:, :n].max(1)).mean())
+    assert abs(tail_rate - rate) < 4 * np.sqrt(rate * (1 - rate) / trials)
+    assert abs(count_rate - 1 / (n + 1)) < 4 * np.sqrt(1 / (n + 1) / trials)
+    assert neutral_tail_bound(p[0, :2], rate) is None  # too few faces to fit
+
+
+def test_calibrate_normal_rule_raises_at_least_as_far_as_counting_and_says_so():
+    rng = np.random.default_rng(4)
+    probs, labels, mask, real = _val_set(rng)
+    probs[210:, 0] = 1 / (1 + np.exp(-rng.normal(-1.0, 1.0, 20)))  # 20 neutral faces
+    thr_count, rules_count = calibrate(probs, labels, mask, real=real, max_fp_rate=0.01)
+    thr, rules = calibrate(probs, labels, mask, real=real, max_fp_rate=0.01, neutral_rule="normal")
+    want = neutral_tail_bound(probs[210:, 0], 0.01)
+    assert thr[0] == pytest.approx(min(np.ceil(want * 1000) / 1000, 0.999)) and thr[0] > thr_count[0]
+    assert "normal bound" in rules[0] and "normal bound" not in rules_count[0]
+    assert rules[0].endswith(f"({'normal bound on their logits, '}0 of 20 real negatives lit)")
+    with pytest.raises(ValueError, match="neutral_rule"):
+        calibrate(probs, labels, mask, real=real, max_fp_rate=0.01, neutral_rule="gauss")
+
+
+def test_neutral_lit_counts_only_faces_with_every_au_a_real_negative():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.9], [0.1, 0.1]])
+    labels = np.array([[0, 0], [0, 0], [1, 0], [0, 0]], np.float32)
+    mask = np.array([[1, 1], [1, 1], [1, 1], [1, 0]], bool)  # row 3: one AU unknown
+    real = np.ones_like(mask)
+    out = neutral_lit(probs, labels, mask, real, ["AU01", "AU02"], np.array([0.5, 0.5]))
+    assert out == {"faces": 2, "lit_per_face": 1.0, "by_au": {"AU01": 1, "AU02": 1}}
+    assert neutral_lit(probs, labels, mask, np.zeros_like(mask), ["AU01", "AU02"], np.array([0.5, 0.5])) is None

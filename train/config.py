@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from train.coerce import coerce
+from train.metrics import NEUTRAL_RULES
 
 OPTIMIZERS = ("adamw", "sgd")
 SPLITS = ("identity", "deploy")
@@ -35,6 +36,9 @@ class TrainConfig:
     # face) allowed in total, split evenly over the AUs; each AU's threshold is raised until its
     # share holds (metrics.calibrate). Negative: off, thresholds maximise F1 only.
     neutral_fp_budget: float = -1.0
+    # How the budget holds: "count" (that share of the val neutral faces lit) or "normal" (also
+    # the normal-tail bound for new faces: a count over a dozen faces cannot hold 1/150)
+    neutral_fp_rule: str = "count"
     epochs: int = 10
     batch_size: int = 32  # per process: N processes train on a global batch of N * batch_size
     grad_accum: int = 1
@@ -61,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"optimizer {self.optimizer!r}; one of {OPTIMIZERS}")
         if self.split not in SPLITS:
             raise ValueError(f"split {self.split!r}; one of {SPLITS}")
+        if self.neutral_fp_rule not in NEUTRAL_RULES:
+            raise ValueError(f"neutral_fp_rule {self.neutral_fp_rule!r}; one of {NEUTRAL_RULES}")
         for name in ("epochs", "batch_size", "grad_accum", "log_every", "oversample_real"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

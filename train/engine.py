@@ -27,7 +27,7 @@ from train.config import TrainConfig
 from train.data.cache import LABEL_KINDS, CacheData
 from train.data.splits import fold_split, pos_weights
 from train.data.torch_data import CacheDataset
-from train.metrics import au_report, budget_rate, calibrate
+from train.metrics import au_report, budget_rate, calibrate, neutral_lit
 from train.optim import build_optimizer, lr_at
 from train.runlog import RunLog
 from train.task import Task, TeacherTask, normalize
@@ -415,18 +415,20 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
     val_real = cache.field("kind")[np.sort(idx["val"])][:, cols] == LABEL_KINDS.index("real")
 
     def thresholds(pv: np.ndarray, lv: np.ndarray, mv: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        return calibrate(pv, lv, mv, real=val_real, max_fp_rate=budget_rate(cfg.neutral_fp_budget, len(aus)))
+        return calibrate(pv, lv, mv, real=val_real, max_fp_rate=budget_rate(cfg.neutral_fp_budget, len(aus)),
+                         neutral_rule=cfg.neutral_fp_rule)
 
     thr, rules = thresholds(*predict(model, val_dl, d, task.mean, task.std))
     pt, lt, mt = predict(model, test_dl, d, task.mean, task.std)
     report = {**au_report(pt, lt, mt, aus, thr), "threshold_rules": dict(zip(aus, rules))}
+    test_kind = cache.field("kind")[np.sort(idx[test_split])][:, cols]
+    report["neutral_faces"] = neutral_lit(pt, lt, mt, test_kind == LABEL_KINDS.index("real"), aus, thr)
     kinds = cache.meta.get("label_kinds", [])
     test_kinds = cache.field("kind")[idx[test_split]][:, cols][cache.field("mask")[idx[test_split]][:, cols]]
     present = sorted({kinds[k] for k in np.unique(test_kinds)})
     metrics = {**report, "data": str(cfg.data), "split": f"{split_name(cfg)}/{test_split}",
                "label_kinds": present, "loss_terms": {k: round(v, 5) for k, v in loss_terms.items()},
-               "by_label_kind": _by_kind(pt, lt, mt, cache.field("kind")[np.sort(idx[test_split])][:, cols],
-                                         kinds, aus, thr)}
+               "by_label_kind": _by_kind(pt, lt, mt, test_kind, kinds, aus, thr)}
     loaders = {"val": val_dl, "test": test_dl}
     metrics.update(task.extra_metrics(lambda m, mean=TeacherTask.mean, std=TeacherTask.std, split="test": predict(
         m.to(d.device), loaders[split], d, mean, std), aus, calibrate=lambda *v: thresholds(*v)[0]))

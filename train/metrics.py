@@ -54,8 +54,28 @@ def budget_rate(neutral_fp_budget: float, n_aus: int) -> float | None:
     return neutral_fp_budget / n_aus if neutral_fp_budget >= 0 else None
 
 
+NEUTRAL_RULES = ("count", "normal")  # how calibrate holds the neutral budget (TrainConfig.neutral_fp_rule)
+
+
+def neutral_tail_bound(neg: np.ndarray, max_fp_rate: float) -> float | None:
+    """The score a NEW neutral face stays below with probability ``1 - max_fp_rate``: the upper
+    prediction bound of a normal fitted to the neutral faces' logits (Student t, n-1 degrees of
+    freedom), exact for normal logits at any n. Counting lit faces alone cannot hold a rate below
+    1/n: with 12 validation faces and a 1/150 rate it only puts the cut above the highest of them,
+    which a new person's resting face passes far more often. None below 3 faces."""
+    from scipy import stats
+
+    n = len(neg)
+    if n < 3 or max_fp_rate <= 0:
+        return None if n < 3 else 1.0
+    p = np.clip(np.asarray(neg, np.float64), 1e-6, 1 - 1e-6)
+    z = np.log(p / (1 - p))
+    bound = z.mean() + stats.t.ppf(1 - max_fp_rate, n - 1) * z.std(ddof=1) * np.sqrt(1 + 1 / n)
+    return float(1 / (1 + np.exp(-bound)))
+
+
 def calibrate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, *, real: np.ndarray | None = None,
-              max_fp_rate: float | None = None, min_real: int = 3,
+              max_fp_rate: float | None = None, min_real: int = 3, neutral_rule: str = "count",
               grid: np.ndarray = GRID) -> tuple[np.ndarray, list[str]]:
     """Per-AU thresholds for a model people deploy, and the rule that set each one.
 
@@ -69,6 +89,8 @@ def calibrate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, *, real: 
         probs, labels, mask: N×A validation outputs, labels and known-label mask.
         real: N×A, True where a label is of kind "real" (None: no real labels).
         max_fp_rate: the largest fraction of real negatives allowed at or above threshold.
+        neutral_rule: "count": at most that fraction of the validation neutral faces lit;
+            "normal": also below ``neutral_tail_bound`` (the rate for new faces, not these).
     Returns:
         (thresholds, rules): A thresholds and, per AU, how it was chosen.
     """
@@ -83,17 +105,35 @@ def calibrate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, *, real: 
              for r, p in zip(use_real, has_pos)]
     if max_fp_rate is None:
         return thr, rules
+    if neutral_rule not in NEUTRAL_RULES:
+        raise ValueError(f"neutral_rule {neutral_rule!r}: use one of {NEUTRAL_RULES}")
     for j in range(probs.shape[1]):
         neg = np.sort(probs[real[:, j] & ~pos[:, j], j].astype(np.float64))[::-1]  # float32 + 1e-6 rounds away
         allowed = int(np.floor(max_fp_rate * len(neg) + 1e-9))
         if allowed >= len(neg):
             continue
         # the (allowed+1)-th highest neutral score must fall below the threshold
-        t_fp = min(float(np.ceil(neg[allowed] * 1000 + 1e-6) / 1000), 0.999)
+        t_fp, how = neg[allowed], ""
+        tail = neutral_tail_bound(neg, max_fp_rate) if neutral_rule == "normal" else None
+        if tail is not None and tail > t_fp:
+            t_fp, how = tail, "normal bound on their logits, "
+        t_fp = min(float(np.ceil(t_fp * 1000 + 1e-6) / 1000), 0.999)
         if t_fp > thr[j]:
             thr[j] = t_fp
-            rules[j] += f", raised to the neutral budget ({allowed} of {len(neg)} real negatives lit)"
+            rules[j] += f", raised to the neutral budget ({how}{int((neg >= t_fp).sum())} of {len(neg)} real negatives lit)"
     return thr, rules
+
+
+def neutral_lit(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, real: np.ndarray, aus: list[str],
+                thresholds: np.ndarray) -> dict | None:
+    """AUs at or above threshold per neutral face (every AU a known real negative: a posed neutral
+    photo on the open data), the split's own version of ``train.realcheck``'s neutral row."""
+    neutral = (mask & real & (labels < 0.5)).all(1)
+    if not neutral.any():
+        return None
+    lit = probs[neutral] >= np.asarray(thresholds)[None, :]
+    return {"faces": int(neutral.sum()), "lit_per_face": round(float(lit.sum(1).mean()), 4),
+            "by_au": {a: int(n) for a, n in zip(aus, lit.sum(0)) if n}}
 
 
 def _named(values: np.ndarray, aus: list[str], with_mean: bool = True) -> dict[str, float | None]:
