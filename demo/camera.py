@@ -6,11 +6,13 @@ window (or Ctrl-C) stops, and out/camera/ gets the same video, JSONL, CSV, timel
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from runtime.cli import OneLineParser, number
+from runtime.errors import print_error
 
 
 def no_display() -> str | None:
@@ -47,8 +49,8 @@ def no_gui() -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m demo.camera", description=__doc__.splitlines()[0])
-    p.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    p = OneLineParser(prog="python -m demo.camera", description=__doc__.splitlines()[0])
+    p.add_argument("--camera", type=number(int, 0), default=0, help="camera index (default 0)")
     p.add_argument("--engine", default="default", help="engine file with its card, or 'default'")
     p.add_argument("--out", default="out/camera", help="output folder (default out/camera)")
     p.add_argument("--preflight", action="store_true", help="only check display and camera (exit 0 or 2)")
@@ -56,8 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     reason = no_display() or no_camera(args.camera) or (None if args.preflight else no_gui())
     if reason:
-        print(f"au-edge: error: {reason}", file=sys.stderr)
-        return 2
+        return print_error(reason)
     if args.preflight:
         return 0
     from demo.__main__ import main as demo_main

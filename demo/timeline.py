@@ -49,9 +49,3 @@ def plot_timeline(series: Series, thresholds: Mapping[str, float], path: Path, t
     plt.close(fig)
     return path
 
-
-def expected_size(n_aus: int) -> tuple[int, int]:
-    """(width, height) in pixels of a timeline with ``n_aus`` rows."""
-    return round(WIDTH_IN * DPI), round((ROW_IN * n_aus + EXTRA_IN) * DPI)
-
-

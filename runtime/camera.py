@@ -9,11 +9,11 @@ name renamed into place when closed, so a failed start never touches an existing
 from __future__ import annotations
 
 import argparse
-import contextlib
-import math
-import signal
 import sys
 from collections.abc import Sequence
+
+from runtime.cli import OneLineParser, guarded, number
+from runtime.errors import AUEdgeError
 
 EPILOG = """examples:
   au-edge camera --engine au.tflite --source 0 --show
@@ -27,28 +27,6 @@ OPENCV_HINT = ("OpenCV (cv2) is not installed: pip install opencv-python-headles
                "Jetson keep JetPack's OpenCV with GStreamer (sudo apt install python3-opencv) and install "
                "au-edge[runtime-core]")
 MODES = ("auto", "image", "video")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad option is one line (``au-edge: error: ...``) and exit 2, no usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"au-edge: error: {message} (see {self.prog} --help)\n")
-
-
-def _number(kind: type, lo: float, lo_open: bool = False, what: str = ""):
-    """An argparse type: ``kind`` (int|float), finite, >= lo (> lo when ``lo_open``)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if not math.isfinite(value) or value < lo or (lo_open and value == lo):
-            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {'>' if lo_open else '>='} "
-                                             f"{kind(lo)}{what}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,59 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--publish", metavar="udp://HOST:PORT", help="UDP JSON datagram per frame (127.0.0.1 only "
                    "unless --allow-remote)")
     p.add_argument("--allow-remote", action="store_true", help="let --publish send to a non-loopback host")
-    p.add_argument("--max-faces", type=_number(int, 1), default=4, help="faces tracked at once (default 4)")
-    p.add_argument("--max-frames", type=_number(int, 1), default=None, help="stop after N frames (N >= 1)")
-    p.add_argument("--detect-every", type=_number(int, 0), default=None, metavar="N",
+    p.add_argument("--max-faces", type=number(int, 1), default=4, help="faces tracked at once (default 4)")
+    p.add_argument("--max-frames", type=number(int, 1), default=None, help="stop after N frames (N >= 1)")
+    p.add_argument("--detect-every", type=number(int, 0), default=None, metavar="N",
                    help="run the face detector every N frames while fewer than --max-faces are tracked "
                    "(default 10; 0: only while a face is missing)")
-    p.add_argument("--calibrate-neutral", type=_number(float, 0), default=None, metavar="SECONDS",
+    p.add_argument("--calibrate-neutral", type=number(float, 0), default=None, metavar="SECONDS",
                    help="per-person neutral baseline from each track's first SECONDS (off by default)")
     p.add_argument("--face-model", metavar="PATH", help="folder of face .tflite files or a face_landmarker "
                    ".task bundle (default: $AU_FACE_MODEL, then the user cache, then PyPI)")
     p.add_argument("--detector", choices=("full", "short"), default="full",
                    help="BlazeFace full range (across a room, default) or short range (close-ups)")
     p.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no hysteresis")
-    p.add_argument("--threads", type=_number(int, 1, what=" (CPU threads for inference)"), default=None,
+    p.add_argument("--threads", type=number(int, 1, what=" (CPU threads for inference)"), default=None,
                    help="CPU threads for inference (>= 1)")
     p.add_argument("--quiet", action="store_true", help="no status line")
     return p
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so the run ends exactly as after Ctrl-C."""
-
-
-class _Interrupts:
-    """Ctrl-C and SIGTERM, held back while one frame goes to every output so the files agree frame for frame.
-
-    A signal that lands between the JSONL line and the recorded frame would otherwise leave the recording one
-    frame short of the JSONL; inside ``atomic()`` it is kept and raised when the frame is written everywhere.
-    """
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.pending: KeyboardInterrupt | None = None
-
-    def handler(self, signum, frame) -> None:
-        exc = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-        if self.depth:
-            self.pending = self.pending or exc
-            return
-        raise exc
-
-    @contextlib.contextmanager
-    def atomic(self):
-        self.depth += 1
-        try:
-            yield
-        finally:
-            self.depth -= 1
-            if not self.depth and self.pending is not None:
-                exc, self.pending = self.pending, None
-                raise exc
-
-
-_INTERRUPTS = _Interrupts()
 
 
 def _show_default(args: argparse.Namespace) -> bool:
@@ -140,9 +81,12 @@ def _show_default(args: argparse.Namespace) -> bool:
     return bool(os.environ.get("DISPLAY")) and not args.jsonl
 
 
-def _detector_options(args: argparse.Namespace, image_source: bool) -> dict:
-    """The AUDetector keywords for --mode/--detect-every/--calibrate-neutral (defaults: AUDetector's)."""
-    wanted = {"mode": ("image" if image_source else "video") if args.mode == "auto" else args.mode}
+def _detector_options(args: argparse.Namespace) -> dict:
+    """The AUDetector keywords for --mode/--detect-every/--calibrate-neutral (defaults: AUDetector's).
+
+    ``--mode auto`` is ``mode=None``: the detector decides from the source (``detector.running_mode``).
+    """
+    wanted = {"mode": None if args.mode == "auto" else args.mode}
     if args.detect_every is not None:
         wanted["detect_every"] = args.detect_every
     if args.calibrate_neutral is not None:
@@ -151,14 +95,17 @@ def _detector_options(args: argparse.Namespace, image_source: bool) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The command's body (inside ``runtime.cli.guarded``): its exit code."""
+    try:
+        import cv2  # noqa: F401 - the runtime's one hard dependency beyond numpy
+    except ImportError:
+        raise AUEdgeError(OPENCV_HINT) from None
     from runtime.detector import AUDetector
     from runtime.engines import default_engine_choice
+    from runtime.loop import run as run_loop
     from runtime.outputs import build_outputs
     from runtime.outputs.status import StatusLine
-    from runtime.sources import is_image_source
 
-    source: str | int = int(args.source) if str(args.source).isdigit() else args.source
-    image_source = is_image_source(source)
     status = StatusLine(enabled=not args.quiet)
     engine = args.engine
     if str(engine) == "default":  # say which shipped engine this machine runs
@@ -167,105 +114,23 @@ def run(args: argparse.Namespace) -> int:
         engine = choice.path
     det = AUDetector(engine, max_faces=args.max_faces, face_model=args.face_model,
                      detector=args.detector, smooth=not args.no_smooth, threads=args.threads,
-                     **_detector_options(args, image_source))
-    frames = with_face = beyond = beyond_max = 0
-    interrupted: BaseException | None = None
-    finished = False
-    outputs = None
-    stream = det.stream_frames(source, max_frames=args.max_frames)
+                     **_detector_options(args))
     try:
-        for result, image in stream:
-            if outputs is None:  # engine and source are open (the first frame came): now the outputs
-                outputs = build_outputs(aus=det.aus, jsonl=args.jsonl, csv=args.csv, record=args.record,
-                                        show=_show_default(args), publish=args.publish,
-                                        allow_remote=args.allow_remote, csv_format=args.csv_format,
-                                        image_source=image_source)
-            with _INTERRUPTS.atomic():
-                outputs.write(result, image)
-            frames += 1
-            with_face += bool(result.faces)
-            extra = result.faces_beyond_max
-            beyond, beyond_max = beyond + extra, max(beyond_max, extra)
-            status.update(result)
-            if outputs.quit_requested:
-                break
-        finished = True
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
-        interrupted, finished = e, True
+        stats = run_loop(det, args.source, lambda src: build_outputs(
+            aus=det.aus, jsonl=args.jsonl, csv=args.csv, record=args.record, show=_show_default(args),
+            publish=args.publish, allow_remote=args.allow_remote, csv_format=args.csv_format,
+            image_source=src.is_image), max_frames=args.max_frames, status=status)
     finally:
-        # A second signal must not cut the closing short (the recording would lose its index).
-        old = _ignore_signals()
-        try:
-            stream.close()
-            if outputs is not None:
-                outputs.close()
-            det.close()
-        finally:
-            _restore_signals(old)
-    if finished:  # after an error the one-line message is all that is printed
-        skipped = ", ".join(f"{k}={v}" for k, v in sorted(det.skipped.items())) or "none"
-        line = f"{frames} frames, {with_face} with a face, skipped: {skipped}"
-        line += (f", {beyond} faces beyond --max-faces {args.max_faces} not processed (at most {beyond_max} in "
-                 f"a frame; raise --max-faces)" if beyond else f", faces beyond --max-faces {args.max_faces}: 0")
-        if interrupted is not None:
-            line += " (terminated)" if isinstance(interrupted, Terminated) else " (interrupted)"
-        status.finish(line)
-    if isinstance(interrupted, Terminated):
-        return 143
-    return 130 if interrupted is not None else 0
-
-
-def _ignore_signals() -> dict:
-    old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            old[sig] = signal.signal(sig, signal.SIG_IGN)
-        except ValueError:  # not the main thread (run() called from a library thread)
-            pass
-    return old
-
-
-def _restore_signals(old: dict) -> None:
-    for sig, handler in old.items():
-        signal.signal(sig, handler)
+        det.close()
+    status.finish(stats.summary(det.skipped, args.max_faces))
+    return stats.exit_code
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    import os
-
-    # FFmpeg's own log lines ("moov atom not found") would come before our one-line error.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    from runtime.errors import AUEdgeError
-
     parser = build_parser()
     if prog:
         parser.prog = prog
-    args = parser.parse_args(argv)
-    try:
-        import cv2  # noqa: F401 - the runtime's one hard dependency beyond numpy
-    except ImportError:
-        print(f"au-edge: error: {OPENCV_HINT}", file=sys.stderr)
-        return 2
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, _INTERRUPTS.handler)
-        except ValueError:  # not the main thread
-            pass
-    try:
-        return run(args)
-    except AUEdgeError as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except ValueError as e:  # bad option values from the constructors
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
-    except Terminated:
-        return 143
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        _restore_signals(previous)
+    return guarded(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -14,42 +14,41 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from runtime.align import align_face, five_points
+from runtime.bgr import to_bgr
 from runtime.engines import Engine, load_engine
 from runtime.face import FaceStage
 from runtime.neutral import NeutralCalibration
 from runtime.results import FaceAU, FrameResult
 from runtime.smoothing import LandmarkSmoother, TrackSmoother
 
+if TYPE_CHECKING:
+    from runtime.sources import FrameSource
+
 MIN_FRAME_SIDE = 16  # smaller frames cannot hold a detectable face; they are counted, not run
-
-
-def to_bgr(frame: np.ndarray) -> np.ndarray:
-    """Any 8-bit frame (gray, gray+1, BGR, BGRA) -> contiguous HxWx3 BGR.
-
-    Raises:
-        ValueError: not an image array (wrong ndim, channels or dtype), naming what was given.
-    """
-    if not isinstance(frame, np.ndarray):
-        raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise ValueError(f"frame dtype must be uint8, got {frame.dtype} (convert with "
-                         "cv2.convertScaleAbs or (x*255).astype(np.uint8))")
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return np.ascontiguousarray(frame)
-    raise ValueError(f"frame must be HxW, HxWx1, HxWx3 or HxWx4, got shape {frame.shape}")
-
-
 MODES = ("video", "image")
 RETIMED = "retimed_frame"  # a source frame whose time did not increase (given last time + 1 ms)
+__all__ = ["MODES", "AUDetector", "running_mode", "to_bgr"]
+
+
+def running_mode(mode: str | None, image_source: bool = False, calibrate_neutral_s: float = 0.0) -> str:
+    """The one place the running mode is decided: ``mode`` when given, else image for an image file or
+    folder (each picture on its own) and video for everything else (and for ``process`` calls).
+
+    Raises:
+        ValueError: an unknown mode, or a neutral calibration (it needs tracks) in image mode.
+    """
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES} (or None: chosen by the source), got {mode!r}")
+    chosen = mode or ("image" if image_source else "video")
+    if chosen == "image" and calibrate_neutral_s:
+        raise ValueError(f"calibrate_neutral_s={calibrate_neutral_s} needs tracks: use mode='video'")
+    return chosen
 
 
 class AUDetector:
@@ -87,10 +86,7 @@ class AUDetector:
                  calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None):
         if not isinstance(max_faces, int) or max_faces < 1:
             raise ValueError(f"max_faces must be an integer >= 1, got {max_faces!r}")
-        if mode is not None and mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES} (or None: chosen by the source), got {mode!r}")
-        if mode == "image" and calibrate_neutral_s:
-            raise ValueError(f"calibrate_neutral_s={calibrate_neutral_s} needs tracks: use mode='video'")
+        self._mode = running_mode(mode, calibrate_neutral_s=calibrate_neutral_s)  # what process() runs in
         self.neutral = NeutralCalibration(calibrate_neutral_s)  # validates the value
         self.engine = engine if isinstance(engine, Engine) else load_engine(engine, threads=threads)
         card = self.engine.card
@@ -100,8 +96,7 @@ class AUDetector:
         self._size = card.input.size[0]
         self.faces = FaceStage(face_model=face_model, detector=detector, max_faces=max_faces,
                                threads=threads, detect_every=detect_every)
-        self.mode = mode
-        self._mode = mode or "video"  # the mode process() runs in (stream() may choose another)
+        self.mode = mode  # None: stream() lets the source choose
         self.smoother = TrackSmoother(self._thr, enabled=smooth)
         self.smooth_landmarks = smooth if smooth_landmarks is None else bool(smooth_landmarks)
         self.landmark_smoother = LandmarkSmoother()
@@ -185,8 +180,10 @@ class AUDetector:
         return FrameResult(frame=index, time_s=t, faces=results, latency_ms=(t4 - t0) * 1e3,
                            stages_ms=stages, faces_beyond_max=self.faces.beyond_max)
 
-    def stream(self, source: str | int = 0, max_frames: int | None = None) -> Iterator[FrameResult]:
-        """Results for every frame of a source (camera index, file, folder, URL, ``gst:...``).
+    def stream(self, source: str | int | FrameSource = 0,
+               max_frames: int | None = None) -> Iterator[FrameResult]:
+        """Results for every frame of a source (camera index, file, folder, URL, ``gst:...``, or an open
+        ``FrameSource``, which the stream then owns and closes).
 
         Frame numbers and times are the source's; ``stages_ms["decode"]`` is the capture thread's
         read/decode time of the frame (it overlaps inference), ``stages_ms["wait"]`` the time this
@@ -195,18 +192,18 @@ class AUDetector:
         for result, _ in self.stream_frames(source, max_frames):
             yield result
 
-    def stream_frames(self, source: str | int = 0,
+    def stream_frames(self, source: str | int | FrameSource = 0,
                       max_frames: int | None = None) -> Iterator[tuple[FrameResult, np.ndarray]]:
         """Like ``stream``, also yielding each BGR frame (for drawing and recording).
 
-        With ``mode=None`` the source chooses: image files and folders run in image mode (each
-        picture on its own), videos, cameras and streams in video mode.
+        With ``mode=None`` the source chooses (``running_mode``): image files and folders run in
+        image mode (each picture on its own), videos, cameras and streams in video mode.
         """
-        from runtime.sources import open_source
+        from runtime.sources import FrameSource, open_source
 
-        with open_source(source) as src:
+        with source if isinstance(source, FrameSource) else open_source(source) as src:
+            self._mode = running_mode(self.mode, src.is_image, self.neutral.seconds)
             self.reset()
-            self._mode = self.mode or ("image" if src.kind in ("image", "folder") else "video")
             n = 0
             t_wait = time.perf_counter()
             try:
@@ -227,7 +224,7 @@ class AUDetector:
                     t_wait = time.perf_counter()
             finally:
                 self.skipped.update(src.skipped)
-                self._mode = self.mode or "video"
+                self._mode = running_mode(self.mode)
 
     def reset(self) -> None:
         """Forget tracks and smoothing state (a new, unrelated source)."""

@@ -1,8 +1,12 @@
-"""Errors for expected faults: each carries one line that names the problem and the fix.
+"""Errors for expected faults, and the one way a command line shows them.
 
-The CLIs print ``str(err)`` and exit 2; no traceback is shown for these.
+Each ``AUEdgeError`` carries one line that names the problem and the fix. Every entry point prints
+expected faults through ``print_error`` (``au-edge: error: <line>`` on stderr, exit 2): no traceback
+and no hand-written ``au-edge: error`` print anywhere else.
 """
 from __future__ import annotations
+
+import sys
 
 
 class AUEdgeError(Exception):
@@ -28,3 +32,22 @@ class MissingDependency(AUEdgeError):
 
     def __init__(self, what: str, hint: str):
         super().__init__(f"{what} is not installed: {hint}")
+
+
+def stderr_line(line: str) -> None:
+    """One line on stderr; on a terminal it first clears a pending ``\\r`` status line."""
+    clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+    print(clear + line, file=sys.stderr, flush=True)
+
+
+def print_error(fault: BaseException | str) -> int:
+    """Show an expected fault as ``au-edge: error: <one line>`` on stderr.
+
+    Args:
+        fault: an ``AUEdgeError`` (or ``ValueError`` from an options check), or the line itself.
+
+    Returns:
+        The exit code to end with: the error's ``exit_code`` (2 for every ``AUEdgeError``), else 2.
+    """
+    stderr_line(f"au-edge: error: {fault}")
+    return int(getattr(fault, "exit_code", 2))

@@ -228,7 +228,7 @@ def test_console_script_is_not_shadowed_by_the_working_directory(tmp_path):
     from pip._vendor.distlib.scripts import ScriptMaker
 
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["au-edge"] == "runtime.__main__:main"
+    assert scripts["au-edge"] == "au_edge_cli:main"
     bin_dir, work = tmp_path / "bin", tmp_path / "work"
     bin_dir.mkdir(), work.mkdir()
     maker = ScriptMaker(None, str(bin_dir))

@@ -71,12 +71,6 @@ class MultiOutput(Output):
                 pass
 
 
-def stderr_line(line: str) -> None:
-    """One line on stderr; on a terminal it first clears a pending ``\\r`` status line."""
-    clear = "\r\x1b[K" if sys.stderr.isatty() else ""
-    print(clear + line, file=sys.stderr, flush=True)
-
-
 def partial_path(path: str | Path) -> Path:
     """Where an output is written until it is closed: ``dir/.name.partial.suffix`` (same folder, so the
     final rename is atomic, and the suffix kept, so a video writer still picks its container)."""
@@ -117,17 +111,12 @@ class AtomicText:
                 self.tmp.unlink(missing_ok=True)
 
 
-def open_text(path: str | Path, what: str, newline: str | None = None) -> AtomicText:
-    """Open a text output (``AtomicText``), creating its folder; an OutputError naming it when that fails."""
-    return AtomicText(path, what, newline)
-
-
 class TextOutput(Output):
     """A text output to a file (``AtomicText``: renamed into place on ``close``) or stdout (``-``)."""
 
     def _open(self, path: str | Path, what: str, newline: str | None = None) -> None:
         self.to_stdout = str(path) == "-"
-        self._file = None if self.to_stdout else open_text(path, what, newline)
+        self._file = None if self.to_stdout else AtomicText(path, what, newline)
         self._f: IO[str] | None = sys.stdout if self._file is None else self._file.file
 
     def close(self) -> None:

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from runtime.outputs.base import Output, OutputError, stderr_line
+from runtime.outputs.base import Output, OutputError
+from runtime.errors import stderr_line
 from runtime.results import FrameResult
 
 DEFAULT_HOST = "127.0.0.1"

@@ -1,0 +1,104 @@
+"""The one run loop of the command lines (``au-edge camera``, ``python -m demo``): a source through the
+detector into outputs, ending the same way after the last frame, a closed window, Ctrl-C or SIGTERM.
+
+- Outputs are opened only once the engine and the source have opened and the first frame came
+  (``open_outputs(source)``), so a failed start never touches an existing file.
+- Each frame goes to every output inside ``INTERRUPTS.atomic()``: a signal waits until the JSONL
+  line, the CSV rows and the recorded frame are all written, so the files agree frame for frame.
+- Closing (the recording's index, the partial files renamed into place) is shielded from a second signal.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from runtime.detector import AUDetector
+from runtime.interrupts import INTERRUPTS, Terminated, exit_code, ignored
+from runtime.outputs import Output, StatusLine
+from runtime.results import FrameResult
+from runtime.sources import FrameSource, open_source
+
+OpenOutputs = Callable[[FrameSource], Output]
+
+
+@dataclass
+class RunStats:
+    """What a run saw: frames, frames with a face, faces beyond ``max_faces``, and how it ended."""
+
+    source: str = ""  # the source's name (a file name, ``camera0``, a URL's last part)
+    frames: int = 0
+    with_face: int = 0
+    beyond: int = 0  # faces found but not processed (over max_faces), summed over frames
+    beyond_max: int = 0  # the most in one frame
+    interrupted: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM (Terminated)
+
+    def add(self, result: FrameResult) -> None:
+        self.frames += 1
+        self.with_face += bool(result.faces)
+        self.beyond += result.faces_beyond_max
+        self.beyond_max = max(self.beyond_max, result.faces_beyond_max)
+
+    @property
+    def exit_code(self) -> int:
+        """0, 130 after Ctrl-C, 143 after SIGTERM."""
+        return exit_code(self.interrupted)
+
+    def summary(self, skipped: Mapping[str, int], max_faces: int) -> str:
+        """The closing line: frames, faces, every skipped frame by reason, faces over the cap, how it ended."""
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) or "none"
+        line = f"{self.frames} frames, {self.with_face} with a face, skipped: {counts}"
+        line += (f", {self.beyond} faces beyond --max-faces {max_faces} not processed (at most {self.beyond_max} "
+                 f"in a frame; raise --max-faces)" if self.beyond else f", faces beyond --max-faces {max_faces}: 0")
+        if self.interrupted is not None:
+            line += " (terminated)" if isinstance(self.interrupted, Terminated) else " (interrupted)"
+        return line
+
+
+def run(det: AUDetector, source: str | int | os.PathLike, open_outputs: OpenOutputs, *,
+        max_frames: int | None = None, status: StatusLine | None = None) -> RunStats:
+    """Every frame of ``source`` through ``det`` into the outputs ``open_outputs(opened_source)`` returns.
+
+    Args:
+        det: the detector (its running mode, unless set, follows the source: ``detector.running_mode``).
+        source: anything ``open_source`` takes.
+        open_outputs: called once, after the first frame came, with the open source (its ``kind``,
+            ``is_image`` and ``name`` say what it is).
+        max_frames: stop after this many frames.
+        status: the status line to update per frame.
+
+    Returns:
+        The run's ``RunStats`` (``interrupted`` set after Ctrl-C / SIGTERM; the outputs are closed then too).
+
+    Raises:
+        SourceError, OutputError, ValueError: a source, output or option that fails (one line each); the
+        outputs opened so far are closed with the frames written until then.
+    """
+    stats = RunStats()
+    src: FrameSource | None = None
+    stream = outputs = None
+    try:
+        src = open_source(source)
+        stats.source = src.name
+        stream = det.stream_frames(src, max_frames=max_frames)
+        for result, image in stream:
+            if outputs is None:
+                outputs = open_outputs(src)
+            with INTERRUPTS.atomic():
+                outputs.write(result, image)
+            stats.add(result)
+            if status is not None:
+                status.update(result)
+            if outputs.quit_requested:
+                break
+    except KeyboardInterrupt as e:
+        stats.interrupted = e
+    finally:
+        with ignored():
+            if stream is not None:
+                stream.close()
+            if src is not None:
+                src.close()
+            if outputs is not None:
+                outputs.close()
+    return stats
