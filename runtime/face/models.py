@@ -7,12 +7,11 @@ install needs nothing but PyPI, and a robot without network can be given a folde
 from __future__ import annotations
 
 import os
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import AUEdgeError
+from runtime.errors import AUEdgeError, stderr_line
 from runtime.litert import make_interpreter
 from runtime.wheel_files import fetch_wheel_files, sha256
 
@@ -88,8 +87,8 @@ def resolve(face_model: str | Path | None = None, detector: str = "full") -> Fac
     if "detector" not in found or "mesh" not in found:
         if source is not None:
             missing = f"{detector}-range detector" if "detector" not in found else "face mesh"
-            print(f"au-edge: {source} has no {missing}; taking it from "
-                  f"mediapipe {MEDIAPIPE_VERSION} ({cache_dir()})", file=sys.stderr)
+            stderr_line(f"au-edge: {source} has no {missing}; taking it from mediapipe {MEDIAPIPE_VERSION} "
+                        f"({cache_dir()})")
         for role, mf in _from_cache(detector).items():
             found.setdefault(role, mf)
     return FaceModels(detector=found["detector"], mesh=found["mesh"])
@@ -162,12 +161,10 @@ def fetch_from_pypi(dest: Path) -> None:
     Raises:
         FaceModelError: pip failed (network, proxy) or a file's sha256 does not match.
     """
-    print(f"au-edge: fetching the face models (mediapipe=={MEDIAPIPE_VERSION} wheel, ~35 MB) from PyPI "
-          f"into {dest} ...", file=sys.stderr, flush=True)
     fetch_wheel_files(f"mediapipe=={MEDIAPIPE_VERSION}", WHEEL_FILES, dest, FaceModelError, _FIX,
                       pip_args=("--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
-                                "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"))
-    print(f"au-edge: face models ready in {dest}", file=sys.stderr, flush=True)
+                                "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"),
+                      what="the face models", size="~35 MB")
 
 
 def load_interpreter(model: ModelFile, threads: int | None):

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from runtime.outputs.base import Output
 from runtime.errors import stderr_line
+from runtime.outputs.base import Output
 from runtime.outputs.draw import Annotator
 from runtime.results import FrameResult
 

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from runtime.outputs.base import Output, OutputError
 from runtime.errors import stderr_line
+from runtime.outputs.base import Output, OutputError
 from runtime.results import FrameResult
 
 DEFAULT_HOST = "127.0.0.1"

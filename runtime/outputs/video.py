@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.outputs.base import Output, OutputError, partial_path
 from runtime.errors import stderr_line
+from runtime.outputs.base import Output, OutputError, partial_path
 from runtime.outputs.draw import Annotator
 from runtime.results import FrameResult
 

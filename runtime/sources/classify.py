@@ -16,7 +16,6 @@ from runtime.errors import SourceError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp",
                             ".pbm", ".pgm", ".ppm", ".pnm", ".jp2", ".avif"})
 URL_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://")
-KINDS = ("camera", "video", "image", "folder", "url", "gst")
 IMAGE_KINDS = frozenset({"image", "folder"})  # each frame an unrelated photo: the detector's image mode
 LIVE_KINDS = frozenset({"camera", "url", "gst"})  # newest frame only, reconnect when lost
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from runtime.bgr import as_bgr
 from runtime.errors import SourceError
-from runtime.sources.classify import IMAGE_SUFFIXES, SourceSpec
+from runtime.sources.classify import IMAGE_KINDS, IMAGE_SUFFIXES, SourceSpec
 
 _MAX_CORRUPT_RUN = 30  # consecutive unreadable frames tried before a video is given up as ended
 _EOF_PROBES = 2  # extra reads at a failure when the container does not know its frame count
@@ -222,7 +222,7 @@ def reader_for(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float,
     """
     from cv2 import videoio_registry
 
-    if spec.kind in ("image", "folder"):
+    if spec.kind in IMAGE_KINDS:
         return ImageReader(spec, image_fps)
     if spec.kind == "url":
         api = cv2.CAP_FFMPEG if videoio_registry.hasBackend(cv2.CAP_FFMPEG) else cv2.CAP_ANY
