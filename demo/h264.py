@@ -43,7 +43,8 @@ def to_h264(ffmpeg: str, src: Path, dst: Path) -> None:
     """
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(src), "-map", "0:v:0",
            "-c:v", "libx264", "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p",
-           "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2:out_range=tv,format=yuv420p", "-color_range", "tv", "-fps_mode", "passthrough",
+           "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2:out_range=tv,format=yuv420p", "-color_range", "tv",
+           "-fps_mode", "passthrough",
            "-movflags", "+faststart", "-an", str(dst)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not dst.is_file():

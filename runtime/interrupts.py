@@ -58,36 +58,27 @@ class Interrupts:
 INTERRUPTS = Interrupts()
 
 
-def _install(handler) -> dict:
+@contextlib.contextmanager
+def _signals_to(handler) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` inside the block; the previous handlers come back after it."""
     old = {}
     for sig in SIGNALS:
         try:
             old[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread (called from a library thread): signals stay as they are
             pass
-    return old
-
-
-def _restore(old: dict) -> None:
-    for sig, handler in old.items():
-        signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def handled() -> Iterator[None]:
-    """Ctrl-C and SIGTERM go to ``INTERRUPTS`` inside the block; the previous handlers come back after it."""
-    old = _install(INTERRUPTS.handler)
     try:
         yield
     finally:
-        _restore(old)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
-@contextlib.contextmanager
-def ignored() -> Iterator[None]:
+def handled() -> contextlib.AbstractContextManager[None]:
+    """Ctrl-C and SIGTERM go to ``INTERRUPTS`` inside the block (a command's whole run)."""
+    return _signals_to(INTERRUPTS.handler)
+
+
+def ignored() -> contextlib.AbstractContextManager[None]:
     """Neither signal interrupts the block (closing the outputs after the run ended)."""
-    old = _install(signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        _restore(old)
+    return _signals_to(signal.SIG_IGN)

@@ -152,7 +152,8 @@ def _draw_face(image: np.ndarray, face: FaceAU, scale: float) -> None:
     cv2.rectangle(image, (x, y), (x + w, y + h), color, thick, cv2.LINE_AA)
     _text(image, f"id {face.track_id}  {face.score:.2f}", (x, max(12, y - int(5 * scale))), 0.45 * scale, color)
     for (px, py), pc in zip(np.asarray(face.landmarks5)[:, :2], POINT_COLORS):
-        cv2.circle(image, (int(round(float(px))), int(round(float(py)))), max(2, round(2.5 * scale)), pc, -1, cv2.LINE_AA)
+        center = (int(round(float(px))), int(round(float(py))))
+        cv2.circle(image, center, max(2, round(2.5 * scale)), pc, -1, cv2.LINE_AA)
 
 
 def _draw_bars(image: np.ndarray, face: FaceAU, aus: Sequence[str], rect: Rect, scale: float) -> None:
