@@ -220,7 +220,7 @@ def test_au_edge_runs_every_command_of_its_table(capsys):
     from au_edge_cli import COMMANDS, main
     from runtime.cli import COMMANDS as RUNTIME_COMMANDS
 
-    assert list(COMMANDS) == ["camera", "bench", "pipeline", "parity", "soak", "jitter", "report", "facts"]
+    assert {"camera", "bench", "pipeline", "parity", "soak", "jitter", "report", "facts"} <= set(COMMANDS)
     assert RUNTIME_COMMANDS.items() <= COMMANDS.items()
     assert all(cmd.module.startswith("runtime.") for cmd in RUNTIME_COMMANDS.values())
     for name, cmd in COMMANDS.items():
