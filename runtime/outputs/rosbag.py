@@ -47,7 +47,7 @@ def typestore():
         MissingDependency: rosbags is not installed (one line with the install command).
     """
     try:
-        from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+        from rosbags.typesys import Stores, get_types_from_msg, get_typestore
     except ImportError:
         raise MissingDependency("rosbags (for --rosbag)", ROSBAGS_HINT) from None
     store = get_typestore(Stores.ROS2_JAZZY)
@@ -58,7 +58,14 @@ def typestore():
 
 def _offered_qos():
     """The QoS recorded for every topic, so ``ros2 bag play`` offers what the live node offers."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    from rosbags.interfaces import (
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
 
     unspecified = QosTime(0, 0)  # rmw's "default" for deadline, lifespan and lease (infinite)
     return Qos(QosHistory.KEEP_LAST, d.QOS_DEPTH, QosReliability.RELIABLE, QosDurability.VOLATILE,

@@ -19,7 +19,7 @@ import importlib
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from runtime.errors import AUEdgeError, MissingDependency
@@ -81,7 +81,7 @@ def import_rclpy():
     return rclpy
 
 
-@lru_cache(maxsize=None)
+@cache
 def ros_message_class(msgtype: str) -> type:
     """``"hri_msgs/msg/IdsList"`` -> rclpy's generated class ``hri_msgs.msg.IdsList``.
 
