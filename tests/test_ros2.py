@@ -21,6 +21,7 @@ import pytest
 from runtime.results import FaceAU, FrameResult
 from runtime.ros2.images import image_to_bgr
 from runtime.ros2.messages import (
+    FaceIds,
     FacialActionUnits,
     IdsList,
     RegionOfInterest,
@@ -88,6 +89,12 @@ def test_frame_messages_empty_frame_ids_and_bad_input():
     assert all(ROS_NAME_TOKEN.match(face_id(n)) for n in (0, 1, 99999, 10**7))
     shifted = frame_messages(FrameResult(0, 1.0, [_face(2, (0, 0, 4, 4), {})]), (8, 8), track_id_offset=5)
     assert shifted[0].msg.ids == ["f00007"] and shifted[1].topic == "/humans/faces/f00007/roi"
+    ids = FaceIds()  # image mode: every photo numbers its faces from 1
+    first = ids.messages(FrameResult(0, 0.0, [_face(1, (0, 0, 4, 4), {}), _face(2, (4, 4, 4, 4), {})]), (8, 8))
+    ids.restart()
+    second = ids.messages(FrameResult(1, 1.0, [_face(1, (0, 0, 4, 4), {})]), (8, 8), frame_id="x")
+    assert first[0].msg.ids == ["f00001", "f00002"] and second[0].msg.ids == ["f00003"]
+    assert second[0].msg.header.frame_id == "x"
     exact = frame_messages(FrameResult(0, 1.0), (8, 8), stamp_s=Time(1733500000, 123456789))
     assert exact[0].msg.header.stamp == Time(1733500000, 123456789)  # an image's stamp, kept to the ns
     with pytest.raises(ValueError, match="track_id"):

@@ -32,7 +32,7 @@ from runtime.errors import MissingDependency
 from runtime.outputs.base import Output, OutputError
 from runtime.results import FrameResult
 from runtime.ros2 import definitions as d
-from runtime.ros2.messages import build, frame_messages
+from runtime.ros2.messages import FaceIds, build
 
 ROSBAGS_HINT = "pip install 'au-edge[ros]' (or: pip install rosbags)"
 # rosbag2 metadata version 8 (QoS profiles as a YAML string): the older of the two versions rosbags
@@ -97,7 +97,7 @@ class RosbagOutput(Output):
                  image_mode: bool = False):
         self.path = Path(path)
         self.image_mode = image_mode
-        self._id_offset = 0
+        self.ids = FaceIds()
         self.frame_id = frame_id
         self.wall_clock = wall_clock_stamps(source)
         self._origin_s: float | None = None
@@ -144,10 +144,9 @@ class RosbagOutput(Output):
         if frame_bgr is None:
             raise OutputError("--rosbag needs each frame's size to clip the face boxes; none was given")
         height, width = frame_bgr.shape[:2]
-        messages = frame_messages(result, (width, height), frame_id=self.frame_id, stamp_s=self._stamp_s(result),
-                                  track_id_offset=self._id_offset)
-        if self.image_mode and result.faces:
-            self._id_offset += max(f.track_id for f in result.faces)
+        messages = self.ids.messages(result, (width, height), frame_id=self.frame_id, stamp_s=self._stamp_s(result))
+        if self.image_mode:  # the next photo numbers its faces from 1 again
+            self.ids.restart()
         # Bag time = header stamp; kept non-decreasing so players replay in frame order.
         ns = max(messages[0].msg.header.stamp.to_nanoseconds(), self._last_ns, 0)
         self._last_ns = ns

@@ -16,7 +16,8 @@ Per frame, in this order:
 
 Face ids: ``f`` + the track id with at least five digits (``f00001``), the deterministic form of
 ROS4HRI's hri_face_detect; a valid ROS name token, unique for the life of a track (REP-155 face
-ids are not persistent). Stamps: the frame's time (``FrameResult.time_s``, or ``stamp_s``).
+ids are not persistent); ``FaceIds`` keeps them unique where track ids start again from 1 (image
+mode, a detector reset). Stamps: the frame's time (``FrameResult.time_s``, or ``stamp_s``).
 """
 from __future__ import annotations
 
@@ -185,6 +186,28 @@ def frame_messages(result: FrameResult, frame_size: tuple[int, int], *, frame_id
         out.append(TopicMessage(face_topic(fid, "roi"), region_of_interest(face.bbox, width, height)))
         out.append(TopicMessage(face_topic(fid, "facs"), facial_action_units(face, header)))
     return out
+
+
+class FaceIds:
+    """Keeps REP-155 face ids unique when the runtime's track ids start again from 1.
+
+    That happens on every photo in image mode and after ``AUDetector.reset()``; a face id must still
+    name one face, so after ``restart()`` ids continue above the highest one issued so far.
+    """
+
+    def __init__(self) -> None:
+        self.offset = self.highest = 0
+
+    def messages(self, result: FrameResult, frame_size: tuple[int, int], **kw: Any) -> list[TopicMessage]:
+        """``frame_messages`` with the current offset (keywords as there, ``track_id_offset`` excepted)."""
+        out = frame_messages(result, frame_size, track_id_offset=self.offset, **kw)
+        for face in result.faces:
+            self.highest = max(self.highest, face.track_id + self.offset)
+        return out
+
+    def restart(self) -> None:
+        """Track ids start again from 1: the next ids continue after the highest one issued."""
+        self.offset = self.highest
 
 
 def build(msg: Any, message_class: Callable[[str], type]) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 from runtime.errors import AUEdgeError, MissingDependency
 from runtime.ros2.definitions import QOS_DEPTH
 from runtime.ros2.images import image_to_bgr
-from runtime.ros2.messages import Time, build, frame_messages
+from runtime.ros2.messages import FaceIds, Time, build
 from runtime.ros2.publish import FramePublisher
 
 PROG = "au-edge ros2"
@@ -123,7 +123,7 @@ class ImageHandler:
                  log: Callable[[str], None] = print):
         self.det, self.publisher, self.frame_id, self.log = det, publisher, frame_id, log
         self.last_t: float | None = None
-        self.id_offset = self.max_id = 0
+        self.ids = FaceIds()
         self.skipped: Counter[str] = Counter()
         self._warned: set[str] = set()
 
@@ -146,18 +146,16 @@ class ImageHandler:
             return
         if self.last_t is not None and t < self.last_t:
             self.det.reset()
-            self.id_offset = self.max_id
+            self.ids.restart()
             self.log(f"au-edge: image time went back ({self.last_t:.3f} s -> {t:.3f} s): tracking restarted")
         self.last_t = t
         result = self.det.process(frame, t)
-        for face in result.faces:
-            self.max_id = max(self.max_id, face.track_id + self.id_offset)
         frame_id = self.frame_id or msg.header.frame_id or "camera"
-        self.publisher.publish(frame_messages(result, (frame.shape[1], frame.shape[0]), frame_id=frame_id,
-                                              stamp_s=stamp, track_id_offset=self.id_offset))
+        self.publisher.publish(self.ids.messages(result, (frame.shape[1], frame.shape[0]), frame_id=frame_id,
+                                                 stamp_s=stamp))
 
 
-def _detector(args: argparse.Namespace, mode: str = "video"):
+def _detector(args: argparse.Namespace, mode: str | None):
     from runtime.detector import AUDetector
 
     extra = {} if args.detect_every is None else {"detect_every": args.detect_every}
@@ -168,17 +166,17 @@ def _detector(args: argparse.Namespace, mode: str = "video"):
 def _run_source(rclpy: Any, node: Any, det: Any, frames: FramePublisher, args: argparse.Namespace) -> None:
     source: str | int = int(args.source) if str(args.source).isdigit() else args.source
     origin_ns: int | None = None
-    offset = 0  # image mode (photo folders): ids continue across photos, one id per face
+    ids = FaceIds()
     for result, image in det.stream_frames(source, max_frames=args.max_frames):
         if not rclpy.ok():
             break
         if origin_ns is None:  # the source's clock, anchored to the node's clock at the first frame
             origin_ns = node.get_clock().now().nanoseconds - round(result.time_s * 1e9)
         ns = origin_ns + round(result.time_s * 1e9)
-        frames.publish(frame_messages(result, (image.shape[1], image.shape[0]), frame_id=args.frame_id or "camera",
-                                      stamp_s=Time(*divmod(ns, 1_000_000_000)), track_id_offset=offset))
-        if det.running_mode == "image" and result.faces:
-            offset += max(f.track_id for f in result.faces)
+        frames.publish(ids.messages(result, (image.shape[1], image.shape[0]), frame_id=args.frame_id or "camera",
+                                    stamp_s=Time(*divmod(ns, 1_000_000_000))))
+        if det.running_mode == "image":  # the next photo numbers its faces from 1 again
+            ids.restart()
         rclpy.spin_once(node, timeout_sec=0.0)
 
 
