@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--publish", metavar="udp://HOST:PORT", help="UDP JSON datagram per frame (127.0.0.1 only "
                    "unless --allow-remote)")
     p.add_argument("--allow-remote", action="store_true", help="let --publish send to a non-loopback host")
+    p.add_argument("--rosbag", metavar="DIR", help="ROS 2 bag (rosbag2, MCAP) of the REP-155 topics "
+                   "/humans/faces/...; DIR must not exist (needs au-edge[ros]; see docs/ros2.md)")
+    p.add_argument("--ros-frame-id", default="camera", metavar="ID", help="header frame_id of the --rosbag "
+                   "messages (default: camera)")
     p.add_argument("--max-faces", type=number(int, 1), default=4, help="faces tracked at once (default 4)")
     p.add_argument("--max-frames", type=number(int, 1), default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--detect-every", type=number(int, 0), default=None, metavar="N",
@@ -119,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         stats = run_loop(det, args.source, lambda src: build_outputs(
             aus=det.aus, jsonl=args.jsonl, csv=args.csv, record=args.record, show=_show_default(args),
             publish=args.publish, allow_remote=args.allow_remote, csv_format=args.csv_format,
-            image_source=src.is_image), max_frames=args.max_frames, status=status)
+            image_source=src.is_image, rosbag=args.rosbag, ros_frame_id=args.ros_frame_id, source=args.source,
+            image_mode=det.running_mode == "image"), max_frames=args.max_frames, status=status)
     finally:
         det.close()
     status.finish(stats.summary(det.skipped, args.max_faces))

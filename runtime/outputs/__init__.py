@@ -1,4 +1,5 @@
-"""Where results go: JSONL, CSV (ours or OpenFace 2's), an annotated video, a window, UDP datagrams.
+"""Where results go: JSONL, CSV (ours or OpenFace 2's), an annotated video, a window, UDP datagrams,
+a ROS 2 bag (REP-155 topics).
 
 Every output has ``write(result, frame_bgr)`` and ``close()``; ``MultiOutput`` fans out to several.
 ``build_outputs`` maps the ``python -m runtime.camera`` flags onto them; ``StatusLine`` is the stderr
@@ -14,6 +15,7 @@ from runtime.outputs.csvfile import CsvOutput
 from runtime.outputs.draw import Annotator, draw_result
 from runtime.outputs.jsonl import JsonlOutput
 from runtime.outputs.openface import OpenFaceCsvOutput
+from runtime.outputs.rosbag import RosbagOutput
 from runtime.outputs.show import ShowOutput
 from runtime.outputs.status import StatusLine
 from runtime.outputs.udp import UdpPublisher
@@ -28,6 +30,7 @@ __all__ = [
     "OpenFaceCsvOutput",
     "Output",
     "OutputError",
+    "RosbagOutput",
     "ShowOutput",
     "StatusLine",
     "UdpPublisher",
@@ -41,12 +44,16 @@ CSV_FORMATS = ("default", "openface")
 def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | None = None,
                   record: str | None = None, show: bool = False, publish: str | None = None,
                   allow_remote: bool = False, record_fps: float | None = None, csv_format: str = "default",
-                  image_source: bool = False) -> MultiOutput:
+                  image_source: bool = False, rosbag: str | None = None, ros_frame_id: str = "camera",
+                  source: str | int | None = None, image_mode: bool = False) -> MultiOutput:
     """The outputs the CLI flags ask for, opened now so bad paths/hosts fail before the first frame.
 
     Args:
         csv_format: ``"default"`` (CONTRACTS.md) or ``"openface"`` (OpenFace 2 FeatureExtraction).
         image_source: the source is an image file or folder (the OpenFace CSV then names the file).
+        rosbag: a new rosbag2 (MCAP) folder for the REP-155 topics; ``ros_frame_id`` is its header
+            frame id, ``source`` (the source spec) decides its stamps and ``image_mode`` (the detector's
+            running mode is "image") its face ids (``outputs.rosbag``).
 
     Raises:
         OutputError, ValueError: an output that cannot be opened or a bad value (one line each).
@@ -65,6 +72,8 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
                            else CsvOutput(csv, aus))
         if publish:
             outputs.append(UdpPublisher(publish, allow_remote=allow_remote))
+        if rosbag:
+            outputs.append(RosbagOutput(rosbag, frame_id=ros_frame_id, source=source, image_mode=image_mode))
         if record:
             outputs.append(VideoRecorder(record, aus, fps=record_fps, annotator=annotator))
         if show:
