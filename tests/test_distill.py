@@ -149,6 +149,20 @@ def test_student_config_rejects_bad_values():
         StudentConfig.from_dict({"arch": "mobilenetv2_100", "pretrained": True})
 
 
+def test_student_config_takes_quoted_numbers_and_refuses_words_in_one_line():
+    """The one config loader: ``temperature: "2"`` (YAML or key=value) is the number 2, as for the
+    teacher's and the run's keys; a word is one line naming the key, never a TypeError."""
+    from train.config import TrainConfig
+
+    cfg = TrainConfig.from_yaml(SMOKE_DISTILL, ['model.temperature="2"', "model.pretrained=no"])
+    student = StudentConfig.from_dict(cfg.model)
+    assert student.temperature == 2.0 and isinstance(student.temperature, float) and student.pretrained is False
+    with pytest.raises(ValueError, match=r"^model\.temperature: expected float, got 'two'$"):
+        StudentConfig.from_dict({"temperature": "two"})
+    with pytest.raises(ValueError, match="model.temperature must be > 0"):
+        StudentConfig.from_dict({"temperature": "0"})
+
+
 # -- loss terms ---------------------------------------------------------------------------------
 
 def test_soft_bce_matches_the_formula_and_is_minimal_at_the_teacher():

@@ -287,6 +287,22 @@ def test_cli_one_line_errors(setup, capsys, tmp_path):
     assert rc == 2 and "twice" in err
 
 
+@pytest.mark.parametrize("formats, option, takers", [
+    ("onnx", ["--fp16"], "tflite"),
+    ("onnx,onnx-int8", ["--tflite-layout", "NCHW"], "tflite, tflite-int8"),
+    ("tflite", ["--opset", "18"], "onnx, onnx-int8"),
+    ("onnx", ["--calib-size", "64"], "onnx-int8, tflite-int8"),
+])
+def test_an_option_no_requested_format_takes_is_one_line(formats, option, takers, setup, capsys, tmp_path):
+    """Ultralytics' validate_args: an option is checked against the format table, not ignored."""
+    out = tmp_path / "o"
+    rc, err = _main(capsys, "--checkpoint", setup["ckpt"], "--calib", setup["cache"], "--out", out,
+                    "--formats", formats, *option)
+    assert rc == 2 and err.count("\n") == 0, err
+    assert f"{option[0]} does not apply to --formats {formats} (it applies to {takers})" in err
+    assert not out.exists()  # refused before anything was built
+
+
 @pytest.mark.parametrize("out_size", [64, 112])
 def test_export_crops_are_the_runtime_input_within_a_grey_level(out_size, data_dir, face_model):
     """Export resizes the cached 256-px crop (``resize_crop``, as training does); the runtime warps
