@@ -9,7 +9,6 @@ renders on one side; the held-out identities (``train.data.holdout``) are never 
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,8 +17,10 @@ import numpy as np
 
 from runtime.align import alignment_matrix, five_points, transform_points, warp
 from runtime.aus import DEFAULT_MODEL_AUS, au_name
-from train.data.cache import LABEL_KINDS, N_LANDMARKS, CacheData, empty_arrays, quarter_flow, write_shard
+from train.data.cache import CacheData
 from train.data.holdout import is_held_out_subject
+from train.data.records import LABEL_KINDS
+from train.data.shards import ShardWriter, cache_meta, write_meta
 
 DATASET_OF_FOLDER = {"neutral": "london", "canada": "canada", "people": "people"}
 
@@ -66,42 +67,17 @@ def ict_cache(folders: Sequence[str | Path], out: str | Path, n: int, seed: int,
     names = [au_name(a) for a in aus]
     batch = ICTBatch(folders, n, seed, model=model, face_model=face_model, keep=trainable)
     subjects = sorted({photo_subject(p) for p in batch.photos})
-    meta = {"dataset": "ict", "aus": names, "crop_size": crop_size, "template": "default", "scale": 1.0,
-            "subjects": subjects, "videos": ["ict"], "label_kinds": list(LABEL_KINDS), "n_landmarks": N_LANDMARKS,
-            "seed": seed, "n": n}
-    (out / "meta.json").write_text(json.dumps(meta, indent=1))
-    arrays, count, shard = empty_arrays(shard_size, len(names), crop_size), 0, 0
-    labels_all, masks_all = [], []
-
-    def flush() -> None:
-        nonlocal arrays, count, shard
-        if count:
-            write_shard(out, shard, arrays, count, {})
-            labels_all.append(arrays["labels"][:count].copy())
-            masks_all.append(arrays["mask"][:count].copy())
-            shard, count = shard + 1, 0
-            arrays = empty_arrays(shard_size, len(names), crop_size)
-
+    write_meta(out, cache_meta("ict", names, crop_size, subjects, ["ict"], seed=seed, n=n))
+    shards = ShardWriter(out, len(names), crop_size, shard_size)
     for s in tqdm(batch, total=n, desc="ICT warps", unit="render", disable=not progress):
         crop, p5, points, flow = align_sample(s.image, s.points, s.flow, crop_size)
-        j = count
-        arrays["image"][j] = crop
-        arrays["points5"][j] = p5
-        arrays["landmarks"][j, :len(points)] = points[:N_LANDMARKS]
-        arrays["labels"][j] = [s.labels.get(a, 0) for a in names]
-        arrays["mask"][j] = [a in s.labels for a in names]
-        arrays["intensity"][j] = [5.0 * s.weights.get(int(a[2:]), 0.0) for a in names]
-        arrays["kind"][j] = LABEL_KINDS.index("synthetic")
-        arrays["subject"][j] = subjects.index(photo_subject(Path(s.face_id + ".jpg")))
-        arrays["frame"][j] = s.index
-        arrays["flow"][j] = quarter_flow(flow)
-        arrays["flow_valid"][j] = True
-        count += 1
-        if count == shard_size:
-            flush()
-    flush()
-    labels = np.concatenate(labels_all) if labels_all else np.zeros((0, len(names)))
-    masks = np.concatenate(masks_all) if masks_all else np.zeros((0, len(names)), bool)
+        shards.add(image=crop, points5=p5, landmarks=points, labels=[s.labels.get(a, 0) for a in names],
+                   mask=[a in s.labels for a in names],
+                   intensity=[5.0 * s.weights.get(int(a[2:]), 0.0) for a in names],
+                   kind=LABEL_KINDS.index("synthetic"),
+                   subject=subjects.index(photo_subject(Path(s.face_id + ".jpg"))), frame=s.index, flow=flow)
+    shards.flush()
+    labels, masks = shards.labels_and_masks()
     manifest = {"dataset": "ict", "frames": n, "frames_with_face": len(CacheData(out)), "subjects": len(subjects),
                 "labels": label_counts(labels, masks, names), "label_kind": "synthetic",
                 "skipped": dict(batch.skipped)}

@@ -5,7 +5,6 @@ Per face two rows: neutral and single AUs at intensity E, then the six prototype
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import cv2
 import numpy as np
 
 from runtime.face import FaceStage
+from train.cli import OneLineParser, guarded
 from train.data.ict.facs import FACS_WEIGHT, PROTOTYPES
 from train.data.ict.model import load_ict
 from train.data.ict.projection import correspond
@@ -57,17 +57,16 @@ def contact_sheet(data: Path, faces: list[str], seed: int = 0) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train.data.ict.sheet", description=__doc__.split("\n")[0])
+    ap = OneLineParser(prog="python -m train.data.ict.sheet", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="the open data folder (AU_DATA_DIR)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--faces", nargs="+", default=["001", "002"])
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    try:
-        sheet = contact_sheet(args.data, args.faces, args.seed)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return guarded(_run, ap.parse_args(argv))
+
+
+def _run(args) -> int:
+    sheet = contact_sheet(args.data, args.faces, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), sheet)
     print(f"wrote {args.out}")
