@@ -37,6 +37,11 @@ RELIABLE = 0.5  # score at and above which a face counts as a success (OpenFace 
 CALIBRATION: dict[int, tuple[float, float]] = {468: (13.0, 4.5), 478: (4.4, 0.2)}
 
 
+def success(score: float) -> bool:
+    """Whether a face with this ``score`` counts as found well (the CSVs' ``success`` column)."""
+    return float(score) >= RELIABLE
+
+
 def presence(logit: float) -> float:
     """The mesh's own face probability (MediaPipe's tracking test: >= 0.5 keeps a track)."""
     return 1.0 / (1.0 + math.exp(-max(-80.0, min(80.0, logit))))
