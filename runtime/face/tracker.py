@@ -8,9 +8,12 @@ runs only when needed (a *search*, ``runtime.face.search``):
   without any face;
 - with one range, the ranges taking turns (the short-range model costs a quarter of the
   full-range one): while no face is tracked, while a lost track waits, every ``detect_every``
-  frames while fewer than ``max_faces`` are tracked (newcomers), and every ``WEAK_RETRY`` frames
-  while a tracked face scores below ``quality.RELIABLE`` (the mesh is losing it: a detection may
-  put its ROI right again).
+  frames while fewer than ``max_faces`` are tracked (newcomers), and while a tracked face scores
+  below ``quality.RELIABLE`` (the mesh is losing it: a detection may put its ROI right again)
+  after ``WEAK_RETRY`` frames, then after twice as long each time it stays weak (up to
+  ``WEAK_RETRY_MAX``): a hand held over the face costs a few searches, not one every 3 frames.
+  Such a search uses the short-range model alone when the weak faces are large (``NEAR_FACE``),
+  as MediaPipe's tasks choose their detector by face size.
 
 A face is lost when the mesh's presence drops below ``min_presence`` (a blink into a blur, a hand
 in front, a dropped frame); its track is kept for ``grace_frames`` frames, its mesh tried again at
@@ -41,8 +44,10 @@ DUPLICATE_IOU = 0.5  # as MediaPipe's AssociationNormRectCalculator (min_similar
 SAME_FACE_IOS = 0.5  # landmark boxes: intersection over the smaller one above this = one face
 REASSOCIATE_IOU = 0.3  # a detection this close to a lost track's last ROI is that face again
 GRACE_FRAMES = 8  # ~0.3 s at 25-30 fps: a blink, a blurred or dropped frame, a hand passing
-WEAK_RETRY = 3  # frames between searches while a tracked face scores below RELIABLE
+WEAK_RETRY = 3  # frames before the first search while a tracked face scores below RELIABLE
+WEAK_RETRY_MAX = 24  # the longest wait between such searches (the wait doubles)
 VIDEO_TILES = 2  # tiles of a large frame per full-range search in video mode (they take turns)
+NEAR_FACE = 0.2  # of the frame's long side: a face this large the short-range model finds alone
 
 
 @dataclass
@@ -52,17 +57,17 @@ class Track:
     logit: float           # the mesh's face logit
     score: float           # quality.confidence of the logit
     roi: R.Roi             # where the face is looked for in the next frame
+    bbox: np.ndarray       # x0, y0, x1, y1 of the landmarks
     missed: int = 0        # consecutive frames without the face (0: seen in this frame)
 
     def box(self) -> np.ndarray:
         """x0, y0, x1, y1 of the landmarks."""
-        xy = self.landmarks[:, :2]
-        return np.concatenate([xy.min(0), xy.max(0)])
+        return self.bbox
 
     def take(self, view: Track) -> None:
         """Follow the face to a new view of it (keeping this track's id)."""
-        self.landmarks, self.logit, self.score, self.roi, self.missed = (
-            view.landmarks, view.logit, view.score, view.roi, 0)
+        self.landmarks, self.logit, self.score, self.roi, self.bbox, self.missed = (
+            view.landmarks, view.logit, view.score, view.roi, view.bbox, 0)
 
 
 class Tracker:
@@ -89,6 +94,8 @@ class Tracker:
         self._next_id = 1
         self._since_detect = 0
         self._empty = 0  # consecutive frames without any tracked face
+        self._weak_wait = WEAK_RETRY  # frames between searches while a face scores low
+        self._frame_side = 1  # the last frame's long side (px)
         self.beyond_max = 0
         self.cut = False
         if self.cuts is not None:
@@ -98,6 +105,7 @@ class Tracker:
         """Follow the tracked faces into this frame, searching for (new or lost) ones when due."""
         self._since_detect += 1
         self.beyond_max = 0
+        self._frame_side = max(frame.shape[:2])
         self.cut = self.cuts is not None and self.cuts(frame)
         if self.cut:
             self.tracks = []
@@ -128,17 +136,29 @@ class Tracker:
             return self.search.ranges, None
         if any(t.missed == 1 for t in lost):
             return self.search.ranges, VIDEO_TILES
-        weak = self._since_detect >= WEAK_RETRY and any(t.score < RELIABLE for t in seen)
+        weak = [t for t in seen if t.score < RELIABLE]
+        if not weak:
+            self._weak_wait = WEAK_RETRY
+        elif self._since_detect >= self._weak_wait:
+            self._weak_wait = min(2 * self._weak_wait, WEAK_RETRY_MAX)
+            if not lost and seen and self.search.short is not None and all(self._near(t) for t in weak):
+                return ("short",), 0  # a face this large is the short-range model's (4x cheaper)
+            return (self.search.next_range(),), VIDEO_TILES
         periodic = (self.detect_every > 0 and self._since_detect >= self.detect_every
                     and len(seen) < self._cap)
-        if not seen or lost or weak or periodic:
+        if not seen or lost or periodic:
             return (self.search.next_range(),), VIDEO_TILES
         return None
+
+    def _near(self, t: Track) -> bool:
+        """Whether a face is large enough for the short-range detector (NEAR_FACE of the frame)."""
+        x0, y0, x1, y1 = t.bbox
+        return max(x1 - x0, y1 - y0) >= NEAR_FACE * self._frame_side
 
     def detect(self, frame: np.ndarray) -> list[Track]:
         """Faces of one image (every detector pass), best detection first, numbered 1..n;
         tracking state untouched (``beyond_max`` is set for this image)."""
-        found = self._new_faces(frame, [], [], self.search.ranges, None)
+        found = self._new_faces(frame, [], [], self.search.ranges, None, refine=True)
         for i, t in enumerate(found, 1):
             t.track_id = i
         return found
@@ -148,16 +168,19 @@ class Tracker:
         lm, logit = self.mesh.run(frame, roi, self.bgr)
         if logit < self._min_logit:
             return None
-        return Track(0, lm, logit, self.mesh.confidence(logit), R.from_landmarks(lm))
+        box = R.landmark_box(lm)
+        return Track(0, lm, logit, self.mesh.confidence(logit), R.from_landmarks(lm, box=box), box)
 
     def _new_faces(self, frame: np.ndarray, existing: list[Track], lost: list[Track],
-                   ranges: tuple[str, ...], tiles: int | None) -> list[Track]:
+                   ranges: tuple[str, ...], tiles: int | None, refine: bool = False) -> list[Track]:
         """Detections the mesh confirms that are not already tracked, up to max_faces in all.
 
         A detection over a lost track's last ROI revives that track (same object, same id; it is
         returned with ``missed = 0``); one over a tracked face updates that track when the mesh is
         surer there (not returned); other new ones come back with ``track_id = 0``. Faces past
-        ``max_faces`` are counted in ``self.beyond_max``, not run through the mesh.
+        ``max_faces`` are counted in ``self.beyond_max``, not run through the mesh. ``refine``
+        (image mode; video mode's next frame does it anyway): a face the mesh is unsure of at
+        the detection's ROI gets a second run at the ROI of its own landmarks.
         """
         dets = self.search.run(frame, self.bgr, ranges, tiles)
         found: list[Track] = []
@@ -179,7 +202,7 @@ class Tracker:
             view = self._mesh(frame, roi)
             if view is None:
                 continue
-            if view.score < RELIABLE:  # a poor detection box: one more mesh run at the face's own ROI
+            if refine and view.score < RELIABLE:  # a poor detection box: the mesh again, at the face's ROI
                 again = self._mesh(frame, view.roi)
                 if again is not None and again.logit > view.logit:
                     view = again
