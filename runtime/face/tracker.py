@@ -10,8 +10,9 @@ runs only when needed (a *search*, ``runtime.face.search``):
   full-range one): while no face is tracked, while a lost track waits, every ``detect_every``
   frames while fewer than ``max_faces`` are tracked (newcomers), and while a tracked face scores
   below ``quality.RELIABLE`` (the mesh is losing it: a detection may put its ROI right again)
-  after ``WEAK_RETRY`` frames, then after twice as long each time it stays weak (up to
-  ``WEAK_RETRY_MAX``): a hand held over the face costs a few searches, not one every 3 frames.
+  after ``WEAK_RETRY`` frames, then after twice as long each time (up to ``WEAK_RETRY_MAX``,
+  back to ``WEAK_RETRY`` after that many frames without a search): a hand held over the face
+  costs a few searches, not one every 3 frames.
   Such a search uses the short-range model alone when the weak faces are large (``NEAR_FACE``),
   as MediaPipe's tasks choose their detector by face size.
 
@@ -138,7 +139,8 @@ class Tracker:
             return self.search.ranges, VIDEO_TILES
         weak = [t for t in seen if t.score < RELIABLE]
         if not weak:
-            self._weak_wait = WEAK_RETRY
+            if self._since_detect >= WEAK_RETRY_MAX:  # a long good stretch: back to quick retries
+                self._weak_wait = WEAK_RETRY
         elif self._since_detect >= self._weak_wait:
             self._weak_wait = min(2 * self._weak_wait, WEAK_RETRY_MAX)
             if not lost and seen and self.search.short is not None and all(self._near(t) for t in weak):
