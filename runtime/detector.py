@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 MIN_FRAME_SIDE = 16  # smaller frames cannot hold a detectable face; they are counted, not run
 MODES = ("video", "image")
 RETIMED = "retimed_frame"  # a source frame whose time did not increase (given last time + 1 ms)
+LARGE_NO_FACE = "large_frame_no_face"  # processed, but a large frame gave no face (FaceStage.hint)
 __all__ = ["MODES", "AUDetector", "running_mode", "to_bgr"]
 
 
@@ -59,9 +60,10 @@ class AUDetector:
 
     Args:
         engine: engine file (``.onnx``, ``.tflite``, ``.trt``...) with its card, or ``"default"``.
-        max_faces: faces tracked at once (the largest/most confident are kept).
+        max_faces: faces tracked at once (the most confident detections are kept); ``None``: no cap.
         face_model: folder or ``.task`` bundle with the face models (else AU_FACE_MODEL, cache, PyPI).
-        detector: ``"full"`` (BlazeFace full range: faces across a room) or ``"short"`` (close-ups).
+        detector: ``"full"`` (both BlazeFace ranges, tiles of large frames: faces of every size) or
+            ``"short"`` (the short-range model alone: faces within ~2 m, cheapest).
         smooth: One Euro smoothing + threshold hysteresis per track (video mode).
         threads: CPU threads for the engines.
         mode: ``"video"``, ``"image"``, or ``None``: video for ``process``, and for ``stream`` chosen
@@ -79,12 +81,12 @@ class AUDetector:
         ValueError: a bad option value, naming it.
     """
 
-    def __init__(self, engine: str | Path | Engine = "default", max_faces: int = 4,
+    def __init__(self, engine: str | Path | Engine = "default", max_faces: int | None = 4,
                  face_model: str | None = None, detector: str = "full", smooth: bool = True,
                  threads: int | None = None, mode: str | None = None, detect_every: int = 10,
                  calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None):
-        if not isinstance(max_faces, int) or max_faces < 1:
-            raise ValueError(f"max_faces must be an integer >= 1, got {max_faces!r}")
+        if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 1):
+            raise ValueError(f"max_faces must be an integer >= 1 or None (no cap), got {max_faces!r}")
         self._mode = running_mode(mode, calibrate_neutral_s=calibrate_neutral_s)  # what process() runs in
         self.neutral = NeutralCalibration(calibrate_neutral_s)  # validates the value
         self.engine = engine if isinstance(engine, Engine) else load_engine(engine, threads=threads)
@@ -146,6 +148,8 @@ class AUDetector:
             return FrameResult(frame=index, time_s=t, latency_ms=(time.perf_counter() - t0) * 1e3)
         # The frame stays BGR: only the small model inputs have their channels swapped.
         faces = self.faces.process(bgr, bgr=True) if video else self.faces.detect(bgr, bgr=True)
+        if self.faces.hint is not None:  # a large frame without a face: say so in the summary
+            self.skipped[LARGE_NO_FACE] += 1
         t1 = time.perf_counter()
         if video and self.smooth_landmarks:
             for f in faces:

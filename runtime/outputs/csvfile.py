@@ -2,8 +2,10 @@
 
 Columns: ``frame, timestamp, face_id, confidence, success, AU01_p, …, AU01_c, …`` (``_p`` probability,
 ``_c`` 0/1 active). ``frame`` is the JSONL frame number (0-based, the source's numbering), ``timestamp``
-the source time in seconds. A no-face row leaves ``face_id`` and the AU columns empty (confidence 0),
-so every processed frame appears and a missing face is never mistaken for AU absence. Plain commas
+the source time in seconds; ``confidence`` is the face's ``score`` and ``success`` is
+``score >= 0.5`` (``runtime.face.quality``). A no-face row leaves ``face_id`` and the AU columns
+empty (confidence 0), so every processed frame appears and a missing face is never mistaken for AU
+absence. Plain commas
 (no OpenFace ", " padding); ``pandas.read_csv`` and OpenFace readers with ``skipinitialspace`` read both.
 For OpenFace 2's own column order and conventions use ``OpenFaceCsvOutput`` (``--csv-format openface``).
 A file is written under a partial name and renamed into place when closed.
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.aus import au_name, au_number
+from runtime.face.quality import success
 from runtime.outputs.base import TextOutput
 from runtime.results import FrameResult
 
@@ -49,7 +52,7 @@ class CsvOutput(TextOutput):
         for face in result.faces:
             probs = [f"{face.au_prob[a]:.4f}" if a in face.au_prob else "" for a in self.aus]
             active = [int(a in face.au_active) if a in face.au_prob else "" for a in self.aus]
-            out.append(head + [int(face.track_id), f"{face.score:.4f}", 1] + probs + active)
+            out.append(head + [int(face.track_id), f"{face.score:.4f}", int(success(face.score))] + probs + active)
         return out
 
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:

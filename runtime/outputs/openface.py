@@ -6,7 +6,7 @@ OpenFace does when they are not requested), then ``AUxx_r`` (intensity, sorted b
 (presence 0/1, sorted), every value after ", " (comma and space). Its conventions, kept here:
 
 - ``frame`` counts from 1; ``face_id`` from 0; ``timestamp`` in seconds (3 decimals); ``confidence``
-  (2 decimals) and ``success`` (0/1);
+  (2 decimals: the face's ``score``) and ``success`` (0/1: ``score >= 0.5``, ``runtime.face.quality``);
 - a frame where no face was found still has a row: ``face_id`` 0, ``success`` 0, zeros everywhere;
 - ``AUxx_r`` only when the model estimates intensity (``intensity_aus``); ours are occurrence models,
   so by default there are none, and no intensity is invented from a probability.
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.aus import au_name, au_number
+from runtime.face.quality import success
 from runtime.outputs.base import TextOutput
 from runtime.results import FrameResult
 
@@ -79,7 +80,8 @@ class OpenFaceCsvOutput(TextOutput):
             r = [f"{float(intensity.get(a, 0.0)):.2f}" for a in self.intensity_aus]
             c = [f"{float(a in face.au_active):.1f}" for a in self.aus]
             p = [f"{float(face.au_prob.get(a, 0.0)):.4f}" for a in self.aus]
-            out.append(head + [str(self._face_id(face.track_id, i)), ts, f"{float(face.score):.2f}", "1"]
+            ok = str(int(success(face.score)))
+            out.append(head + [str(self._face_id(face.track_id, i)), ts, f"{float(face.score):.2f}", ok]
                        + r + c + p + tail)
         return out
 
