@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
             stderr_line(f"au-edge: note: {why}; writing mp4v instead (plays in VLC/mpv, not in browsers)")
         tmp = tempfile.TemporaryDirectory(prefix=".demo-", dir=out)
         record = Path(tmp.name) / "demo.avi" if ffmpeg else out / VIDEO
-        outputs = build_outputs(aus=det.aus, jsonl=str(out / JSONL), csv=str(out / CSV), record=str(record),
-                                show=args.show)
+        outputs = build_outputs(aus=det.output_aus, jsonl=str(out / JSONL), csv=str(out / CSV),
+                                record=str(record), show=args.show)
         status = StatusLine(enabled=not args.quiet)
         frames, interrupted, t0 = 0, False, time.perf_counter()
         try:

@@ -176,10 +176,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         for result, image in stream:
             if outputs is None:  # engine and source are open (the first frame came): now the outputs
-                outputs = build_outputs(aus=det.aus, jsonl=args.jsonl, csv=args.csv, record=args.record,
+                outputs = build_outputs(aus=det.output_aus, jsonl=args.jsonl, csv=args.csv, record=args.record,
                                         show=_show_default(args), publish=args.publish,
                                         allow_remote=args.allow_remote, csv_format=args.csv_format,
-                                        image_source=image_source)
+                                        image_source=image_source, intensity_aus=det.intensity_aus)
             with _INTERRUPTS.atomic():
                 outputs.write(result, image)
             frames += 1

@@ -41,12 +41,13 @@ CSV_FORMATS = ("default", "openface")
 def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | None = None,
                   record: str | None = None, show: bool = False, publish: str | None = None,
                   allow_remote: bool = False, record_fps: float | None = None, csv_format: str = "default",
-                  image_source: bool = False) -> MultiOutput:
+                  image_source: bool = False, intensity_aus: Sequence[str] = ()) -> MultiOutput:
     """The outputs the CLI flags ask for, opened now so bad paths/hosts fail before the first frame.
 
     Args:
         csv_format: ``"default"`` (CONTRACTS.md) or ``"openface"`` (OpenFace 2 FeatureExtraction).
         image_source: the source is an image file or folder (the OpenFace CSV then names the file).
+        intensity_aus: AUs the model estimates intensity for (CSV ``AUxx_r``; ``AUDetector.intensity_aus``).
 
     Raises:
         OutputError, ValueError: an output that cannot be opened or a bad value (one line each).
@@ -61,8 +62,8 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
         if jsonl:
             outputs.append(JsonlOutput(jsonl))
         if csv:
-            outputs.append(OpenFaceCsvOutput(csv, aus, image_source=image_source) if csv_format == "openface"
-                           else CsvOutput(csv, aus))
+            outputs.append(OpenFaceCsvOutput(csv, aus, intensity_aus=intensity_aus, image_source=image_source)
+                           if csv_format == "openface" else CsvOutput(csv, aus, intensity_aus=intensity_aus))
         if publish:
             outputs.append(UdpPublisher(publish, allow_remote=allow_remote))
         if record:

@@ -1,0 +1,177 @@
+"""Head pose from the dense face mesh, computed as MediaPipe's face geometry pipeline does.
+
+MediaPipe FaceLandmarker's ``facial_transformation_matrixes`` come from a fixed recipe
+(``mediapipe/modules/face_geometry``): a virtual perspective camera (vertical field of view 63°,
+near plane 1) turns the mesh's screen coordinates and relative depth into metric 3-D points in two
+passes, and a weighted orthogonal Procrustes fit (33 landmarks, MediaPipe's weights) maps the
+canonical face onto them. This module repeats that recipe in numpy on the mesh the runtime already
+tracks, so its angles are comparable with MediaPipe's, without mediapipe at run time (the canonical
+face ships in ``runtime/data/canonical_face.npz``, Apache-2.0, see ``runtime/data/NOTICE.md``).
+
+Convention (OpenFace 2's, so ``pose_Rx/Ry/Rz`` are these angles in radians): camera axes as in
+OpenCV, right-handed, x to the image right, y down, z from the camera into the scene; the head's
+rotation is ``R = Rx(pitch) @ Ry(yaw) @ Rz(roll)`` applied to a face that looks straight at the
+camera (all angles 0). So, in degrees:
+
+- ``pitch`` > 0: the head tips down (nose down), < 0: up;
+- ``yaw`` > 0: the head turns to the subject's right (the nose moves to the image left);
+- ``roll`` > 0: the head tilts clockwise in the image (the top of the head moves to the image right,
+  towards the subject's left shoulder).
+
+The angles are of the head relative to the camera's optical axis, as MediaPipe's and OpenFace's.
+The camera is unknown: ``tx, ty, tz`` (same axes; ``tz`` the distance in front of the camera) are
+in centimetres of MediaPipe's canonical face, i.e. metric only for a face of the canonical size
+seen by a camera with a 63° vertical field of view.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import numpy as np
+
+VERTICAL_FOV_DEG = 63.0  # MediaPipe FaceLandmarker's default virtual camera
+NEAR = 1.0
+EPS = 1e-9  # MediaPipe's kAbsoluteErrorEps: below it the fit is refused (a degenerate mesh)
+CANONICAL_POINTS = 468  # the 478-point mesh adds the irises after these
+
+
+@dataclass(frozen=True)
+class CanonicalFace:
+    """The Procrustes landmarks of MediaPipe's canonical face (centimetres, y up, looking along +z),
+    with the parts of the weighted fit that depend on them alone (computed once)."""
+
+    ids: np.ndarray       # (33,) landmark indices
+    sqrt_w: np.ndarray    # (33,) square roots of the Procrustes weights
+    vertices: np.ndarray  # (468, 3) the whole canonical mesh
+    weighted: np.ndarray  # (3, 33) canonical points times sqrt_w
+    centred: np.ndarray   # (3, 33) the same, weighted centre removed
+    centre_sum: np.ndarray  # (3,) weighted sum of the weighted points
+    total: float          # sum of the weights
+    denominator: float    # the scale's denominator
+
+
+@cache
+def canonical_face() -> CanonicalFace:
+    """The canonical face, read once from the package data (plain arrays: no pickle)."""
+    path = resources.files("runtime.data").joinpath("canonical_face.npz")
+    with path.open("rb") as f, np.load(f, allow_pickle=False) as d:
+        vertices = d["vertices"].astype(np.float64)
+        ids = d["procrustes_ids"].astype(np.int64)
+        weights = d["procrustes_weights"].astype(np.float64)
+    sqrt_w = np.sqrt(weights)
+    ws = vertices[ids].T * sqrt_w
+    total = float(weights.sum())
+    centred = ws - (ws @ sqrt_w / total)[:, None] * sqrt_w
+    return CanonicalFace(ids=ids, sqrt_w=sqrt_w, vertices=vertices, weighted=ws, centred=centred,
+                         centre_sum=ws @ sqrt_w, total=total, denominator=float((centred * ws).sum()))
+
+
+def _scale(canon: CanonicalFace, dst: np.ndarray) -> float:
+    """The scale of the weighted Procrustes fit of the canonical points onto ``dst`` (3xN): the sum
+    of the design matrix's singular values, the last one negated when the best rotation would
+    otherwise be a reflection."""
+    a = _design(canon, dst * canon.sqrt_w)
+    sv = np.linalg.svd(a, compute_uv=False)
+    return float(sv[0] + sv[1] + math.copysign(sv[2], np.linalg.det(a))) / canon.denominator
+
+
+def _design(canon: CanonicalFace, weighted_dst: np.ndarray) -> np.ndarray:
+    a = weighted_dst @ canon.centred.T
+    if not np.linalg.norm(a) > EPS:
+        raise ValueError("head pose: degenerate face mesh (all points in one place)")
+    return a
+
+
+def _fit(canon: CanonicalFace, dst: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Weighted orthogonal Procrustes: ``dst ≈ scale * R @ canonical + t`` (3xN), no reflection.
+
+    MediaPipe's ``ProcrustesSolver`` (Gower & Dijksterhuis, "Procrustes Analysis", 4.6).
+    """
+    wt = dst * canon.sqrt_w
+    a = _design(canon, wt)
+    u, sv, vt = np.linalg.svd(a)
+    if np.linalg.det(a) < 0:
+        u[:, 2] *= -1.0
+        sv[2] = -sv[2]
+    rot = u @ vt
+    scale = float(sv.sum()) / canon.denominator
+    t = (wt @ canon.sqrt_w - scale * rot @ canon.centre_sum) / canon.total
+    return rot, scale, t
+
+
+def transformation_matrix(landmarks: np.ndarray, width: int, height: int,
+                          vertical_fov_deg: float = VERTICAL_FOV_DEG) -> np.ndarray:
+    """MediaPipe's facial transformation matrix (4x4) for one mesh.
+
+    It maps the canonical face into MediaPipe's metric camera space (OpenGL axes: x right, y up,
+    the camera looking along -z), with the scale the fit found in its upper 3x3 block.
+
+    Args:
+        landmarks: (468 or 478, 3) mesh points in frame pixels (x, y; z relative depth scaled like
+            x), as ``FaceAU.landmarks``; the irises (468-477) are not used.
+        width, height: the frame's size in pixels.
+        vertical_fov_deg: the virtual camera's vertical field of view.
+
+    Raises:
+        ValueError: fewer than 468 points or a degenerate (e.g. all-equal) mesh.
+    """
+    pts = np.asarray(landmarks)
+    if pts.ndim != 2 or pts.shape[0] < CANONICAL_POINTS or pts.shape[1] < 3:
+        raise ValueError(f"head pose needs a (468 or 478, 3) face mesh, got shape {pts.shape}")
+    canon = canonical_face()
+    h_near = 2.0 * NEAR * math.tan(0.5 * math.radians(vertical_fov_deg))
+    w_near = width * h_near / height
+    z_scale = w_near / width
+    # MediaPipe's normalised screen coordinates (its pixel grid's origin is the top-left corner;
+    # ours is the top-left pixel's centre) projected onto the near plane, y up; z like x, flipped.
+    gain = np.array([[z_scale], [-h_near / height], [-z_scale]])
+    offset = np.array([[(0.5 / width - 0.5) * w_near], [(0.5 - 0.5 / height) * h_near], [0.0]])
+    screen = pts[canon.ids, :3].T * gain + offset  # (3, 33) float64
+    depth_offset = float(pts[:CANONICAL_POINTS, 2].mean()) * z_scale
+    # Pass 1: no unprojection (the depth is only relative), just the scale of the fit.
+    s1 = _scale(canon, screen)
+    # Pass 2: unproject with that scale, refit the scale; then unproject with both and fit the pose.
+    s2 = _scale(canon, _unproject(screen, depth_offset, s1))
+    rot, scale, t = _fit(canon, _unproject(screen, depth_offset, s1 * s2))
+    m = np.eye(4)
+    m[:3, :3] = scale * rot
+    m[:3, 3] = t
+    return m
+
+
+def _unproject(screen: np.ndarray, depth_offset: float, scale: float) -> np.ndarray:
+    """Near-plane points (z flipped) -> metric points at depth ``(z - offset + near) / scale``."""
+    if not scale > EPS or not math.isfinite(scale):
+        raise ValueError("head pose: degenerate face mesh (the Procrustes scale is not positive)")
+    depth = (-screen[2] - depth_offset + NEAR) / scale
+    out = screen * (depth / NEAR)
+    out[2] = -depth
+    return out
+
+
+def pose_from_matrix(m: np.ndarray) -> dict[str, float]:
+    """``{"pitch", "yaw", "roll"}`` (degrees) and ``{"tx", "ty", "tz"}`` (canonical cm) of a
+    MediaPipe facial transformation matrix, in this module's convention (see the docstring)."""
+    m = np.asarray(m, dtype=np.float64)
+    r = m[:3, :3] / np.linalg.norm(m[:3, 0])
+    # OpenGL -> OpenCV axes on both sides (camera and face frames): R_cv = F R_gl F, F = diag(1,-1,-1).
+    pitch = math.atan2(-r[1, 2], r[2, 2])
+    yaw = math.asin(max(-1.0, min(1.0, -r[0, 2])))
+    roll = math.atan2(r[0, 1], r[0, 0])
+    return {"pitch": math.degrees(pitch), "yaw": math.degrees(yaw), "roll": math.degrees(roll),
+            "tx": float(m[0, 3]), "ty": float(-m[1, 3]), "tz": float(-m[2, 3])}
+
+
+def head_pose(landmarks: np.ndarray, width: int, height: int) -> dict[str, float] | None:
+    """The head pose of one mesh (``pose_from_matrix`` of ``transformation_matrix``), rounded for
+    output; ``None`` when the mesh is degenerate or a value is not finite (never NaN in JSON)."""
+    try:
+        pose = pose_from_matrix(transformation_matrix(landmarks, width, height))
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    if not all(math.isfinite(v) for v in pose.values()):
+        return None
+    return {k: round(v, 2) for k, v in pose.items()}
