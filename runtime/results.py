@@ -39,9 +39,9 @@ class FaceAU:
             "au_active": sorted(self.au_active),
         }
         # Optional keys (CONTRACTS.md): written only when present, and only finite values (strict JSON).
-        if self.au_intensity:
-            out["au_intensity"] = {k: round(float(v), 3) for k, v in self.au_intensity.items()
-                                   if math.isfinite(v)}
+        intensity = {k: round(float(v), 3) for k, v in (self.au_intensity or {}).items() if math.isfinite(v)}
+        if intensity:
+            out["au_intensity"] = intensity
         if self.head_pose and all(math.isfinite(v) for v in self.head_pose.values()):
             out["head_pose"] = {k: round(float(v), 2) for k, v in self.head_pose.items()}
         return out

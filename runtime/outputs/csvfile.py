@@ -6,8 +6,9 @@ the head pose ``pitch, yaw, roll`` (degrees) and ``tx, ty, tz`` (canonical-face 
 ``runtime.head_pose``), empty where the face has none. New columns go at the end, so readers that
 take columns by position keep working. ``frame`` is the JSONL frame number (0-based, the source's
 numbering), ``timestamp`` the source time in seconds. A no-face row leaves ``face_id`` and the AU
-columns empty (confidence 0), so every processed frame appears and a missing face is never mistaken for AU absence. Plain commas
-(no OpenFace ", " padding); ``pandas.read_csv`` and OpenFace readers with ``skipinitialspace`` read both.
+columns empty (confidence 0), so every processed frame appears and a missing face is never mistaken
+for AU absence. Plain commas (no OpenFace ", " padding); ``pandas.read_csv`` and OpenFace readers with
+``skipinitialspace`` read both.
 For OpenFace 2's own column order and conventions use ``OpenFaceCsvOutput`` (``--csv-format openface``).
 A file is written under a partial name and renamed into place when closed.
 """
