@@ -36,6 +36,7 @@ _UPPER = np.array([u for eye in (RIGHT_EYE, LEFT_EYE) for u, _ in eye["pairs"]])
 _LOWER = np.array([v for eye in (RIGHT_EYE, LEFT_EYE) for _, v in eye["pairs"]])
 _CORNER_A = np.array([RIGHT_EYE["corners"][0], LEFT_EYE["corners"][0]])
 _CORNER_B = np.array([RIGHT_EYE["corners"][1], LEFT_EYE["corners"][1]])
+_POINTS = np.concatenate([_UPPER, _CORNER_A, _LOWER, _CORNER_B])  # one gather: 8 "from", 8 "to" points
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,11 @@ STALE_S = 2.0            # a track unseen this long is forgotten
 
 def eye_openness(landmarks: np.ndarray) -> np.ndarray:
     """(right, left) openness of one mesh: mean image-plane lid gap / 3-D corner distance per eye."""
-    pts = np.asarray(landmarks, dtype=np.float64)
-    d = pts[_UPPER, :2] - pts[_LOWER, :2]
-    gaps = np.sqrt((d * d).sum(axis=1)).reshape(2, 3).mean(axis=1)
-    w = pts[_CORNER_A, :3] - pts[_CORNER_B, :3]
-    return gaps / np.maximum(np.sqrt((w * w).sum(axis=1)), 1e-6)
+    pts = np.asarray(landmarks)[_POINTS, :3].astype(np.float64)
+    d = pts[:8] - pts[8:]
+    d[:6, 2] = 0.0  # the lid gaps in the image plane; the corner distances in 3-D
+    length = np.sqrt((d * d).sum(axis=1))
+    return length[:6].reshape(2, 3).mean(axis=1) / np.maximum(length[6:], 1e-6)
 
 
 def closure_score(ratio: float, scale: MeshScale) -> float:
@@ -83,21 +84,24 @@ def closure_score(ratio: float, scale: MeshScale) -> float:
 
 
 class _Track:
+    """A ring of the track's last ``WINDOW`` openness values after ``PRIOR_SAMPLES`` prior values."""
+
     __slots__ = ("last_t", "n", "reference", "samples")
 
     def __init__(self, prior: float) -> None:
-        self.samples = np.full(WINDOW + PRIOR_SAMPLES, np.nan)
-        self.samples[WINDOW:] = prior  # the prior, never overwritten
+        self.samples = np.full(PRIOR_SAMPLES + WINDOW, prior)
         self.n = 0
         self.reference = prior
         self.last_t = 0.0
 
     def add(self, value: float, t: float) -> float:
-        self.samples[self.n % WINDOW] = value
+        self.samples[PRIOR_SAMPLES + self.n % WINDOW] = value
         self.n += 1
         self.last_t = t
         if self.n <= REFRESH or self.n % REFRESH == 0:
-            self.reference = float(np.nanpercentile(self.samples, PERCENTILE))
+            pool = self.samples[:PRIOR_SAMPLES + min(self.n, WINDOW)]
+            k = int(PERCENTILE / 100.0 * (len(pool) - 1))  # the PERCENTILE-th value (no interpolation)
+            self.reference = float(np.partition(pool, k)[k])
         return self.reference
 
 

@@ -44,13 +44,12 @@ class CanonicalFace:
     with the parts of the weighted fit that depend on them alone (computed once)."""
 
     ids: np.ndarray       # (33,) landmark indices
-    sqrt_w: np.ndarray    # (33,) square roots of the Procrustes weights
+    weights: np.ndarray   # (33,) the Procrustes weights
     vertices: np.ndarray  # (468, 3) the whole canonical mesh
-    weighted: np.ndarray  # (3, 33) canonical points times sqrt_w
-    centred: np.ndarray   # (3, 33) the same, weighted centre removed
-    centre_sum: np.ndarray  # (3,) weighted sum of the weighted points
+    design: np.ndarray    # (33, 3) weights * (canonical point - weighted centre): dst @ design = A
+    centre_sum: np.ndarray  # (3,) sum of weights * canonical points
     total: float          # sum of the weights
-    denominator: float    # the scale's denominator
+    denominator: float    # the scale's denominator: sum of weights * |point - centre|^2
 
 
 @cache
@@ -61,44 +60,49 @@ def canonical_face() -> CanonicalFace:
         vertices = d["vertices"].astype(np.float64)
         ids = d["procrustes_ids"].astype(np.int64)
         weights = d["procrustes_weights"].astype(np.float64)
-    sqrt_w = np.sqrt(weights)
-    ws = vertices[ids].T * sqrt_w
+    src = vertices[ids]
     total = float(weights.sum())
-    centred = ws - (ws @ sqrt_w / total)[:, None] * sqrt_w
-    return CanonicalFace(ids=ids, sqrt_w=sqrt_w, vertices=vertices, weighted=ws, centred=centred,
-                         centre_sum=ws @ sqrt_w, total=total, denominator=float((centred * ws).sum()))
+    centred = src - weights @ src / total
+    return CanonicalFace(ids=ids, weights=weights, vertices=vertices, design=centred * weights[:, None],
+                         centre_sum=weights @ src, total=total,
+                         denominator=float((weights[:, None] * centred * centred).sum()))
 
 
-def _scale(canon: CanonicalFace, dst: np.ndarray) -> float:
-    """The scale of the weighted Procrustes fit of the canonical points onto ``dst`` (3xN): the sum
-    of the design matrix's singular values, the last one negated when the best rotation would
-    otherwise be a reflection."""
-    a = _design(canon, dst * canon.sqrt_w)
-    sv = np.linalg.svd(a, compute_uv=False)
-    return float(sv[0] + sv[1] + math.copysign(sv[2], np.linalg.det(a))) / canon.denominator
+def _horn(a: np.ndarray) -> np.ndarray:
+    """Horn's 4x4 matrix of a cross-covariance ``A = sum w dst (src - c)^T``: its largest eigenvalue is
+    ``max trace(R^T A)`` over proper rotations (the singular values summed, the last negated when the
+    unconstrained optimum would be a reflection, as MediaPipe's solver does), its eigenvector that R
+    as a quaternion (Horn 1987, "Closed-form solution of absolute orientation using unit quaternions")."""
+    (bxx, bxy, bxz), (byx, byy, byz), (bzx, bzy, bzz) = a.tolist()  # A[i][j] = S[j][i] of Horn's S
+    return np.array([
+        [bxx + byy + bzz, bzy - byz, bxz - bzx, byx - bxy],
+        [bzy - byz, bxx - byy - bzz, byx + bxy, bxz + bzx],
+        [bxz - bzx, byx + bxy, byy - bxx - bzz, bzy + byz],
+        [byx - bxy, bxz + bzx, bzy + byz, bzz - bxx - byy]])
 
 
-def _design(canon: CanonicalFace, weighted_dst: np.ndarray) -> np.ndarray:
-    a = weighted_dst @ canon.centred.T
-    if not np.linalg.norm(a) > EPS:
+def _cross(canon: CanonicalFace, dst: np.ndarray) -> np.ndarray:
+    a = dst @ canon.design
+    if not float(np.abs(a).max()) > EPS:
         raise ValueError("head pose: degenerate face mesh (all points in one place)")
     return a
 
 
-def _fit(canon: CanonicalFace, dst: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-    """Weighted orthogonal Procrustes: ``dst ≈ scale * R @ canonical + t`` (3xN), no reflection.
+def _scale(canon: CanonicalFace, dst: np.ndarray) -> float:
+    """The scale of the weighted Procrustes fit of the canonical points onto ``dst`` (3xN)."""
+    return float(np.linalg.eigvalsh(_horn(_cross(canon, dst)))[-1]) / canon.denominator
 
-    MediaPipe's ``ProcrustesSolver`` (Gower & Dijksterhuis, "Procrustes Analysis", 4.6).
-    """
-    wt = dst * canon.sqrt_w
-    a = _design(canon, wt)
-    u, sv, vt = np.linalg.svd(a)
-    if np.linalg.det(a) < 0:
-        u[:, 2] *= -1.0
-        sv[2] = -sv[2]
-    rot = u @ vt
-    scale = float(sv.sum()) / canon.denominator
-    t = (wt @ canon.sqrt_w - scale * rot @ canon.centre_sum) / canon.total
+
+def _fit(canon: CanonicalFace, dst: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Weighted orthogonal Procrustes: ``dst ≈ scale * R @ canonical + t`` (3xN), no reflection:
+    the fit of MediaPipe's ``ProcrustesSolver``, solved in closed form (Horn's quaternion)."""
+    values, vectors = np.linalg.eigh(_horn(_cross(canon, dst)))
+    w, x, y, z = vectors[:, -1].tolist()
+    rot = np.array([[w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                    [2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)],
+                    [2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z]])
+    scale = float(values[-1]) / canon.denominator
+    t = (dst @ canon.weights - scale * rot @ canon.centre_sum) / canon.total
     return rot, scale, t
 
 

@@ -115,7 +115,7 @@ def test_shipped_canonical_face_is_mediapipes(data_dir):
     canon = canonical_face()
     assert vertices.shape == (468, 3) and np.array_equal(canon.vertices.astype(np.float32), vertices)
     assert np.array_equal(canon.ids, ids) and len(ids) == 33
-    assert np.array_equal((canon.sqrt_w ** 2).astype(np.float32), weights)
+    assert np.array_equal(canon.weights.astype(np.float32), weights)
 
 
 def test_same_numbers_as_mediapipe_on_its_own_landmarks(mediapipe_clip):
