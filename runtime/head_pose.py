@@ -68,42 +68,84 @@ def canonical_face() -> CanonicalFace:
                          denominator=float((weights[:, None] * centred * centred).sum()))
 
 
-def _horn(a: np.ndarray) -> np.ndarray:
-    """Horn's 4x4 matrix of a cross-covariance ``A = sum w dst (src - c)^T``: its largest eigenvalue is
-    ``max trace(R^T A)`` over proper rotations (the singular values summed, the last negated when the
-    unconstrained optimum would be a reflection, as MediaPipe's solver does), its eigenvector that R
-    as a quaternion (Horn 1987, "Closed-form solution of absolute orientation using unit quaternions")."""
-    (bxx, bxy, bxz), (byx, byy, byz), (bzx, bzy, bzz) = a.tolist()  # A[i][j] = S[j][i] of Horn's S
-    return np.array([
-        [bxx + byy + bzz, bzy - byz, bxz - bzx, byx - bxy],
-        [bzy - byz, bxx - byy - bzz, byx + bxy, bxz + bzx],
-        [bxz - bzx, byx + bxy, byy - bxx - bzz, bzy + byz],
-        [byx - bxy, bxz + bzx, bzy + byz, bzz - bxx - byy]])
-
-
-def _cross(canon: CanonicalFace, dst: np.ndarray) -> np.ndarray:
-    a = dst @ canon.design
-    if not float(np.abs(a).max()) > EPS:
+def _cross(canon: CanonicalFace, dst: np.ndarray) -> list[list[float]]:
+    """The weighted cross-covariance ``A = sum w dst (src - c)^T`` (3x3, as lists) of ``dst`` (3xN)."""
+    a = (dst @ canon.design).tolist()
+    if not max(abs(v) for row in a for v in row) > EPS:
         raise ValueError("head pose: degenerate face mesh (all points in one place)")
     return a
 
 
+def _trace_max(a: list[list[float]]) -> float:
+    """``max trace(R^T A)`` over proper rotations R: the singular values of A summed, the last one
+    negated when det(A) < 0 (MediaPipe's solver flips it to avoid a reflection). Closed form: the
+    eigenvalues of the symmetric A^T A by the trigonometric method (Smith 1961)."""
+    m = [[sum(a[k][i] * a[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+    q = (m[0][0] + m[1][1] + m[2][2]) / 3.0
+    p1 = m[0][1] ** 2 + m[0][2] ** 2 + m[1][2] ** 2
+    p = math.sqrt(((m[0][0] - q) ** 2 + (m[1][1] - q) ** 2 + (m[2][2] - q) ** 2 + 2.0 * p1) / 6.0)
+    if p > 0.0:
+        b = [[(m[i][j] - (q if i == j else 0.0)) / p for j in range(3)] for i in range(3)]
+        phi = math.acos(max(-1.0, min(1.0, _det(b) / 2.0))) / 3.0
+        e1, e3 = q + 2.0 * p * math.cos(phi), q + 2.0 * p * math.cos(phi + 2.0 * math.pi / 3.0)
+        eig = (e1, 3.0 * q - e1 - e3, e3)  # descending
+    else:
+        eig = (q, q, q)
+    s1, s2, s3 = (math.sqrt(max(e, 0.0)) for e in eig)
+    return s1 + s2 + math.copysign(s3, _det(a))
+
+
+def _det(m: list[list[float]]) -> float:
+    return (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
+
+
 def _scale(canon: CanonicalFace, dst: np.ndarray) -> float:
     """The scale of the weighted Procrustes fit of the canonical points onto ``dst`` (3xN)."""
-    return float(np.linalg.eigvalsh(_horn(_cross(canon, dst)))[-1]) / canon.denominator
+    return _trace_max(_cross(canon, dst)) / canon.denominator
 
 
-def _fit(canon: CanonicalFace, dst: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+def _fit(canon: CanonicalFace, dst: np.ndarray) -> tuple[list[list[float]], float, np.ndarray]:
     """Weighted orthogonal Procrustes: ``dst ≈ scale * R @ canonical + t`` (3xN), no reflection:
-    the fit of MediaPipe's ``ProcrustesSolver``, solved in closed form (Horn's quaternion)."""
-    values, vectors = np.linalg.eigh(_horn(_cross(canon, dst)))
+    the fit of MediaPipe's ``ProcrustesSolver``, solved in closed form. R is the eigenvector of the
+    largest eigenvalue of Horn's 4x4 matrix, as a quaternion (Horn 1987, "Closed-form solution of
+    absolute orientation using unit quaternions"); that eigenvalue is ``_trace_max``."""
+    (bxx, bxy, bxz), (byx, byy, byz), (bzx, bzy, bzz) = _cross(canon, dst)  # A[i][j] = Horn's S[j][i]
+    horn = np.array([[bxx + byy + bzz, bzy - byz, bxz - bzx, byx - bxy],
+                     [bzy - byz, bxx - byy - bzz, byx + bxy, bxz + bzx],
+                     [bxz - bzx, byx + bxy, byy - bxx - bzz, bzy + byz],
+                     [byx - bxy, bxz + bzx, bzy + byz, bzz - bxx - byy]])
+    values, vectors = np.linalg.eigh(horn)
     w, x, y, z = vectors[:, -1].tolist()
-    rot = np.array([[w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                    [2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)],
-                    [2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z]])
+    rot = [[w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)],
+           [2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)],
+           [2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z]]
     scale = float(values[-1]) / canon.denominator
-    t = (dst @ canon.weights - scale * rot @ canon.centre_sum) / canon.total
+    t = (dst @ canon.weights - scale * (np.array(rot) @ canon.centre_sum)) / canon.total
     return rot, scale, t
+
+
+def _solve(landmarks: np.ndarray, width: int, height: int,
+           vertical_fov_deg: float) -> tuple[list[list[float]], float, np.ndarray]:
+    """(R, scale, t) of the canonical face onto one mesh in MediaPipe's metric camera space."""
+    pts = np.asarray(landmarks)
+    if pts.ndim != 2 or pts.shape[0] < CANONICAL_POINTS or pts.shape[1] < 3:
+        raise ValueError(f"head pose needs a (468 or 478, 3) face mesh, got shape {pts.shape}")
+    canon = canonical_face()
+    h_near = 2.0 * NEAR * math.tan(0.5 * math.radians(vertical_fov_deg))
+    w_near = width * h_near / height
+    z_scale = w_near / width
+    # MediaPipe's normalised screen coordinates (its pixel grid's origin is the top-left corner;
+    # ours is the top-left pixel's centre) projected onto the near plane, y up; z like x, flipped.
+    gain = np.array([[z_scale], [-h_near / height], [-z_scale]])
+    offset = np.array([[(0.5 / width - 0.5) * w_near], [(0.5 - 0.5 / height) * h_near], [0.0]])
+    screen = pts[canon.ids, :3].T * gain + offset  # (3, 33) float64
+    depth_offset = float(pts[:CANONICAL_POINTS, 2].mean()) * z_scale
+    # Pass 1: no unprojection (the depth is only relative), just the scale of the fit.
+    s1 = _scale(canon, screen)
+    # Pass 2: unproject with that scale, refit the scale; then unproject with both and fit the pose.
+    s2 = _scale(canon, _unproject(screen, depth_offset, s1))
+    return _fit(canon, _unproject(screen, depth_offset, s1 * s2))
 
 
 def transformation_matrix(landmarks: np.ndarray, width: int, height: int,
@@ -122,26 +164,9 @@ def transformation_matrix(landmarks: np.ndarray, width: int, height: int,
     Raises:
         ValueError: fewer than 468 points or a degenerate (e.g. all-equal) mesh.
     """
-    pts = np.asarray(landmarks)
-    if pts.ndim != 2 or pts.shape[0] < CANONICAL_POINTS or pts.shape[1] < 3:
-        raise ValueError(f"head pose needs a (468 or 478, 3) face mesh, got shape {pts.shape}")
-    canon = canonical_face()
-    h_near = 2.0 * NEAR * math.tan(0.5 * math.radians(vertical_fov_deg))
-    w_near = width * h_near / height
-    z_scale = w_near / width
-    # MediaPipe's normalised screen coordinates (its pixel grid's origin is the top-left corner;
-    # ours is the top-left pixel's centre) projected onto the near plane, y up; z like x, flipped.
-    gain = np.array([[z_scale], [-h_near / height], [-z_scale]])
-    offset = np.array([[(0.5 / width - 0.5) * w_near], [(0.5 - 0.5 / height) * h_near], [0.0]])
-    screen = pts[canon.ids, :3].T * gain + offset  # (3, 33) float64
-    depth_offset = float(pts[:CANONICAL_POINTS, 2].mean()) * z_scale
-    # Pass 1: no unprojection (the depth is only relative), just the scale of the fit.
-    s1 = _scale(canon, screen)
-    # Pass 2: unproject with that scale, refit the scale; then unproject with both and fit the pose.
-    s2 = _scale(canon, _unproject(screen, depth_offset, s1))
-    rot, scale, t = _fit(canon, _unproject(screen, depth_offset, s1 * s2))
+    rot, scale, t = _solve(landmarks, width, height, vertical_fov_deg)
     m = np.eye(4)
-    m[:3, :3] = scale * rot
+    m[:3, :3] = scale * np.array(rot)
     m[:3, 3] = t
     return m
 
@@ -156,24 +181,32 @@ def _unproject(screen: np.ndarray, depth_offset: float, scale: float) -> np.ndar
     return out
 
 
+def _angles(r: list[list[float]] | np.ndarray, t: np.ndarray) -> dict[str, float]:
+    """Pitch, yaw, roll (degrees) and tx, ty, tz of a rotation in MediaPipe's (OpenGL) axes.
+
+    OpenGL -> OpenCV axes on both sides (camera and face frames): R_cv = F R_gl F, F = diag(1,-1,-1);
+    then R_cv = Rx(pitch) Ry(yaw) Rz(roll) is solved for the angles.
+    """
+    pitch = math.atan2(-r[1][2], r[2][2])
+    yaw = math.asin(max(-1.0, min(1.0, -r[0][2])))
+    roll = math.atan2(r[0][1], r[0][0])
+    return {"pitch": math.degrees(pitch), "yaw": math.degrees(yaw), "roll": math.degrees(roll),
+            "tx": float(t[0]), "ty": float(-t[1]), "tz": float(-t[2])}
+
+
 def pose_from_matrix(m: np.ndarray) -> dict[str, float]:
     """``{"pitch", "yaw", "roll"}`` (degrees) and ``{"tx", "ty", "tz"}`` (canonical cm) of a
     MediaPipe facial transformation matrix, in this module's convention (see the docstring)."""
     m = np.asarray(m, dtype=np.float64)
-    r = m[:3, :3] / np.linalg.norm(m[:3, 0])
-    # OpenGL -> OpenCV axes on both sides (camera and face frames): R_cv = F R_gl F, F = diag(1,-1,-1).
-    pitch = math.atan2(-r[1, 2], r[2, 2])
-    yaw = math.asin(max(-1.0, min(1.0, -r[0, 2])))
-    roll = math.atan2(r[0, 1], r[0, 0])
-    return {"pitch": math.degrees(pitch), "yaw": math.degrees(yaw), "roll": math.degrees(roll),
-            "tx": float(m[0, 3]), "ty": float(-m[1, 3]), "tz": float(-m[2, 3])}
+    return _angles(m[:3, :3] / np.linalg.norm(m[:3, 0]), m[:3, 3])
 
 
 def head_pose(landmarks: np.ndarray, width: int, height: int) -> dict[str, float] | None:
-    """The head pose of one mesh (``pose_from_matrix`` of ``transformation_matrix``), rounded for
+    """The head pose of one mesh (as ``pose_from_matrix(transformation_matrix(...))``), rounded for
     output; ``None`` when the mesh is degenerate or a value is not finite (never NaN in JSON)."""
     try:
-        pose = pose_from_matrix(transformation_matrix(landmarks, width, height))
+        rot, _, t = _solve(landmarks, width, height, VERTICAL_FOV_DEG)
+        pose = _angles(rot, t)
     except (ValueError, np.linalg.LinAlgError):
         return None
     if not all(math.isfinite(v) for v in pose.values()):
