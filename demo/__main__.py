@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         status = StatusLine(enabled=not args.quiet)
         t0 = time.perf_counter()
         stats = run_loop(det, source, lambda src: build_outputs(
-            aus=det.aus, jsonl=str(out / JSONL), csv=str(out / CSV), record=str(record), show=args.show),
+            aus=det.output_aus, jsonl=str(out / JSONL), csv=str(out / CSV), record=str(record), show=args.show),
             max_frames=args.max_frames, status=status)
         wall = time.perf_counter() - t0
         status.finish(stats.summary(det.skipped, args.max_faces))

@@ -121,10 +121,10 @@ def run(args: argparse.Namespace) -> int:
                      **_detector_options(args))
     try:
         stats = run_loop(det, args.source, lambda src: build_outputs(
-            aus=det.aus, jsonl=args.jsonl, csv=args.csv, record=args.record, show=_show_default(args),
+            aus=det.output_aus, jsonl=args.jsonl, csv=args.csv, record=args.record, show=_show_default(args),
             publish=args.publish, allow_remote=args.allow_remote, csv_format=args.csv_format,
-            image_source=src.is_image, rosbag=args.rosbag, ros_frame_id=args.ros_frame_id, source=args.source,
-            image_mode=det.running_mode == "image"), max_frames=args.max_frames, status=status)
+            image_source=src.is_image, intensity_aus=det.intensity_aus, rosbag=args.rosbag,
+            ros_frame_id=args.ros_frame_id, source=args.source, image_mode=det.running_mode == "image"), max_frames=args.max_frames, status=status)
     finally:
         det.close()
     status.finish(stats.summary(det.skipped, args.max_faces))

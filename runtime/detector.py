@@ -22,6 +22,7 @@ from runtime.align import align_face, five_points
 from runtime.bgr import to_bgr
 from runtime.engines import Engine, load_engine
 from runtime.face import FaceStage
+from runtime.mesh_measures import BLINK_AU, MeshMeasures
 from runtime.neutral import NeutralCalibration
 from runtime.results import FaceAU, FrameResult
 from runtime.smoothing import LandmarkSmoother, TrackSmoother
@@ -76,6 +77,9 @@ class AUDetector:
             subtracted from its AU probabilities (``runtime.neutral``; video mode only).
         smooth_landmarks: One Euro on the face mesh before alignment (MediaPipe's video-mode
             filter); ``None``: as ``smooth``. Never in image mode.
+        head_pose: ``FaceAU.head_pose`` from the mesh (``runtime.head_pose``).
+        blink: AU45 (eye closure) from the mesh's eyelids in ``au_prob``/``au_active``
+            (``runtime.blink``; per track in video mode); not when the engine outputs AU45 itself.
 
     Raises:
         ValueError: a bad option value, naming it.
@@ -84,14 +88,20 @@ class AUDetector:
     def __init__(self, engine: str | Path | Engine = "default", max_faces: int | None = 4,
                  face_model: str | None = None, detector: str = "full", smooth: bool = True,
                  threads: int | None = None, mode: str | None = None, detect_every: int = 10,
-                 calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None):
+                 calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None,
+                 head_pose: bool = True, blink: bool = True):
         if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 1):
             raise ValueError(f"max_faces must be an integer >= 1 or None (no cap), got {max_faces!r}")
         self._mode = running_mode(mode, calibrate_neutral_s=calibrate_neutral_s)  # what process() runs in
         self.neutral = NeutralCalibration(calibrate_neutral_s)  # validates the value
         self.engine = engine if isinstance(engine, Engine) else load_engine(engine, threads=threads)
         card = self.engine.card
-        self.aus = list(card.aus)
+        self.aus = list(card.aus)  # the engine's outputs, in its order
+        self.measures = MeshMeasures(head_pose=head_pose, blink=blink and BLINK_AU not in self.aus)
+        # What the results carry: the engine's AUs + the mesh's (AU45); outputs take their columns from it.
+        self.output_aus = self.aus + self.measures.aus
+        # AUs with an intensity output (FaceAU.au_intensity, CSV AUxx_r): none until an engine has one.
+        self.intensity_aus: list[str] = []
         self._thr = np.array([card.threshold(a) for a in self.aus], np.float32)
         self._align = card.alignment
         self._size = card.input.size[0]
@@ -151,6 +161,7 @@ class AUDetector:
         if self.faces.hint is not None:  # a large frame without a face: say so in the summary
             self.skipped[LARGE_NO_FACE] += 1
         t1 = time.perf_counter()
+        raw_meshes = [f.landmarks for f in faces]  # the eyelids are read before smoothing (runtime.blink)
         if video and self.smooth_landmarks:
             for f in faces:
                 f.landmarks = self.landmark_smoother(f.track_id, f.landmarks, t)
@@ -162,21 +173,30 @@ class AUDetector:
         probs = self.engine.infer(np.stack(crops)) if crops else np.zeros((0, len(self.aus)), np.float32)
         t3 = time.perf_counter()
         results = []
-        for face, p in zip(faces, probs):
+        height, width = bgr.shape[:2]
+        for face, p, raw_mesh in zip(faces, probs, raw_meshes):
             if video:
                 p_s, active = self.smoother(face.track_id, self.neutral(face.track_id, p, t), t)
             else:
                 p_s, active = p, p >= self._thr
+            au_prob = {a: float(v) for a, v in zip(self.aus, p_s)}
+            au_active = {a for a, on in zip(self.aus, active) if on}
+            pose, closure = self.measures(face.landmarks, width, height, face.track_id if video else None, t,
+                                          eye_landmarks=raw_mesh)
+            if closure is not None:
+                au_prob[BLINK_AU] = closure
+                if closure >= 0.5:
+                    au_active.add(BLINK_AU)
             results.append(FaceAU(
                 track_id=int(face.track_id), bbox=tuple(float(v) for v in face.bbox), score=float(face.score),
-                landmarks5=face.points5, landmarks=face.landmarks,
-                au_prob={a: float(v) for a, v in zip(self.aus, p_s)},
-                au_active={a for a, on in zip(self.aus, active) if on},
+                landmarks5=face.points5, landmarks=face.landmarks, au_prob=au_prob, au_active=au_active,
+                head_pose=pose,
             ))
         if video:
             self.smoother.forget_stale(t)
             self.landmark_smoother.forget_stale(t)
             self.neutral.forget_stale(t)
+            self.measures.forget_stale(t)
         t4 = time.perf_counter()
         stages = {"face": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3, "au": (t3 - t2) * 1e3,
                   "post": (t4 - t3) * 1e3}
@@ -235,6 +255,7 @@ class AUDetector:
         self.smoother.reset()
         self.landmark_smoother.reset()
         self.neutral.reset()
+        self.measures.reset()
         self._frames = 0
         self._last_t = None
 

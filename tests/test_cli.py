@@ -37,8 +37,10 @@ def test_pexels_clip_to_jsonl_on_stdout_and_csv(tiny_engines, face_model, media,
     assert len(records) == 472 and [r["frame"] for r in records] == list(range(472))
     assert sum(bool(r["faces"]) for r in records) >= 460
     face = records[200]["faces"][0]
-    assert set(face) == {"track_id", "bbox", "score", "landmarks5", "au_prob", "au_active"}
-    assert list(face["au_prob"]) == AUS and all(0 <= v <= 1 for v in face["au_prob"].values())
+    assert set(face) == {"track_id", "bbox", "score", "landmarks5", "au_prob", "au_active", "head_pose"}
+    # the engine's AUs in its order, then AU45 (eye closure) from the mesh
+    assert list(face["au_prob"]) == [*AUS, "AU45"] and all(0 <= v <= 1 for v in face["au_prob"].values())
+    assert set(face["head_pose"]) == {"pitch", "yaw", "roll", "tx", "ty", "tz"}
     assert len(face["landmarks5"]) == 5 and len(face["bbox"]) == 4
     assert "472 frames" in proc.stderr
     rows = list(csv.DictReader(open(tmp_path / "au.csv")))

@@ -92,9 +92,10 @@ def test_demo_writes_every_output_and_they_agree(demo_run, media):
     moov, mdat = (out / "demo.mp4").read_bytes().find(b"moov"), (out / "demo.mp4").read_bytes().find(b"mdat")
     assert 0 < moov < mdat  # +faststart: the index first, so a browser can start before the end
 
-    # frame.png: the video's frame where the shown face has the most AUs active (counted here)
+    # frame.png: the video's frame where the shown face has the most of the engine's AUs active (counted
+    # here; AU45, eye closure from the mesh, is not one of them)
     track = Counter(f["track_id"] for r in records for f in r["faces"]).most_common(1)[0][0]
-    n_active = [max([len(f["au_active"]) for f in r["faces"] if f["track_id"] == track], default=-1)
+    n_active = [max([len(set(f["au_active"]) - {"AU45"}) for f in r["faces"] if f["track_id"] == track], default=-1)
                 for r in records]
     still = cv2.imread(str(out / "frame.png"))
     assert still.shape == frames[0].shape  # 640 wide already: not resized

@@ -44,8 +44,9 @@ CSV_FORMATS = ("default", "openface")
 def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | None = None,
                   record: str | None = None, show: bool = False, publish: str | None = None,
                   allow_remote: bool = False, record_fps: float | None = None, csv_format: str = "default",
-                  image_source: bool = False, rosbag: str | None = None, ros_frame_id: str = "camera",
-                  source: str | int | None = None, image_mode: bool = False) -> MultiOutput:
+                  image_source: bool = False, intensity_aus: Sequence[str] = (), rosbag: str | None = None,
+                  ros_frame_id: str = "camera", source: str | int | None = None,
+                  image_mode: bool = False) -> MultiOutput:
     """The outputs the CLI flags ask for, opened now so bad paths/hosts fail before the first frame.
 
     Args:
@@ -54,6 +55,7 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
         rosbag: a new rosbag2 (MCAP) folder for the REP-155 topics; ``ros_frame_id`` is its header
             frame id, ``source`` (the source spec) decides its stamps and ``image_mode`` (the detector's
             running mode is "image") its face ids (``outputs.rosbag``).
+        intensity_aus: AUs the model estimates intensity for (CSV ``AUxx_r``; ``AUDetector.intensity_aus``).
 
     Raises:
         OutputError, ValueError: an output that cannot be opened or a bad value (one line each).
@@ -68,8 +70,8 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
         if jsonl:
             outputs.append(JsonlOutput(jsonl))
         if csv:
-            outputs.append(OpenFaceCsvOutput(csv, aus, image_source=image_source) if csv_format == "openface"
-                           else CsvOutput(csv, aus))
+            outputs.append(OpenFaceCsvOutput(csv, aus, intensity_aus=intensity_aus, image_source=image_source)
+                           if csv_format == "openface" else CsvOutput(csv, aus, intensity_aus=intensity_aus))
         if publish:
             outputs.append(UdpPublisher(publish, allow_remote=allow_remote))
         if rosbag:
