@@ -6,7 +6,7 @@ the source time in seconds. A no-face row leaves ``face_id`` and the AU columns 
 so every processed frame appears and a missing face is never mistaken for AU absence. Plain commas
 (no OpenFace ", " padding); ``pandas.read_csv`` and OpenFace readers with ``skipinitialspace`` read both.
 For OpenFace 2's own column order and conventions use ``OpenFaceCsvOutput`` (``--csv-format openface``).
-A file is written under a partial name and renamed into place when closed.
+A file is written under a partial name and renamed into place when the run ends well (``outputs.base``).
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ class CsvOutput(TextOutput):
         self.columns = list(FIXED_COLUMNS) + [f"{a}_p" for a in self.aus] + [f"{a}_c" for a in self.aus]
         self._open(path, "CSV", newline="")
         self._w = csv.writer(self._f, lineterminator="\n")
-        self._w.writerow(self.columns)
+        with self._writing():
+            self._w.writerow(self.columns)
 
     def rows(self, result: FrameResult) -> list[list]:
         """The rows for one frame (exposed so tests and tools can use them without a file)."""
@@ -55,5 +56,6 @@ class CsvOutput(TextOutput):
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         if self._f is None:
             return
-        self._w.writerows(self.rows(result))
-        self._f.flush()
+        with self._writing():
+            self._w.writerows(self.rows(result))
+            self._f.flush()
