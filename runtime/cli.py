@@ -85,8 +85,10 @@ def guarded(run: Callable[..., int], *args, **kwargs) -> int:
     """
     from runtime.interrupts import exit_code, handled
 
-    # FFmpeg's own log lines ("moov atom not found") would come before our one-line error.
+    # FFmpeg's and OpenCV's own log lines ("moov atom not found", "Failed to write frame") would come before
+    # our one-line error, which says the same with the fix; setting either variable yourself keeps them.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     try:
         with handled():
             return int(run(*args, **kwargs) or 0)
