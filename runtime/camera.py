@@ -12,7 +12,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from runtime.cli import OneLineParser, guarded, number
+from runtime.cli import (
+    CALIBRATE_NEUTRAL_S,
+    DETECT_EVERY,
+    MAX_FACES,
+    MAX_FRAMES,
+    OneLineParser,
+    guarded,
+    threads_option,
+)
 from runtime.errors import AUEdgeError
 
 EPILOG = """examples:
@@ -59,20 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "/humans/faces/...; DIR must not exist (needs au-edge[ros]; see docs/ros2.md)")
     p.add_argument("--ros-frame-id", default="camera", metavar="ID", help="header frame_id of the --rosbag "
                    "messages (default: camera)")
-    p.add_argument("--max-faces", type=number(int, 1), default=4, help="faces tracked at once (default 4)")
-    p.add_argument("--max-frames", type=number(int, 1), default=None, help="stop after N frames (N >= 1)")
-    p.add_argument("--detect-every", type=number(int, 0), default=None, metavar="N",
+    p.add_argument("--max-faces", type=MAX_FACES, default=4, help="faces tracked at once (default 4)")
+    p.add_argument("--max-frames", type=MAX_FRAMES, default=None, help="stop after N frames (N >= 1)")
+    p.add_argument("--detect-every", type=DETECT_EVERY, default=None, metavar="N",
                    help="run the face detector every N frames while fewer than --max-faces are tracked "
                    "(default 10; 0: only while a face is missing)")
-    p.add_argument("--calibrate-neutral", type=number(float, 0), default=None, metavar="SECONDS",
+    p.add_argument("--calibrate-neutral", type=CALIBRATE_NEUTRAL_S, default=None, metavar="SECONDS",
                    help="per-person neutral baseline from each track's first SECONDS (off by default)")
     p.add_argument("--face-model", metavar="PATH", help="folder of face .tflite files or a face_landmarker "
                    ".task bundle (default: $AU_FACE_MODEL, then the user cache, then PyPI)")
     p.add_argument("--detector", choices=("full", "short"), default="full",
                    help="BlazeFace full range (across a room, default) or short range (close-ups)")
     p.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no hysteresis")
-    p.add_argument("--threads", type=number(int, 1, what=" (CPU threads for inference)"), default=None,
-                   help="CPU threads for inference (>= 1)")
+    p.add_argument("--threads", type=threads_option(), default=None,
+                   help="CPU threads for inference (1 to 2 per CPU core)")
     p.add_argument("--quiet", action="store_true", help="no status line")
     return p
 

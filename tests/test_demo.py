@@ -175,9 +175,10 @@ def test_sigterm_ends_the_demo_with_every_output_in_step(tiny_onnx, face_model, 
     proc = subprocess.Popen([sys.executable, "-m", "demo", "--engine", str(tiny_onnx), "--source", str(video),
                              "--out", str(out), "--face-model", face_model, "--quiet"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = out / ".demo.partial.jsonl"
+    from runtime.atomic import partials
+
     deadline = time.monotonic() + 120
-    while not (partial.exists() and partial.stat().st_size > 2000) and time.monotonic() < deadline:
+    while not any(p.stat().st_size > 2000 for p in partials(out / "demo.jsonl")) and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     stdout, err = proc.communicate(timeout=120)
@@ -190,7 +191,7 @@ def test_sigterm_ends_the_demo_with_every_output_in_step(tiny_onnx, face_model, 
     while cap.read()[0]:
         n += 1
     assert n == len(records)
-    assert (out / "report.html").is_file() and not partial.exists()
+    assert (out / "report.html").is_file() and not partials(out / "demo.jsonl")
 
 
 def test_the_demo_runs_the_shipped_model(tmp_path, media, face_model):

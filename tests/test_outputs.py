@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -307,10 +308,12 @@ def test_files_are_written_under_a_partial_name_and_renamed_on_close(tmp_path):
         out = make(path)
         out.write(results()[0], None)
         assert path.read_text() == "the user's old file\n"
-        assert (tmp_path / f".{path.stem}.partial{path.suffix}").stat().st_size > 0
+        partial = out._partial.path
+        assert re.fullmatch(rf"\.{path.stem}\.[a-z0-9_]{{8}}\.partial{path.suffix}", partial.name), partial.name
+        assert partial.parent == tmp_path and partial.stat().st_size > 0
         out.close()
         assert "the user's old file" not in path.read_text()
-        assert not (tmp_path / f".{path.stem}.partial{path.suffix}").exists()
+        assert not partial.exists()
         path.write_text("kept\n")
         aborted = make(path)
         aborted.write(results()[0], None)

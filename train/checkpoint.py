@@ -1,37 +1,49 @@
-"""Checkpoints: atomic files (write, then rename) that load with ``torch.load(weights_only=True)``,
-and ``Checkpoint``, the one reading of what model a checkpoint holds.
+"""Checkpoints: atomic files (``runtime.atomic``: an exclusive partial file, then a rename) that
+load with ``torch.load(weights_only=True)``, and ``Checkpoint``, the one reading of what model a checkpoint holds.
 
 Every reader (``train.eval``, the run's own evaluation, distillation's frozen teacher, export)
 takes the model's identity from ``Checkpoint``: the task (teacher | student), arch, AUs, input
 size, input normalisation and the run's config. Checkpoints written before a key existed still
 load: no ``task`` is a teacher, no ``mean``/``std`` is the registry's for its arch, no ``config``
-is an empty run config.
+is an empty run config. A checkpoint that does not load is one line naming it and the fix.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from runtime.atomic import atomic_write
+from runtime.errors import AUEdgeError
+from runtime.shown import quoted
+
+
+class CheckpointError(AUEdgeError):
+    """A checkpoint file that exists but cannot be loaded (cut off, corrupt, not a checkpoint)."""
+
+
 IDENTITY_KEYS = ("model", "aus", "input_size", "model_config")  # what every readable checkpoint has
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, "checkpoint") as f:
+        torch.save(state, f)
 
 
 def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - zip, unpickling and EOF errors all mean the same to the user
+        detail = (str(e).splitlines() or [""])[0][:120]
+        raise CheckpointError(f"checkpoint {quoted(path)} cannot be loaded ({type(e).__name__}: {detail}): it is cut "
+                              "off or corrupt; resume from another checkpoint (--resume PATH, e.g. best.pt), or move "
+                              "it away to start the run over") from None
 
 
 def identity_meta(task: str, model_config: dict[str, Any], aus: list[str], input_size: int,

@@ -4,7 +4,8 @@ a ROS 2 bag (REP-155 topics).
 Every output has ``write(result, frame_bgr)`` and ``close()``; ``MultiOutput`` fans out to several.
 ``build_outputs`` maps the ``python -m runtime.camera`` flags onto them; ``StatusLine`` is the stderr
 status line. Recorder and window share one ``Annotator``, so a frame is drawn once. Files are written
-under a partial name and renamed into place by ``close()``; ``abort()`` removes them instead.
+under a partial name (``runtime.atomic``) and renamed into place by ``close()`` when the run ended well;
+``abort()`` removes them instead. ``stale`` names partial files that killed runs left beside the targets.
 """
 from __future__ import annotations
 

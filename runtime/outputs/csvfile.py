@@ -11,7 +11,7 @@ columns empty (confidence 0), so every processed frame appears and a missing fac
 for AU absence. Plain commas (no OpenFace ", " padding); ``pandas.read_csv`` and OpenFace readers with
 ``skipinitialspace`` read both.
 For OpenFace 2's own column order and conventions use ``OpenFaceCsvOutput`` (``--csv-format openface``).
-A file is written under a partial name and renamed into place when closed.
+A file is written under a partial name and renamed into place when the run ends well (``outputs.base``).
 """
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ class CsvOutput(TextOutput):
                         + [f"{a}_r" for a in self.intensity_aus] + list(POSE_COLUMNS))
         self._open(path, "CSV", newline="")
         self._w = csv.writer(self._f, lineterminator="\n")
-        self._w.writerow(self.columns)
+        with self._writing():
+            self._w.writerow(self.columns)
 
     def rows(self, result: FrameResult) -> list[list]:
         """The rows for one frame (exposed so tests and tools can use them without a file)."""
@@ -69,5 +70,6 @@ class CsvOutput(TextOutput):
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         if self._f is None:
             return
-        self._w.writerows(self.rows(result))
-        self._f.flush()
+        with self._writing():
+            self._w.writerows(self.rows(result))
+            self._f.flush()

@@ -1,18 +1,21 @@
 """JSONL output: one compact CONTRACTS record per processed frame, to a file or stdout (``-``).
 
-A file is written under a partial name (``.name.partial.jsonl``) and renamed into place when closed.
+A file is written under a partial name (``.name.XXXXXXXX.partial.jsonl``, ``runtime.atomic``) and renamed
+into place when the run ends well. Lines are strict JSON (``runtime.strict_json.dumps``): a non-finite
+number stops the run with one line instead of writing a bare ``NaN`` that strict readers reject.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from runtime.errors import OutputError
 from runtime.outputs.base import TextOutput
 from runtime.results import FrameResult
+from runtime.strict_json import dumps
 
 
 class JsonlOutput(TextOutput):
@@ -28,10 +31,15 @@ class JsonlOutput(TextOutput):
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         if self._f is None:
             return
-        line = json.dumps(result.to_json(), separators=(",", ":"))
         try:
-            self._f.write(line + "\n")
-            self._f.flush()
+            line = dumps(result.to_json())
+        except ValueError as e:
+            raise OutputError(f"JSONL {self._shown()}, frame {result.frame}: {e}; this is a bug in the "
+                              "stage that made it, please report it") from None
+        try:
+            with self._writing():
+                self._f.write(line + "\n")
+                self._f.flush()
         except BrokenPipeError:
             self._reader_gone()
 

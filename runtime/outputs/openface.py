@@ -71,7 +71,8 @@ class OpenFaceCsvOutput(TextOutput):
                         + (["file"] if image_source else []))
         self._ids: dict[int, int] = {}
         self._open(path, "CSV", newline="")
-        self._f.write(SEP.join(self.columns) + "\n")
+        with self._writing():
+            self._f.write(SEP.join(self.columns) + "\n")
 
     def _face_id(self, track_id: int, index: int) -> int:
         if self.image_source:
@@ -100,8 +101,9 @@ class OpenFaceCsvOutput(TextOutput):
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         if self._f is None:
             return
-        self._f.writelines(SEP.join(row) + "\n" for row in self.rows(result))
-        self._f.flush()
+        with self._writing():
+            self._f.writelines(SEP.join(row) + "\n" for row in self.rows(result))
+            self._f.flush()
 
 
 def _pose(pose: dict[str, float] | None) -> list[str]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from runtime.bgr import as_bgr
 from runtime.errors import SourceError
+from runtime.shown import shown_name
 from runtime.sources.classify import IMAGE_KINDS, IMAGE_SUFFIXES, SourceSpec
 
 _MAX_CORRUPT_RUN = 30  # consecutive unreadable frames tried before a video is given up as ended
@@ -187,7 +188,7 @@ class ImageReader:
             if image is None:
                 self.skipped["unreadable_image"] += 1
                 continue
-            return Frame(index, index / self.fps, image, path.name)
+            return Frame(index, index / self.fps, image, shown_name(path.name))  # any bytes, as valid text
         return None
 
     def empty(self) -> str:
