@@ -32,7 +32,7 @@ def light_gain(shape: tuple[int, int], tri: Delaunay, normals_cam: np.ndarray, r
     ambient = rng.uniform(0.3, 0.6)
     lit = ambient + (1 - ambient) * np.clip(normals_cam @ light, 0, None)
     front = ambient + (1 - ambient) * np.clip(-normals_cam[:, 2], 0, None)
-    vertex_gain = np.clip(lit / np.maximum(front, 1e-3), 0.35, 1.6)
+    vertex_gain = np.clip(lit / np.maximum(front, 1e-3), 0.45, 1.35)
     pts = tri.points
     x0, y0 = np.clip(np.floor(pts.min(0)).astype(int), 0, [w - 1, h - 1])
     x1, y1 = np.clip(np.ceil(pts.max(0)).astype(int), 0, [w - 1, h - 1])
@@ -61,7 +61,7 @@ def colour_exposure(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """White balance, exposure, gamma (one lookup table per channel), then saturation and contrast
     (one 3x4 colour matrix); uint8 BGR in, float32 BGR out."""
     temp, tint = rng.uniform(-1, 1), rng.uniform(-0.5, 0.5)
-    gain = np.array([1 - 0.13 * temp, 1 + 0.05 * tint, 1 + 0.13 * temp]) * 2 ** rng.uniform(-1.1, 0.4)
+    gain = np.array([1 - 0.13 * temp, 1 + 0.05 * tint, 1 + 0.13 * temp]) * 2 ** rng.uniform(-0.8, 0.35)
     gamma = rng.uniform(0.8, 1.25)
     v = np.arange(256, dtype=np.float64)[:, None] / 255
     lut = (255 * np.clip(v * gain, 0, 1) ** gamma).astype(np.float32)  # (256, 3)

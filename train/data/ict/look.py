@@ -68,9 +68,10 @@ def _glabella(c: Canvas, f: FaceFrame, w: Mapping[int, float], sides: Mapping, r
             bottom = f.at(mid, off, 0.07 + 0.03 * k, side)
             line = curve(bottom, top, rng.uniform(-0.08, 0.08))
             d = DEPTH["glabella"] * w4[side] * (1 - 0.35 * k) * rng.uniform(0.85, 1.15)
-            c.stroke("fine", line, 0.45 * d, width=1.3)
-            c.stroke("fold", line, 0.8 * d, width=max(2.0, 0.03 * f.iod))
-            c.stroke("fold_light", line + f.out(side) * 0.045 * f.iod, 0.25 * d, width=0.04 * f.iod)
+            c.stroke("fine", line, 0.2 * d, width=1.3)
+            c.stroke("fold", line, 0.7 * d, width=max(2.0, 0.035 * f.iod))
+            c.stroke("broad", line, -0.3 * d, width=0.05 * f.iod)
+            c.stroke("fold_light", line + f.out(side) * 0.05 * f.iod, 0.25 * d, width=0.04 * f.iod)
         brow = f.p[19] if side == 0 else f.p[24]
         eye = f.eye(side)
         angle = float(np.degrees(np.arctan2(f.u[1], f.u[0])))
@@ -148,9 +149,9 @@ def _mouth_region(c: Canvas, f: FaceFrame, w: Mapping[int, float], sides: Mappin
             t = np.linspace(0, reach, 10)[:, None]
             line = (1 - t) ** 2 * start + 2 * t * (1 - t) * mid + t ** 2 * end
             d = DEPTH["nasolabial"] * fold * rng.uniform(0.85, 1.1)
-            c.stroke("fold", line, d, width=max(2.0, 0.03 * f.iod), n=14)
-            c.stroke("fine", line, 0.25 * d, width=1.2, n=14)
-            c.stroke("fold_light", line + 0.06 * f.iod * out, DEPTH["nasolabial_lit"] * fold, width=0.07 * f.iod, n=14)
+            c.stroke("fold", line, 0.6 * d, width=max(2.0, 0.04 * f.iod), n=14)
+            c.stroke("broad", line + 0.02 * f.iod * out, -0.5 * d, width=0.07 * f.iod, n=14)
+            c.stroke("fold_light", line + 0.08 * f.iod * out, DEPTH["nasolabial_lit"] * fold, width=0.08 * f.iod, n=14)
         if ws[14] > 0:
             c.blob("fold", corner + 0.03 * f.iod * out, (0.025 * f.iod, 0.04 * f.iod), 0.0, 0.6 * DEPTH["dimple"] * ws[14])
             a = f.at(corner, 0.07, -0.06, side)
@@ -210,6 +211,6 @@ def shade_v3(image: np.ndarray, neutral68: np.ndarray, moved68: np.ndarray, weig
     if press > 0:
         out = lips_pale(out, f, press)
     if weights.get(43, 0.0) >= 0.5:
-        out = close_eyes(out, f, rng, sides.get(43, (1.0, 1.0)))
+        out = close_eyes(out, neutral68, f, rng, sides.get(43, (1.0, 1.0)))
     out = mouth_v3(out, neutral68, moved68, rng)
     return np.clip(out, 0, 255).round().astype(np.uint8)

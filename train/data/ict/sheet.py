@@ -5,7 +5,7 @@ Per face two rows: neutral and single AUs at intensity E, then the six prototype
 the singles include AU6; the second row is v3's expressions at E (laugh, crying, surprise, fear,
 anger, disgust); a third row shows sadness at D, unilateral and asymmetric actions, a turned head
 and an expression-free negative. Light, occluders and camera are random draws and left out here
-(see ``python -m train.data.ict.sheet --samples``: random v3 samples with their labels).
+(``--samples N --version 3``: N random samples as the cache draws them, with their labels).
 """
 from __future__ import annotations
 
@@ -85,6 +85,37 @@ def contact_sheet(data: Path, faces: list[str], seed: int = 0, version: int = 2)
     return np.vstack(rows)
 
 
+def _caption(tile: np.ndarray, lines: list[str]) -> np.ndarray:
+    for j, line in enumerate(lines):
+        for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+            cv2.putText(tile, line, (3, 13 + 13 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.36, colour, width, cv2.LINE_AA)
+    return tile
+
+
+def sample_sheet(data: Path, n: int, seed: int = 0, version: int = 3, cols: int = 6) -> np.ndarray:
+    """``n`` random samples of the open dataset's ICT part (as ``train.data.ict.cache`` draws them),
+    captioned with kind, base folder, present AUs, unknown AUs ("?"), occluders and pose."""
+    from runtime.aus import DEFAULT_MODEL_AUS, au_name
+    from train.data.ict.batch import ICTBatch
+    from train.data.ict.cache import ict_folders, trainable
+
+    opts = {"version": version}
+    batch = ICTBatch(ict_folders(data, opts), n, seed, model=data / "ict_facekit",
+                     face_model=str(data / "models" / "mediapipe-0.10.21"), keep=trainable, options=opts)
+    names = [au_name(a) for a in DEFAULT_MODEL_AUS]
+    tiles = []
+    for s in batch:
+        info = s.info or {"kind": "", "occluders": (), "pose": (0, 0, 0)}
+        on = " ".join(a[2:] for a in names if s.labels.get(a) == 1)
+        unknown = " ".join(a[2:] for a in names if a not in s.labels)
+        lines = [f"{s.index} {info['kind']} {s.face_id.split('/')[0]}", on, f"?{unknown}" if unknown else "",
+                 " ".join(info["occluders"]) + " pose %.0f %.0f %.0f" % tuple(info["pose"])]
+        tiles.append(_caption(_tile(s.image, s.points, ""), lines))
+    while len(tiles) % cols:
+        tiles.append(np.zeros_like(tiles[0]))
+    return np.vstack([np.hstack(tiles[k:k + cols]) for k in range(0, len(tiles), cols)])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.data.ict.sheet", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="the open data folder (AU_DATA_DIR)")
@@ -92,9 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faces", nargs="+", default=["001", "002"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--version", type=int, choices=(2, 3), default=2)
+    ap.add_argument("--samples", type=int, default=0, help="instead: N random samples as the cache draws them")
     args = ap.parse_args(argv)
     try:
-        sheet = contact_sheet(args.data, args.faces, args.seed, args.version)
+        if args.samples:
+            sheet = sample_sheet(args.data, args.samples, args.seed, args.version)
+        else:
+            sheet = contact_sheet(args.data, args.faces, args.seed, args.version)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
