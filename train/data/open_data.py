@@ -99,12 +99,13 @@ def open_records(data_dir: str | Path, aus: Sequence[int] = DEFAULT_MODEL_AUS, e
 
 def open_cache(data_dir: str | Path, out: str | Path, n_ict: int = 2400, seed: int = 0, every: int = 2,
                workers: int = 1, face_model: str | None = None, progress: bool = True,
-               limit: int | None = None) -> dict:
+               limit: int | None = None, ict_options: dict | None = None) -> dict:
     """The open dataset v2: ``out/real`` (London, Canada, the Pexels clip through the face stage)
-    and ``out/ict`` (ICT-FaceKit FACS warps of the trainable London and Canada neutral photos), read
-    together through ``out/meta.json`` parts. The manifest counts labels per AU and per kind."""
+    and ``out/ict`` (ICT-FaceKit FACS warps of the trainable London and Canada neutral photos; with
+    ``ict_options={"version": 3}`` synthetic v3, also on London smiling photos), read together
+    through ``out/meta.json`` parts. The manifest counts labels per AU and per kind."""
     from train.data.cache import CacheSpec, build_cache
-    from train.data.ict.cache import ict_cache
+    from train.data.ict.cache import ict_cache, ict_folders
     from train.data.manifest import write_manifest
 
     out, data_dir = Path(out), Path(data_dir)
@@ -117,8 +118,9 @@ def open_cache(data_dir: str | Path, out: str | Path, n_ict: int = 2400, seed: i
         ict = data_dir / "ict_facekit" / "ict_face_model_light.npz"
         if not ict.is_file():
             raise FileNotFoundError(f"{ict} not found: --data must be the open data folder (AU_DATA_DIR)")
-        manifests.append(ict_cache([data_dir / "london" / "neutral", data_dir / "canada"], out / "ict", n_ict, seed,
-                                   model=ict, face_model=face_model, crop_size=SYNTH_CROP, progress=progress))
+        manifests.append(ict_cache(ict_folders(data_dir, ict_options), out / "ict", n_ict, seed, model=ict,
+                                   face_model=face_model, crop_size=SYNTH_CROP, progress=progress,
+                                   options=ict_options))
         parts.append("ict")
     write_meta(out, cache_meta("open", aus, SYNTH_CROP, [], parts=parts))
     data = CacheData(out)
