@@ -1,7 +1,10 @@
 """``python -m train.eval --checkpoint CKPT --data CACHE [--split test|val|all] [--fold K]``.
 
 Scores a checkpoint on a cache with the run's AU list and input size; thresholds come from the
-checkpoint's run (metrics.json beside it) when present, else 0.5. Prints and writes metrics JSON.
+checkpoint's run (metrics.json beside it) when present, else 0.5. Where the cache has intensity
+labels (DISFA's 0-5 codes, synthetic grades) and the model an intensity output, it adds the DISFA
+intensity protocol (``intensity``: ICC(3,1), MAE, PCC per AU; ``train.intensity_metrics``).
+Prints and writes metrics JSON.
 """
 from __future__ import annotations
 
@@ -30,8 +33,10 @@ def _run(args) -> int:
     from train.config import TrainConfig
     from train.data.cache import CacheData
     from train.data.policy import select_aus, split_indices_for
+    from train.data.records import LABEL_KINDS
     from train.data.torch_data import CacheDataset
-    from train.loader import make_loader, predict
+    from train.intensity_metrics import intensity_report
+    from train.loader import make_loader, predict_outputs
     from train.metrics import au_report
     from train.task import task_for_checkpoint
 
@@ -44,7 +49,8 @@ def _run(args) -> int:
     model = task_for_checkpoint(ck).model_from_checkpoint(ck)
     d = distributed.Dist()
     loader = make_loader(CacheDataset(cache, idx, ck.input_size, columns=cols), cfg, d, shuffle=False)
-    probs, labels, mask = predict(model, loader, d, ck.mean, ck.std)
+    out = predict_outputs(model, loader, d, ck.mean, ck.std)
+    probs, labels, mask = out.probs, out.labels, out.mask
     run_metrics = args.checkpoint.parent / "metrics.json"
     thr = None
     if run_metrics.is_file():
@@ -52,10 +58,23 @@ def _run(args) -> int:
         thr = np.array([saved.get(a, 0.5) for a in aus])
     report = {**au_report(probs, labels, mask, aus, thr), "data": args.data, "split": args.split,
               "checkpoint": str(args.checkpoint)}
+    has_labels = bool(np.isfinite(out.intensity_target).any())
+    if out.intensity is not None and has_labels:
+        kinds = cache.field("kind")[idx][:, cols]
+        scored = intensity_report(out.intensity, out.intensity_target, aus, kinds,
+                                  list(cache.meta.get("label_kinds", LABEL_KINDS)))
+        if scored:
+            report["intensity"] = scored
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text)
     print(f"mean F1 {report['f1']['mean']} (AUC {report['auc']['mean']}) on {len(idx)} samples")
+    if report.get("intensity"):
+        i = report["intensity"]
+        print(f"intensity: mean ICC(3,1) {i['icc']['mean']}, MAE {i['mae']['mean']}, PCC {i['pcc']['mean']} "
+              f"over {len(i['n'])} AUs")
+    elif has_labels:
+        print("intensity: the data has intensity labels but this model has no intensity output")
     return 0
 
 

