@@ -14,7 +14,7 @@ from typing import Any
 from train.coerce import config_from_dict
 from train.model.students import StudentModelConfig
 
-LOSS_WEIGHTS = ("w_hard", "w_soft", "w_pseudo", "w_feat", "w_rel")
+LOSS_WEIGHTS = ("w_hard", "w_soft", "w_pseudo", "w_feat", "w_rel", "w_intensity_soft", "w_intensity_hard")
 
 
 @dataclass
@@ -28,6 +28,10 @@ class StudentConfig(StudentModelConfig):
     pseudo_confidence: float = 0.7  # a pseudo-label counts where max(p, 1-p) >= this
     w_feat: float = 1.0  # projected student tokens vs teacher AU tokens (forward_features)
     w_rel: float = 1.0  # AU x AU similarity matrices, student vs teacher
+    # with model.intensity_head: L1 to the teacher's intensities (every AU of every sample) and to
+    # the intensity labels where known (NaN elsewhere), both on the FACS 0-5 scale
+    w_intensity_soft: float = 1.0
+    w_intensity_hard: float = 1.0
     unlabeled: str = ""  # extra cache of unlabeled frames mixed in (e.g. the Pexels pairs cache)
     unlabeled_batch: int = 0  # frames of ``unlabeled`` added to every step (0 = none)
     distill_dim: int = 0  # teacher token width D (set from the teacher; 0 = no projector)

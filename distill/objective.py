@@ -3,8 +3,10 @@
 Terms (weights in the ``model:`` section, see ``distill.config.StudentConfig``):
 ``hard`` masked BCE on labeled AUs; ``soft`` temperature BCE on teacher probabilities; ``pseudo``
 teacher hard labels where the label is unknown; ``feat`` projected student vs teacher AU tokens;
-``rel`` AU×AU similarity matrices. Optionally ``unlabeled_batch`` frames of an extra cache join
-every step with every AU unknown, so they are taught by the teacher only.
+``rel`` AU×AU similarity matrices; with ``intensity_head``, ``intensity_soft`` L1 to the
+teacher's AU intensities and ``intensity_hard`` L1 to the intensity labels where known. Optionally
+``unlabeled_batch`` frames of an extra cache join every step with every AU unknown, so they are
+taught by the teacher only.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from torch import nn
 from distill.losses import feature_distill, pseudo_label_bce, relation_distill, soft_bce
 from distill.config import StudentConfig
 from distill.teacher import FrozenTeacher
-from train.losses.bce import masked_bce
+from train.losses.bce import masked_bce, masked_intensity_l1
 from train.model.input_norm import normalize
 
 
@@ -64,6 +66,10 @@ class DistillObjective:
             raise ValueError("model.w_feat/w_rel > 0 need the teacher's AU tokens; this teacher has none "
                              "(set model.w_feat=0 model.w_rel=0)")
         self.needs_tokens = needs_tokens
+        self.intensity = bool(student.net.has_intensity)
+        if self.intensity and cfg.w_intensity_soft > 0 and not teacher.has_intensity:
+            raise ValueError("model.intensity_head with model.w_intensity_soft > 0 needs a teacher with an intensity "
+                             "head (train it with model.intensity_head=true), or set model.w_intensity_soft=0")
 
     def _with_unlabeled(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.unlabeled is None or not self.student.training:
@@ -73,14 +79,15 @@ class DistillObjective:
         return {"image_u8": torch.cat([batch["image_u8"], u8]),
                 "image": torch.cat([batch["image"], normalize(u8, self.mean, self.std)]),
                 "labels": torch.cat([batch["labels"], batch["labels"].new_zeros(n, a)]),
+                "intensity": torch.cat([batch["intensity"], batch["intensity"].new_full((n, a), float("nan"))]),
                 "mask": torch.cat([batch["mask"].bool(), batch["mask"].new_zeros(n, a, dtype=torch.bool)])}
 
     def __call__(self, batch: dict[str, torch.Tensor], forward: nn.Module | None = None
                  ) -> tuple[torch.Tensor, dict[str, float]]:
         batch = self._with_unlabeled(batch)
-        t_logits, t_tokens = self.teacher(batch["image_u8"])
-        out = (forward or self.student)(batch["image"], with_tokens=True)
-        s_logits, s_tokens = out
+        t_logits, t_tokens, t_intensity = self.teacher.outputs(batch["image_u8"])
+        out = (forward or self.student)(batch["image"], with_tokens=True, with_intensity=self.intensity)
+        s_logits, s_tokens = out[:2]
         c = self.cfg
         terms: dict[str, torch.Tensor] = {}
         if c.w_hard > 0:
@@ -94,11 +101,25 @@ class DistillObjective:
                 terms["feat"] = feature_distill(s_tokens, t_tokens)
             if c.w_rel > 0:
                 terms["rel"] = relation_distill(s_tokens, t_tokens)
-        weights = {"hard": c.w_hard, "soft": c.w_soft, "pseudo": c.w_pseudo, "feat": c.w_feat, "rel": c.w_rel}
+        if self.intensity:
+            terms.update(self._intensity_terms(out[2], t_intensity, batch))
+        weights = {"hard": c.w_hard, "soft": c.w_soft, "pseudo": c.w_pseudo, "feat": c.w_feat, "rel": c.w_rel,
+                   "intensity_soft": c.w_intensity_soft, "intensity_hard": c.w_intensity_hard}
         total = sum(weights[k] * v for k, v in terms.items())
         if not terms:  # every weight 0: a zero loss still connected to the student
             total = s_logits.sum() * 0.0
         return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    def _intensity_terms(self, s_intensity: torch.Tensor, t_intensity: torch.Tensor | None,
+                         batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """L1 on the 0-5 scale, as the teacher's own intensity loss: to the teacher everywhere,
+        to the labels where they are known."""
+        terms = {}
+        if self.cfg.w_intensity_soft > 0 and t_intensity is not None:
+            terms["intensity_soft"] = (s_intensity.float() - t_intensity.detach()).abs().mean()
+        if self.cfg.w_intensity_hard > 0:
+            terms["intensity_hard"] = masked_intensity_l1(s_intensity.float(), batch["intensity"])
+        return terms
 
     def state_dict(self) -> dict[str, Any]:
         return {"unlabeled_draws": self.unlabeled.draws if self.unlabeled else 0}

@@ -72,6 +72,13 @@ class StudentTask(StudentModelTask):
         return DistillObjective(model, self.teacher(list(model.aus), device), self.cfg, self.mean, self.std,
                                 pos_weight, unlabeled)
 
+    def check_data(self, model_cfg: dict[str, Any], has_flow: bool, where: str, has_intensity: bool = False) -> None:
+        cfg = StudentConfig.from_dict(dict(model_cfg))
+        if cfg.intensity_head and not has_intensity and not cfg.w_intensity_soft > 0:
+            raise ValueError(f"{where}: model.intensity_head is on with model.w_intensity_soft=0, but no training "
+                             "frame has a known AU intensity for the run's AUs; use such a cache or a teacher "
+                             "with an intensity head (model.w_intensity_soft > 0)")
+
     def checkpoint_meta(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> dict[str, Any]:
         full = {**StudentConfig.from_dict(dict(model_cfg)).to_dict(), "distill_dim": self.cfg.distill_dim}
         meta = super().checkpoint_meta(full, aus, input_size)

@@ -26,7 +26,8 @@ def load_teacher_checkpoint(path: str | Path) -> Checkpoint:
 
 
 class FrozenTeacher(nn.Module):
-    """``teacher(u8)`` -> ``(logits B×A, tokens B×A×D | None)`` for the student's AUs ``aus``."""
+    """``teacher(u8)`` -> ``(logits B×A, tokens B×A×D | None)`` for the student's AUs ``aus``
+    (``outputs(u8)`` adds the intensities)."""
 
     def __init__(self, ck: Checkpoint | dict[str, Any], aus: list[str]):
         super().__init__()
@@ -52,14 +53,30 @@ class FrozenTeacher(nn.Module):
 
     @torch.no_grad()
     def forward(self, image_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits, tokens, _ = self.outputs(image_u8)
+        return logits, tokens
+
+    @torch.no_grad()
+    def outputs(self, image_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(logits B×A, tokens B×A×D | None, intensity B×A in 0..5 | None)`` from one pass."""
         x = normalize(self._resize(image_u8), self.mean, self.std)
-        if hasattr(self.model, "forward_head"):  # RTATL: AU tokens B×A×D and the head on them
+        if hasattr(self.model, "forward_head"):  # RTATL: AU tokens B×A×D and the heads on them
             tokens = self.model.forward_features(x)
             logits = self.model.forward_head(tokens)
+            intensity = self.model.intensity_from_tokens(tokens)
             tokens = tokens[:, self.columns] if tokens.ndim == 3 else None
+        elif hasattr(self.model, "au_heads"):  # a student as the teacher
+            (logits, intensity), tokens = self.model.au_heads(x), None
         else:
-            logits, tokens = self.model.au_logits(x), None
-        return logits[:, self.columns].float(), (None if tokens is None else tokens.float())
+            logits, tokens, intensity = self.model.au_logits(x), None, None
+        return (logits[:, self.columns].float(), None if tokens is None else tokens.float(),
+                None if intensity is None else intensity[:, self.columns].float())
+
+    @property
+    def has_intensity(self) -> bool:
+        """Whether the teacher outputs AU intensity (an RTATL teacher or a student with the head)."""
+        net = getattr(self.model, "net", self.model)
+        return bool(getattr(net, "has_intensity", False))
 
     @torch.no_grad()
     def au_logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -154,6 +154,11 @@ class RTATLTeacher(nn.Module):
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.net.forward_head(tokens, pre_logits)
 
+    def intensity_from_tokens(self, tokens: torch.Tensor) -> torch.Tensor | None:
+        """AU intensities 0..5 of ``forward_features`` tokens (None without the head): distillation
+        reads tokens, logits and intensities from one pass."""
+        return self.net.au_branch.intensity_out(tokens) if self.net.has_intensity else None
+
     def au_points(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """AU anchors ``(B, A, 2, 2)`` in input pixels: per-sample mesh anchors where available."""
         x = batch["image"]
