@@ -24,6 +24,7 @@ from runtime import strict_json
 from runtime.align import TEMPLATES
 from runtime.atomic import atomic_write
 from runtime.aus import au_name, au_number
+from runtime.card_intensity import IntensityOutput, intensity_output, parse_intensity
 from runtime.errors import CardError
 from runtime.shown import quoted
 
@@ -161,6 +162,8 @@ class ModelCard:
         _check_io_dtype(output.get("dtype"), "output.dtype", where)
         if output.get("quant") is not None:
             _parse_quant(output["quant"], "output.quant", where)
+        if output.get("intensity") is not None:  # the optional second output (runtime.card_intensity)
+            output["intensity"] = parse_intensity(output["intensity"], aus, LABEL_KINDS, where)
         thresholds = _parse_thresholds(d["thresholds"], aus, where)
         align = _parse_alignment(d["alignment"], where)
         _check_model(d["model"], where)
@@ -185,6 +188,11 @@ class ModelCard:
 
     def threshold(self, au: str) -> float:
         return float(self.thresholds.get(au, 0.5))
+
+    @property
+    def intensity(self) -> IntensityOutput | None:
+        """The declared AU-intensity output (``output.intensity``), or None."""
+        return intensity_output(self.output)
 
 
 # ---- section parsers: each raises CardError with the card's name and the fix -----------------------

@@ -25,7 +25,7 @@ from runtime.face import FaceStage
 from runtime.mesh_measures import BLINK_AU, MeshMeasures
 from runtime.neutral import NeutralCalibration
 from runtime.results import FaceAU, FrameResult
-from runtime.smoothing import LandmarkSmoother, TrackSmoother
+from runtime.smoothing import LandmarkSmoother, TrackSmoother, ValueSmoother
 
 if TYPE_CHECKING:
     from runtime.sources import FrameSource
@@ -100,8 +100,9 @@ class AUDetector:
         self.measures = MeshMeasures(head_pose=head_pose, blink=blink and BLINK_AU not in self.aus)
         # What the results carry: the engine's AUs + the mesh's (AU45); outputs take their columns from it.
         self.output_aus = self.aus + self.measures.aus
-        # AUs with an intensity output (FaceAU.au_intensity, CSV AUxx_r): none until an engine has one.
-        self.intensity_aus: list[str] = []
+        # AUs the engine estimates intensity for (its card's output.intensity; FaceAU.au_intensity,
+        # CSV AUxx_r): none for an occurrence-only model, and never derived from a probability.
+        self.intensity_aus: list[str] = list(self.engine.intensity_aus)
         self._thr = np.array([card.threshold(a) for a in self.aus], np.float32)
         self._align = card.alignment
         self._size = card.input.size[0]
@@ -109,6 +110,7 @@ class AUDetector:
                                threads=threads, detect_every=detect_every)
         self.mode = mode  # None: stream() lets the source choose
         self.smoother = TrackSmoother(self._thr, enabled=smooth)
+        self.intensity_smoother = ValueSmoother(enabled=smooth)
         self.smooth_landmarks = smooth if smooth_landmarks is None else bool(smooth_landmarks)
         self.landmark_smoother = LandmarkSmoother()
         self.skipped: Counter[str] = Counter()
@@ -170,11 +172,11 @@ class AUDetector:
                             template=self._align["template"], scale=float(self._align["scale"]),
                             out_size=self._size)[0][..., ::-1] for f in faces]  # RGB, as the card's input
         t2 = time.perf_counter()
-        probs = self.engine.infer(np.stack(crops)) if crops else np.zeros((0, len(self.aus)), np.float32)
+        probs, intensities = self._infer(crops)
         t3 = time.perf_counter()
         results = []
         height, width = bgr.shape[:2]
-        for face, p, raw_mesh in zip(faces, probs, raw_meshes):
+        for face, p, raw_mesh, inten in zip(faces, probs, raw_meshes, intensities):
             if video:
                 p_s, active = self.smoother(face.track_id, self.neutral(face.track_id, p, t), t)
             else:
@@ -190,10 +192,11 @@ class AUDetector:
             results.append(FaceAU(
                 track_id=int(face.track_id), bbox=tuple(float(v) for v in face.bbox), score=float(face.score),
                 landmarks5=face.points5, landmarks=face.landmarks, au_prob=au_prob, au_active=au_active,
-                head_pose=pose,
+                head_pose=pose, au_intensity=self._intensity(face.track_id if video else None, inten, t),
             ))
         if video:
             self.smoother.forget_stale(t)
+            self.intensity_smoother.forget_stale(t)
             self.landmark_smoother.forget_stale(t)
             self.neutral.forget_stale(t)
             self.measures.forget_stale(t)
@@ -202,6 +205,22 @@ class AUDetector:
                   "post": (t4 - t3) * 1e3}
         return FrameResult(frame=index, time_s=t, faces=results, latency_ms=(t4 - t0) * 1e3,
                            stages_ms=stages, faces_beyond_max=self.faces.beyond_max)
+
+    def _infer(self, crops: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """AU probabilities (N×A) and, per face, its intensities (None when the model has none)."""
+        if not crops:
+            return np.zeros((0, len(self.aus)), np.float32), []
+        probs, intensities = self.engine.infer_with_intensity(np.stack(crops))
+        return probs, (list(intensities) if intensities is not None else [None] * len(probs))
+
+    def _intensity(self, track_id: int | None, values: np.ndarray | None, t: float) -> dict[str, float] | None:
+        """``FaceAU.au_intensity``: the engine's intensities (One Euro per track in video mode, as the
+        probabilities), or None for a model without them."""
+        if values is None:
+            return None
+        if track_id is not None:
+            values = self.intensity_smoother(track_id, values, t)
+        return {a: float(v) for a, v in zip(self.intensity_aus, values)}
 
     def stream(self, source: str | int | FrameSource = 0,
                max_frames: int | None = None) -> Iterator[FrameResult]:
@@ -253,6 +272,7 @@ class AUDetector:
         """Forget tracks and smoothing state (a new, unrelated source)."""
         self.faces.reset()
         self.smoother.reset()
+        self.intensity_smoother.reset()
         self.landmark_smoother.reset()
         self.neutral.reset()
         self.measures.reset()

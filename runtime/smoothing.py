@@ -111,6 +111,33 @@ class TrackSmoother:
         self._tracks.clear()
 
 
+class ValueSmoother:
+    """One Euro per track on a vector of values without a decision (AU intensities), with the
+    probabilities' filter settings: the speed is measured in units of ``scale`` (5 for the FACS
+    0-5 scale), so an intensity and a probability moving alike are smoothed alike."""
+
+    def __init__(self, enabled: bool = True, scale: float = 5.0, forget_after_s: float = 2.0):
+        self.enabled, self.scale, self.forget_after_s = enabled, float(scale), forget_after_s
+        self._tracks: dict[int, tuple[OneEuroFilter, float]] = {}
+
+    def __call__(self, track_id: int, values: np.ndarray, t: float) -> np.ndarray:
+        if not self.enabled:
+            return values
+        entry = self._tracks.get(track_id)
+        filt = entry[0] if entry is not None else OneEuroFilter()
+        out = filt(np.asarray(values, np.float32), t, 1.0 / self.scale)
+        self._tracks[track_id] = (filt, t)
+        return out
+
+    def forget_stale(self, t: float) -> None:
+        stale = [k for k, (_, last) in self._tracks.items() if t - last > self.forget_after_s or t < last]
+        for k in stale:
+            del self._tracks[k]
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+
 class LandmarkSmoother:
     """One Euro on each track's mesh (N x 3 frame pixels), MediaPipe's video-mode parameters.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.card import ModelCard
+from runtime.engines.intensity import IntensityOutputs
 from runtime.errors import CardError, EngineError
 
 
@@ -66,9 +67,10 @@ class BatchPolicy:
         return f"batch {self.min}..{self.max if self.max is not None else 'any'}"
 
 
-class Engine:
+class Engine(IntensityOutputs):
     """Base class: subclasses set ``backend`` and implement ``_input_spec``, ``_output_width``,
-    ``_batch_policy`` and ``_run`` (one batch whose size the policy allows)."""
+    ``_batch_policy`` and ``_run`` (one batch whose size the policy allows); a backend that reads
+    the optional intensity output also implements ``IntensityOutputs``' hooks."""
 
     backend = "base"
 
@@ -76,6 +78,7 @@ class Engine:
         self.path = Path(path)
         self.card = card
         self._check_against_card()
+        self._check_intensity_against_card()
         self.batch = self._batch_policy()
         self._lut = self._input_lut()
 
@@ -197,26 +200,40 @@ class Engine:
 
     def infer(self, crops: np.ndarray) -> np.ndarray:
         """AU probabilities (N x A float32) for a batch of aligned RGB uint8 crops (N x H x W x 3)."""
+        crops = self._checked_crops(crops)
+        if len(crops) == 0:
+            return np.zeros((0, len(self.aus)), np.float32)
+        return self._forward(self.prepare(crops))
+
+    def _checked_crops(self, crops: np.ndarray) -> np.ndarray:
+        """N x H x W x 3 uint8 at the input size (one crop gains its batch axis), else ValueError."""
         crops = np.asarray(crops)
         if crops.ndim == 3:
             crops = crops[None]
         h, w = self.input_size
         if crops.shape[1:] != (h, w, 3) or crops.dtype != np.uint8:
             raise ValueError(f"crops must be N x {h} x {w} x 3 uint8, got {crops.shape} {crops.dtype}")
-        if len(crops) == 0:
-            return np.zeros((0, len(self.aus)), np.float32)
-        return self._forward(self.prepare(crops))
+        return crops
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        """The batch policy: chunk to the maximum, pad each chunk to a legal size, run, slice."""
-        out = []
+    def _chunks(self, x: np.ndarray):
+        """The batch policy: ``(chunk, rows)`` per chunk of at most the maximum, padded to a legal size
+        (``rows`` of it are real)."""
         for start, stop, size in self.batch.plan(len(x)):
             chunk = x[start:stop]
             if size > len(chunk):  # repeat the last real sample: a valid input for any model
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)])
+            yield chunk, stop - start
+
+    def _check_rows(self, raw: np.ndarray, size: int) -> None:
+        if raw.shape[0] != size:
+            raise EngineError(f"engine {self.path.name} returned {raw.shape[0]} rows for a batch of "
+                              f"{size}; re-export it (its output batch must follow its input)")
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """Run every chunk of the batch policy and slice the padding off."""
+        out = []
+        for chunk, rows in self._chunks(x):
             raw = self._run(chunk)
-            if raw.shape[0] != size:
-                raise EngineError(f"engine {self.path.name} returned {raw.shape[0]} rows for a batch of "
-                                  f"{size}; re-export it (its output batch must follow its input)")
-            out.append(self.finish(np.array(raw[:stop - start])))  # copy: raw may be a reused buffer
+            self._check_rows(raw, len(chunk))
+            out.append(self.finish(np.array(raw[:rows])))  # copy: raw may be a reused buffer
         return out[0] if len(out) == 1 else np.concatenate(out)

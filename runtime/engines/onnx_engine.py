@@ -7,6 +7,7 @@ import numpy as np
 
 from runtime.card import ModelCard
 from runtime.engines.base import BatchPolicy, Engine, TensorSpec
+from runtime.engines.intensity import split_outputs
 from runtime.errors import EngineError, MissingDependency
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
@@ -34,7 +35,9 @@ class OnnxEngine(Engine):
             first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise EngineError(f"cannot load ONNX engine {path}: {first}; re-export it") from None
         self._in = self.session.get_inputs()[0]
-        self._out = self.session.get_outputs()[0]
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        au, intensity = split_outputs(list(outputs), card, path)
+        self._out, self._intensity = outputs[au], (outputs[intensity] if intensity else None)
         super().__init__(path, card)
 
     def _input_spec(self) -> TensorSpec:
@@ -42,10 +45,10 @@ class OnnxEngine(Engine):
         return TensorSpec(shape, _ORT_TYPES.get(self._in.type, self._in.type))
 
     def _output_width(self) -> int | None:
-        dims = self._out.shape[1:]
-        if not dims or not all(isinstance(d, int) for d in dims):
-            return None
-        return int(np.prod(dims))
+        return _width(self._out)
+
+    def _intensity_width(self) -> int | None:
+        return _width(self._intensity) if self._intensity is not None else None
 
     def _batch_policy(self) -> BatchPolicy:
         batch = self._in.shape[0]  # an int when exported with a fixed batch, else a name or None
@@ -53,3 +56,15 @@ class OnnxEngine(Engine):
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([self._out.name], {self._in.name: x})[0]
+
+    def _run_with_intensity(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        au, intensity = self.session.run([self._out.name, self._intensity.name], {self._in.name: x})
+        return au, intensity
+
+
+def _width(out) -> int | None:
+    """Values per sample of an ONNX Runtime output (None when a dimension is dynamic)."""
+    dims = out.shape[1:]
+    if not dims or not all(isinstance(d, int) for d in dims):
+        return None
+    return int(np.prod(dims))

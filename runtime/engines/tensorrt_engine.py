@@ -20,6 +20,7 @@ import numpy as np
 
 from runtime.card import ModelCard
 from runtime.engines.base import BatchPolicy, Engine, TensorSpec
+from runtime.engines.intensity import split_outputs
 from runtime.errors import EngineError, MissingDependency
 
 INSTALL_HINT = ("on a Jetson it comes with JetPack (python3-libnvinfer); on x86 "
@@ -103,12 +104,14 @@ class TensorRTEngine(Engine):
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise EngineError(f"TensorRT engine {path} has inputs {inputs} and outputs {outputs}; "
-                              "expected one of each (an au-edge export)")
-        self._in, self._out = inputs[0], outputs[0]
+        wanted = 2 if card.intensity is not None else 1  # AU probabilities (+ intensity: card output.intensity)
+        if len(inputs) != 1 or len(outputs) != wanted:
+            raise EngineError(f"TensorRT engine {path} has inputs {inputs} and outputs {outputs}; expected one "
+                              f"input and {wanted} output{'s' if wanted > 1 else ''} (an au-edge export and its card)")
+        self._in = inputs[0]
+        self._out, self._intensity = split_outputs(outputs, card, path)
         self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._in)))
-        self._out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._out)))
+        self._dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in outputs}
         super().__init__(path, card)  # card check first: nothing to free if it fails
         self.context = engine.create_execution_context()
         if self.context is None:
@@ -124,7 +127,13 @@ class TensorRTEngine(Engine):
         return TensorSpec(tuple(int(d) for d in self.engine.get_tensor_shape(self._in)), self._in_dtype.name)
 
     def _output_width(self) -> int | None:
-        dims = tuple(self.engine.get_tensor_shape(self._out))[1:]
+        return self._width(self._out)
+
+    def _intensity_width(self) -> int | None:
+        return self._width(self._intensity) if self._intensity else None
+
+    def _width(self, name: str) -> int | None:
+        dims = tuple(self.engine.get_tensor_shape(name))[1:]
         return None if any(d < 0 for d in dims) else int(np.prod(dims))
 
     def _batch_policy(self) -> BatchPolicy:
@@ -159,28 +168,41 @@ class TensorRTEngine(Engine):
 
     # ---- one legal batch ---------------------------------------------------------------------
     def _run(self, x: np.ndarray) -> np.ndarray:
+        return self._execute(x)[self._out]
+
+    def _run_with_intensity(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._execute(x)
+        return out[self._out], out[self._intensity]
+
+    def _execute(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one batch; every output (TensorRT needs an address for each) as views of pinned buffers."""
         cudart = self._cudart
         if not self.context.set_input_shape(self._in, tuple(x.shape)):
             raise EngineError(f"TensorRT engine {self.path.name} rejected input shape {list(x.shape)}: "
                               f"{self._logger.detail()}")
-        out_shape = tuple(int(d) for d in self.context.get_tensor_shape(self._out))
-        if any(d < 0 for d in out_shape):
-            raise EngineError(f"TensorRT engine {self.path.name}: output shape {list(out_shape)} unresolved "
-                              f"for input {list(x.shape)}: {self._logger.detail()}")
+        shapes = {n: tuple(int(d) for d in self.context.get_tensor_shape(n)) for n in self._dtypes}
+        for n, shape in shapes.items():
+            if any(d < 0 for d in shape):
+                raise EngineError(f"TensorRT engine {self.path.name}: output {n!r} shape {list(shape)} unresolved "
+                                  f"for input {list(x.shape)}: {self._logger.detail()}")
         in_bytes = x.size * self._in_dtype.itemsize
-        out_bytes = int(np.prod(out_shape)) * self._out_dtype.itemsize
         h_in = self._buffer(self._host, self._in, in_bytes, pinned=True)
-        h_out = self._buffer(self._host, self._out, out_bytes, pinned=True)
         d_in = self._buffer(self._device, self._in, in_bytes, pinned=False)
-        d_out = self._buffer(self._device, self._out, out_bytes, pinned=False)
+        outs = {}
+        for n, shape in shapes.items():
+            nbytes = int(np.prod(shape)) * self._dtypes[n].itemsize
+            outs[n] = (self._buffer(self._host, n, nbytes, pinned=True),
+                       self._buffer(self._device, n, nbytes, pinned=False), nbytes)
         np.copyto(self._host_view(h_in, x.shape, self._in_dtype), x, casting="same_kind")
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         cuda_check(cudart.cudaMemcpyAsync(d_in, h_in, in_bytes, h2d, self._stream), "copy to the GPU")
         if not self.context.execute_async_v3(int(self._stream)):
             raise EngineError(f"TensorRT execution failed for {self.path.name}: {self._logger.detail()}")
-        cuda_check(cudart.cudaMemcpyAsync(h_out, d_out, out_bytes, d2h, self._stream), "copy from the GPU")
+        for h_out, d_out, nbytes in outs.values():
+            cuda_check(cudart.cudaMemcpyAsync(h_out, d_out, nbytes, d2h, self._stream), "copy from the GPU")
         cuda_check(cudart.cudaStreamSynchronize(self._stream), "stream synchronisation")
-        return self._host_view(h_out, out_shape, self._out_dtype)  # the base copies before reuse
+        # views of the pinned buffers: the base copies them before the next run reuses them
+        return {n: self._host_view(outs[n][0], shape, self._dtypes[n]) for n, shape in shapes.items()}
 
     def __del__(self) -> None:  # a forgotten close() must not leak the stream and pinned memory
         try:
