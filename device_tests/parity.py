@@ -9,6 +9,9 @@ than its reference (FP16 from ``au_fp32.onnx``) needs that precision's tolerance
 
 JSON: ``{"engine", "reference", "max_abs_dprob", "mean_abs_dprob", "tolerance", "passed"}``; exit 1
 when the check fails (after writing the JSON), 2 for a missing or malformed engine or reference.
+A reference of a model with an intensity output (``expected_intensity``, ``intensity_tolerance``,
+``intensity_aus``) is checked on it too: ``max_abs_dintensity``, ``mean_abs_dintensity`` and
+``intensity_tolerance`` join the JSON, and ``passed`` needs both outputs within their tolerance.
 """
 from __future__ import annotations
 
@@ -83,15 +86,35 @@ def check(engine_path: str | Path, reference: str | Path | None = None, threads:
         if tuple(crops.shape[1:3]) != tuple(eng.input_size):
             raise ParityReferenceError(f"parity reference {ref_path} has {crops.shape[1]}x{crops.shape[2]} crops, the "
                                   f"engine takes {eng.input_size[0]}x{eng.input_size[1]}; use its own reference")
-        got = np.asarray(eng.infer(crops), np.float64)[:, [eng.aus.index(a) for a in aus]]
+        probs, intensity = eng.infer_with_intensity(crops)
+        got = np.asarray(probs, np.float64)[:, [eng.aus.index(a) for a in aus]]
+        intensity_aus = list(eng.intensity_aus)
     finally:
         eng.close()
     diff = np.abs(got - ref["expected"].astype(np.float64))
     tolerance = float(ref["tolerance"]) if tolerance is None else float(tolerance)
     max_abs = float(diff.max()) if diff.size else 0.0
-    return {"engine": str(engine_path), "reference": str(ref_path), "max_abs_dprob": max_abs,
-            "mean_abs_dprob": float(diff.mean()) if diff.size else 0.0, "tolerance": tolerance,
-            "passed": bool(np.isfinite(diff).all() and max_abs <= tolerance)}
+    res = {"engine": str(engine_path), "reference": str(ref_path), "max_abs_dprob": max_abs,
+           "mean_abs_dprob": float(diff.mean()) if diff.size else 0.0, "tolerance": tolerance,
+           "passed": bool(np.isfinite(diff).all() and max_abs <= tolerance)}
+    if "expected_intensity" in ref:
+        res.update(_intensity_check(ref, ref_path, intensity, intensity_aus))
+        res["passed"] = bool(res["passed"] and res["intensity_passed"])
+    return res
+
+
+def _intensity_check(ref: dict, ref_path: Path, got: np.ndarray | None, engine_aus: list[str]) -> dict:
+    """The intensity output against the reference's (a second output; FACS 0-5)."""
+    aus = [str(a) for a in ref["intensity_aus"]]
+    if got is None or not set(aus) <= set(engine_aus):
+        raise ParityReferenceError(f"parity reference {ref_path} checks intensities of {aus}, the engine's card "
+                                   f"declares {engine_aus or 'none'}; use the reference exported with this engine")
+    cols = got[:, [engine_aus.index(a) for a in aus]].astype(np.float64)
+    diff = np.abs(cols - ref["expected_intensity"].astype(np.float64))
+    tol = float(ref["intensity_tolerance"])
+    max_abs = float(diff.max()) if diff.size else 0.0
+    return {"max_abs_dintensity": max_abs, "mean_abs_dintensity": float(diff.mean()) if diff.size else 0.0,
+            "intensity_tolerance": tol, "intensity_passed": bool(np.isfinite(diff).all() and max_abs <= tol)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,7 +87,8 @@ def build_onnx(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib
     from export.to_onnx import to_onnx
 
     sample = torch.zeros(2, 3, em.ck.input_size, em.ck.input_size)
-    path = to_onnx(em.prob_module(), sample, out, simplify=opts.simplify, opset=opts.opset)
+    path = to_onnx(em.prob_module(), sample, out, simplify=opts.simplify, opset=opts.opset,
+                   output_names=em.output_names)
     card = _card(base, fmt.precision)
     warnings = _onnx_card_and_check(path, card, opts)
     return Artifact(path, fmt.name, fmt.precision, card, warnings)
@@ -107,7 +108,8 @@ def build_onnx_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, 
         src = built["onnx"].path if "onnx" in built else None
         if src is None:
             src = to_onnx(em.prob_module(), torch.zeros(2, 3, em.ck.input_size, em.ck.input_size),
-                          Path(tmp) / "fp32.onnx", simplify=opts.simplify, opset=opts.opset)
+                          Path(tmp) / "fp32.onnx", simplify=opts.simplify, opset=opts.opset,
+                          output_names=em.output_names)
         quantize_onnx_int8(src, calib, out)
     card = _card(base, fmt.precision)
     card.extra["quantization"] = {"method": "onnxruntime.quantization static QDQ, moving-average MinMax, "
@@ -144,6 +146,10 @@ def build_tflite(em: ExportModel, base: ModelCard, out: Path, opts: Options, cal
         _float_tflite(em, out, layout)
     precision = "fp16" if opts.fp16 else fmt.precision
     card = _card(base, precision, layout)
+    if em.intensity_aus:  # the tensor names are litert-torch's, read from the file
+        from export.to_tflite import card_for_tflite
+
+        card = card_for_tflite(out, card)
     card.write(out)
     return Artifact(out, fmt.name, precision, card)
 
@@ -164,8 +170,11 @@ def build_tflite_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options
     tmp = out.with_name(out.stem + ".float.tmp.tflite")
     x = calib.transpose(0, 2, 3, 1) if layout == "NHWC" else calib
     try:
+        ranges = {"output_0": (-LOGIT_RANGE, LOGIT_RANGE)}
+        if em.intensity_aus:  # the whole FACS scale, whatever the calibration faces show
+            ranges["output_1"] = (0.0, 5.0)
         quantize_int8(_float_tflite(em, tmp, layout, sigmoid=False), [np.ascontiguousarray(x)], out,
-                      output_range=(-LOGIT_RANGE, LOGIT_RANGE))
+                      output_ranges=ranges)
     finally:
         tmp.unlink(missing_ok=True)
     card = _card(base, fmt.precision, layout)

@@ -74,6 +74,8 @@ def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
             metrics["neutral_faces"] = run["neutral_faces"]
         if "teacher" in run:
             metrics["teacher_f1_mean"] = (run["teacher"].get("f1") or {}).get("mean")
+        if em.intensity_aus and run.get("intensity"):
+            metrics["intensity"] = run["intensity"]  # the DISFA intensity protocol on the run's test split
     return ModelCard(
         aus=list(ck.aus),
         input=InputSpec(size=(ck.input_size, ck.input_size), layout="NCHW", dtype="float32",
@@ -92,4 +94,5 @@ def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
                   "label_counts_by_kind": manifest.get("label_kinds", {}),
                   "attribution": _attribution(manifest, em)},
         metrics=metrics,
+        output={"intensity": em.intensity_card()} if em.intensity_aus else {},
     )

@@ -22,6 +22,7 @@ class CropSet:
     labels: np.ndarray | None = None  # N x A float (1 = active), None when the cache lacks the AUs
     mask: np.ndarray | None = None  # N x A bool (label known)
     real: np.ndarray | None = None  # N x A bool (label known and of kind "real")
+    intensity: np.ndarray | None = None  # N x A FACS 0-5 labels, NaN unknown (with ``aus``)
     source: str = ""  # "CACHE (split, n of m)"
 
     def __len__(self) -> int:
@@ -49,7 +50,7 @@ def load_crops(cache_dir: str | Path, input_size: int, indices: np.ndarray | Non
     if limit is not None and len(idx) > limit:
         idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
     crops = np.stack([resize_crop(_image(cache, int(i)), input_size) for i in idx])
-    labels = mask = real = None
+    labels = mask = real = intensity = None
     if aus is not None:
         from train.data.policy import select_aus
         from train.data.records import LABEL_KINDS
@@ -58,7 +59,9 @@ def load_crops(cache_dir: str | Path, input_size: int, indices: np.ndarray | Non
         labels = cache.field("labels")[idx][:, cols].astype(np.float32)
         mask = cache.field("mask")[idx][:, cols].astype(bool)
         real = mask & (cache.field("kind")[idx][:, cols] == LABEL_KINDS.index("real"))
-    return CropSet(crops=crops, labels=labels, mask=mask, real=real, source=f"{cache_dir} ({len(idx)} of {total})")
+        intensity = cache.field("intensity")[idx][:, cols].astype(np.float32)
+    return CropSet(crops=crops, labels=labels, mask=mask, real=real, intensity=intensity,
+                   source=f"{cache_dir} ({len(idx)} of {total})")
 
 
 def _image(cache, i: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from export.parity import (
     Gate,
     artifact_probs,
     board_tolerance,
+    board_tolerance_intensity,
     check_artifact,
     f1_scores,
     write_reference,
@@ -80,7 +81,7 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
     base = base_card(em, meta)
     aus = list(em.ck.aus)
     calib_x = normalize_crops(calib_set.crops, em.ck.mean, em.ck.std)
-    torch_probs = _torch_probs(em, eval_set)
+    torch_probs, torch_intensity = _torch_outputs(em, eval_set)
     thr = np.array([base.threshold(a) for a in aus])
     _, torch_f1 = f1_scores(torch_probs, eval_set, thr)
     log(f"calibration: {calib_set.source}; evaluation: {eval_set.source}")
@@ -92,7 +93,7 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
         built[fmt.name] = fmt.build()(em, base, path, opts, calib_x, fmt, built)
     artifacts = list(built.values())
 
-    entries, warnings = [], [w for a in artifacts for w in a.warnings]
+    entries, warnings = [], list(em.warnings) + [w for a in artifacts for w in a.warnings]
     val_set = validation_crops(em, calib) if any(a.precision == "int8" for a in artifacts) else None
     for art in artifacts:
         own = None
@@ -100,13 +101,18 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
             own = own_thresholds(em, art, val_set)
             log(f"{art.path.name}: thresholds calibrated on its own outputs ({val_set.source})")
         entry = check_artifact(art.path, art.format, art.precision, eval_set, torch_probs, thr, aus, gate,
-                               own_thresholds=own)
+                               own_thresholds=own, torch_intensity=torch_intensity, intensity_aus=em.intensity_aus)
         tol = board_tolerance(entry, gate)
-        ref = write_reference(art.path, eval_set.crops, torch_probs, tol, aus, art.precision)
+        ref_intensity = None
+        if torch_intensity is not None and "max_abs_dintensity" in entry:
+            ref_intensity = (torch_intensity, board_tolerance_intensity(entry, gate), em.intensity_aus)
+        ref = write_reference(art.path, eval_set.crops, torch_probs, tol, aus, art.precision, ref_intensity)
         entry.pop("_probs")
         entry["reference"] = ref.name
         art.card.parity = {**entry, "torch_f1_mean": None if torch_f1 is None else round(100 * torch_f1, 3),
                            "eval": eval_set.source, "board_tolerance": tol}
+        if ref_intensity is not None:
+            art.card.parity["board_tolerance_intensity"] = ref_intensity[1]
         art.card.write(art.path)  # the sidecar gains parity; the ONNX-embedded card is the pre-parity one
         entries.append(entry)
     report = write_report(out, entries, torch_f1, gate, eval_set.source, str(checkpoint))
@@ -145,11 +151,13 @@ def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> np.ndarray:
     return np.array([art.card.thresholds[a] for a in aus])
 
 
-def _torch_probs(em: ExportModel, data: CropSet) -> np.ndarray:
+def _torch_outputs(em: ExportModel, data: CropSet) -> tuple[np.ndarray, np.ndarray | None]:
+    """PyTorch's probabilities and intensities (None without the output) on the crops."""
     import torch
 
     x = torch.from_numpy(normalize_crops(data.crops, em.ck.mean, em.ck.std))
-    return em.predict(x).numpy().astype(np.float64)
+    probs, intensity = em.predict_outputs(x)
+    return probs.numpy().astype(np.float64), None if intensity is None else intensity.numpy().astype(np.float64)
 
 
 def camera_command(path: Path) -> str:

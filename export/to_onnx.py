@@ -2,21 +2,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from runtime.card import ModelCard
 from runtime.errors import MissingDependency
 
 
-def to_onnx(module, sample, out: str | Path, simplify: bool = True, opset: int = 17) -> Path:
-    """Export an eval-mode module (one NCHW input ``image`` -> ``au``) with a dynamic batch axis."""
+def to_onnx(module, sample, out: str | Path, simplify: bool = True, opset: int = 17,
+            output_names: Sequence[str] = ("au",)) -> Path:
+    """Export an eval-mode module (one NCHW input ``image`` -> ``au``, or with two outputs
+    ``au`` and ``intensity``: ``output_names``) with a dynamic batch axis."""
     import torch
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(module.eval(), (sample,), str(out), input_names=["image"], output_names=["au"],
-                      dynamic_axes={"image": {0: "batch"}, "au": {0: "batch"}}, opset_version=opset,
-                      dynamo=False)
+    axes = {name: {0: "batch"} for name in ("image", *output_names)}
+    torch.onnx.export(module.eval(), (sample,), str(out), input_names=["image"], output_names=list(output_names),
+                      dynamic_axes=axes, opset_version=opset, dynamo=False)
     if simplify:
         try:
             import onnx

@@ -6,7 +6,7 @@ dependencies (the ``export`` extra), never needed by the runtime.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,8 @@ def to_tflite(module, sample, out: str | Path) -> Path:
 
 
 def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], out: str | Path,
-                  output_range: tuple[float, float] | None = None) -> Path:
+                  output_range: tuple[float, float] | None = None,
+                  output_ranges: Mapping[str, tuple[float, float]] | None = None) -> Path:
     """Static INT8 (int8 weights and activations, int8 I/O) with ai-edge-quantizer.
 
     Args:
@@ -36,8 +37,10 @@ def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], o
         calibration: prepared input tensors (N x C x H x W float32, normalised as the card says),
             e.g. aligned crops from the training cache; a few hundred faces are plenty.
         out: path of the INT8 model.
-        output_range: the output's quantisation range is widened to at least this (logits: the
-            calibration crops' range, e.g. -6.6..3.9, would clip every p > 0.98 to 0.98).
+        output_range: the first output's quantisation range is widened to at least this (logits:
+            the calibration crops' range, e.g. -6.6..3.9, would clip every p > 0.98 to 0.98).
+        output_ranges: the same per output, by signature output name (``"output_1": (0, 5)``:
+            the intensity output spans the whole FACS scale, not just the calibration faces').
     """
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -54,15 +57,25 @@ def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], o
     qt = quantizer.Quantizer(str(float_tflite))
     qt.load_quantization_recipe(recipe.static_wi8_ai8())
     stats = qt.calibrate({key: samples})
+    ranges = dict(output_ranges or {})
     if output_range is not None:
-        out_name = float_interp.get_output_details()[0]["name"]
+        ranges.setdefault(sig[key]["outputs"][0], output_range)
+    tensors = signature_outputs(float_interp)
+    for output, (lo_min, hi_min) in ranges.items():
+        out_name = tensors[output]
         lo, hi = stats[out_name]["min"], stats[out_name]["max"]
-        stats[out_name] = {**stats[out_name], "min": np.minimum(lo, np.float32(output_range[0])),
-                           "max": np.maximum(hi, np.float32(output_range[1]))}
+        stats[out_name] = {**stats[out_name], "min": np.minimum(lo, np.float32(lo_min)),
+                           "max": np.maximum(hi, np.float32(hi_min))}
     result = qt.quantize(stats)
     out = Path(out)
     result.export_model(str(out), overwrite=True)
     return out
+
+
+def signature_outputs(interp) -> dict[str, str]:
+    """Signature output name (``output_0``, ``output_1``: the module's return order) -> tensor name."""
+    runner = interp.get_signature_runner()
+    return {k: d["name"] for k, d in runner.get_output_details().items()}
 
 
 def to_fp16_weights(float_tflite: str | Path, out: str | Path) -> Path:
@@ -85,16 +98,30 @@ def to_fp16_weights(float_tflite: str | Path, out: str | Path) -> Path:
 
 
 def card_for_tflite(path: str | Path, card: ModelCard) -> ModelCard:
-    """A copy of ``card`` whose input dtype/quant and output quant are read from the .tflite itself."""
+    """A copy of ``card`` whose input dtype/quant and output quant are read from the .tflite itself
+    (with an intensity output: its tensor name and quantisation in ``output.intensity``)."""
     from runtime.litert import make_interpreter
 
     interp = make_interpreter(str(path), 1)
-    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
+    details = {d["name"]: d for d in interp.get_output_details()}
+    names = signature_outputs(interp)
+    inp, outp = interp.get_input_details()[0], details[names["output_0"]]
     new = copy.deepcopy(card)
     new.input.dtype = np.dtype(inp["dtype"]).name
     scale, zp = inp["quantization"]
     new.input.quant = {"scale": float(scale), "zero_point": int(zp)} if scale else None
-    o_scale, o_zp = outp["quantization"]
-    new.output = {**new.output, "quant": {"scale": float(o_scale), "zero_point": int(o_zp)}} if o_scale else \
+    new.output = {**new.output, "quant": _quant(outp)} if _quant(outp) else \
         {k: v for k, v in new.output.items() if k != "quant"}
+    if new.output.get("intensity"):
+        intensity = details[names["output_1"]]
+        section = {k: v for k, v in new.output["intensity"].items() if k != "quant"}
+        section["name"] = intensity["name"]
+        if _quant(intensity):
+            section["quant"] = _quant(intensity)
+        new.output["intensity"] = section
     return new
+
+
+def _quant(detail: dict) -> dict[str, float] | None:
+    scale, zp = detail["quantization"]
+    return {"scale": float(scale), "zero_point": int(zp)} if scale else None
