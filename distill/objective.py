@@ -76,11 +76,13 @@ class DistillObjective:
             return batch
         u8 = self.unlabeled.next().to(batch["image_u8"].device)
         n, a = u8.shape[0], batch["labels"].shape[1]
-        return {"image_u8": torch.cat([batch["image_u8"], u8]),
-                "image": torch.cat([batch["image"], normalize(u8, self.mean, self.std)]),
-                "labels": torch.cat([batch["labels"], batch["labels"].new_zeros(n, a)]),
-                "intensity": torch.cat([batch["intensity"], batch["intensity"].new_full((n, a), float("nan"))]),
-                "mask": torch.cat([batch["mask"].bool(), batch["mask"].new_zeros(n, a, dtype=torch.bool)])}
+        out = {"image_u8": torch.cat([batch["image_u8"], u8]),
+               "image": torch.cat([batch["image"], normalize(u8, self.mean, self.std)]),
+               "labels": torch.cat([batch["labels"], batch["labels"].new_zeros(n, a)]),
+               "mask": torch.cat([batch["mask"].bool(), batch["mask"].new_zeros(n, a, dtype=torch.bool)])}
+        if "intensity" in batch:  # unknown on the extra frames
+            out["intensity"] = torch.cat([batch["intensity"], batch["intensity"].new_full((n, a), float("nan"))])
+        return out
 
     def __call__(self, batch: dict[str, torch.Tensor], forward: nn.Module | None = None
                  ) -> tuple[torch.Tensor, dict[str, float]]:
