@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from export.model import ExportModel
-from runtime.card import InputSpec, ModelCard
+from runtime.card import LABEL_KINDS, InputSpec, ModelCard
 
 VERSION = "0.1.0"
 
@@ -28,9 +28,11 @@ def _label_kinds(run_metrics: dict, manifest: dict) -> list[str]:
     if kinds:
         return list(kinds)
     kind = manifest.get("label_kind")
-    if kind == "mixed":
-        return ["real", "silver", "synthetic"]
-    return [kind] if kind in ("real", "silver", "synthetic") else []
+    if kind == "mixed":  # the kinds with known labels in the cache (open_data.kind_counts), else all
+        per_au = manifest.get("label_kinds") or {}
+        present = {k for kinds_of_au in per_au.values() if isinstance(kinds_of_au, dict) for k in kinds_of_au}
+        return [k for k in LABEL_KINDS if k in present] or list(LABEL_KINDS)
+    return [kind] if kind in LABEL_KINDS else []
 
 
 def _attribution(manifest: dict, em: ExportModel) -> list[str]:

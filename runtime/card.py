@@ -38,7 +38,7 @@ REQUIRED_NESTED = {
     "model": ("name", "version", "backbone", "params"),
     "training": ("datasets", "label_kinds", "recipe"),
 }
-LABEL_KINDS = ("real", "silver", "synthetic")
+LABEL_KINDS = ("real", "silver", "synthetic", "eye")  # codes in caches: append only
 FLOAT_DTYPES = ("float32", "float16")
 INT_DTYPES = ("uint8", "int8")
 # TensorRT can build engines with these I/O types; the runtime feeds and reads only the ones above.
