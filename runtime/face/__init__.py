@@ -45,7 +45,7 @@ class FaceStage:
             ``AU_FACE_MODEL``, else the user cache, else the mediapipe wheel from PyPI (cached).
         detector: ``"full"`` (BlazeFace full range, 192 px: faces across a room) or ``"short"``
             (128 px, faces within ~2 m, as inside MediaPipe's FaceLandmarker).
-        max_faces: most faces tracked (and returned) at once.
+        max_faces: most faces tracked (and returned) at once; ``None``: no cap.
         detect_every: while fewer than ``max_faces`` are tracked, the detector also runs every N
             frames to pick up newcomers (default 10; ``1``: every such frame, one detector run
             each; ``0``: only while no face is tracked or a track is lost).
@@ -59,13 +59,14 @@ class FaceStage:
         FaceModelError: the face models cannot be found, read or fetched (one line with the fix).
     """
 
-    def __init__(self, face_model: str | None = None, detector: str = "full", max_faces: int = 4,
+    def __init__(self, face_model: str | None = None, detector: str = "full", max_faces: int | None = 4,
                  detect_every: int = 10, min_score: float = 0.5, threads: int | None = None,
                  grace_frames: int = GRACE_FRAMES):
         if detector not in DETECTOR_KINDS:
             raise ValueError(f"detector must be one of {DETECTOR_KINDS}, got {detector!r}")
-        if not isinstance(max_faces, int) or max_faces < 1:
-            raise ValueError(f"max_faces must be an integer >= 1, got {max_faces!r}")
+        if max_faces is not None and (not isinstance(max_faces, int) or isinstance(max_faces, bool)
+                                      or max_faces < 1):
+            raise ValueError(f"max_faces must be an integer >= 1 or None (no cap), got {max_faces!r}")
         if not isinstance(detect_every, int) or detect_every < 0:
             raise ValueError(f"detect_every must be an integer >= 0 (0: only when a face is missing), "
                              f"got {detect_every!r}")

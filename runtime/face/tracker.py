@@ -11,6 +11,7 @@ is no re-identification by appearance).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,11 +46,13 @@ class Tracker:
     processed because ``max_faces`` were already held (0 when the detector did not run).
     """
 
-    def __init__(self, detector: BlazeFace, mesh: FaceMesh, max_faces: int, detect_every: int,
+    def __init__(self, detector: BlazeFace, mesh: FaceMesh, max_faces: int | None, detect_every: int,
                  min_score: float, grace_frames: int = GRACE_FRAMES):
         self.detector, self.mesh = detector, mesh
         self.bgr = False  # the frames' channel order (set per call by FaceStage)
-        self.max_faces, self.detect_every, self.min_score = max_faces, detect_every, min_score
+        self.max_faces = max_faces
+        self._cap = math.inf if max_faces is None else max_faces
+        self.detect_every, self.min_score = detect_every, min_score
         self.grace_frames = grace_frames
         self.reset()
 
@@ -73,7 +76,7 @@ class Tracker:
         seen = _drop_duplicates([t for t in self.tracks if t.missed == 0])
         lost = [t for t in self.tracks if 0 < t.missed <= self.grace_frames]
         periodic = self.detect_every > 0 and self._since_detect >= self.detect_every
-        if not seen or lost or (len(seen) < self.max_faces and periodic):
+        if not seen or lost or (len(seen) < self._cap and periodic):
             self._since_detect = 0
             for t in self._new_faces(frame, seen, lost):
                 if not t.track_id:
@@ -112,7 +115,7 @@ class Tracker:
             if owner is not None and R.iou(roi.box(), owner.roi.box()) <= REASSOCIATE_IOU:
                 owner = None
             # A lost track keeps its slot through its grace period: it is not a newcomer's.
-            if owner is None and len(existing) + len(found) + len(waiting) >= self.max_faces:
+            if owner is None and len(existing) + len(found) + len(waiting) >= self._cap:
                 self.beyond_max += 1
                 continue
             lm, p = self.mesh.run(frame, roi, self.bgr)

@@ -10,7 +10,7 @@ from typing import IO
 import numpy as np
 
 from runtime.errors import AUEdgeError
-from runtime.results import FrameResult
+from runtime.results import FrameResult, SkippedFile
 
 
 class OutputError(AUEdgeError):
@@ -24,6 +24,10 @@ class Output:
 
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         raise NotImplementedError
+
+    def write_skipped(self, skipped: SkippedFile) -> None:
+        """A file of the source that was not processed (an image folder's unreadable file). Only the
+        outputs that keep a record per input (JSONL) write it; the others have nothing to draw."""
 
     def close(self) -> None:
         pass
@@ -48,6 +52,10 @@ class MultiOutput(Output):
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         for out in self.outputs:
             out.write(result, frame_bgr)
+
+    def write_skipped(self, skipped: SkippedFile) -> None:
+        for out in self.outputs:
+            out.write_skipped(skipped)
 
     @property
     def quit_requested(self) -> bool:  # type: ignore[override]

@@ -3,7 +3,8 @@
 Columns: ``frame, timestamp, face_id, confidence, success, AU01_p, …, AU01_c, …`` (``_p`` probability,
 ``_c`` 0/1 active). ``frame`` is the JSONL frame number (0-based, the source's numbering), ``timestamp``
 the source time in seconds. A no-face row leaves ``face_id`` and the AU columns empty (confidence 0),
-so every processed frame appears and a missing face is never mistaken for AU absence. Plain commas
+so every processed frame appears and a missing face is never mistaken for AU absence. For image files
+and folders a last column ``file`` names the photo of each row (quoted as CSV quotes). Plain commas
 (no OpenFace ", " padding); ``pandas.read_csv`` and OpenFace readers with ``skipinitialspace`` read both.
 For OpenFace 2's own column order and conventions use ``OpenFaceCsvOutput`` (``--csv-format openface``).
 A file is written under a partial name and renamed into place when closed.
@@ -24,18 +25,21 @@ FIXED_COLUMNS = ("frame", "timestamp", "face_id", "confidence", "success")
 
 
 class CsvOutput(TextOutput):
-    """Args: path (or ``-`` for stdout), aus: the AU columns in order (e.g. the engine card's ``aus``).
+    """Args: path (or ``-`` for stdout), aus: the AU columns in order (e.g. the engine card's ``aus``),
+    image_source: add the ``file`` column (image files and folders).
 
     Raises:
         ValueError: an AU name that is not in the catalog.
         OutputError: the file cannot be created.
     """
 
-    def __init__(self, path: str | Path, aus: Sequence[str]):
+    def __init__(self, path: str | Path, aus: Sequence[str], *, image_source: bool = False):
         self.aus = [au_name(au_number(a)) for a in aus]
         if not self.aus:
             raise ValueError("CsvOutput needs at least one AU column (aus=[...] is empty)")
-        self.columns = list(FIXED_COLUMNS) + [f"{a}_p" for a in self.aus] + [f"{a}_c" for a in self.aus]
+        self.image_source = image_source
+        self.columns = (list(FIXED_COLUMNS) + [f"{a}_p" for a in self.aus] + [f"{a}_c" for a in self.aus]
+                        + (["file"] if image_source else []))
         self._open(path, "CSV", newline="")
         self._w = csv.writer(self._f, lineterminator="\n")
         self._w.writerow(self.columns)
@@ -43,13 +47,14 @@ class CsvOutput(TextOutput):
     def rows(self, result: FrameResult) -> list[list]:
         """The rows for one frame (exposed so tests and tools can use them without a file)."""
         head = [int(result.frame), f"{result.time_s:.3f}"]
+        tail = [result.source] if self.image_source else []
         if not result.faces:
-            return [head + ["", 0, 0] + [""] * (2 * len(self.aus))]
+            return [head + ["", 0, 0] + [""] * (2 * len(self.aus)) + tail]
         out = []
         for face in result.faces:
             probs = [f"{face.au_prob[a]:.4f}" if a in face.au_prob else "" for a in self.aus]
             active = [int(a in face.au_active) if a in face.au_prob else "" for a in self.aus]
-            out.append(head + [int(face.track_id), f"{face.score:.4f}", 1] + probs + active)
+            out.append(head + [int(face.track_id), f"{face.score:.4f}", 1] + probs + active + tail)
         return out
 
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:

@@ -1,4 +1,5 @@
-"""JSONL output: one compact CONTRACTS record per processed frame, to a file or stdout (``-``).
+"""JSONL output: one compact CONTRACTS record per processed frame, to a file or stdout (``-``), and one
+record per file of an image folder that was not processed (``"skipped": reason``, ``"faces": []``).
 
 A file is written under a partial name (``.name.partial.jsonl``) and renamed into place when closed.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.outputs.base import TextOutput
-from runtime.results import FrameResult
+from runtime.results import FrameResult, SkippedFile
 
 
 class JsonlOutput(TextOutput):
@@ -28,7 +29,14 @@ class JsonlOutput(TextOutput):
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         if self._f is None:
             return
-        line = json.dumps(result.to_json(), separators=(",", ":"))
+        self._line(result.to_json())
+
+    def write_skipped(self, skipped: SkippedFile) -> None:
+        if self._f is not None:
+            self._line(skipped.to_json())
+
+    def _line(self, record: dict) -> None:
+        line = json.dumps(record, separators=(",", ":"))
         try:
             self._f.write(line + "\n")
             self._f.flush()
