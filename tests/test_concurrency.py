@@ -4,6 +4,7 @@ Real LiteRT interpreters (the shipped INT8 model and the face models), real phot
 """
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import threading
@@ -108,7 +109,7 @@ def test_video_mode_from_threads_runs_in_order_or_says_why(clip, face_model):
     in_run_order = sorted(done, key=lambda r: r.frame)  # frame = the order the detector ran them
     assert [r.frame for r in in_run_order] == list(range(len(done)))
     times = [r.time_s for r in in_run_order]
-    assert all(b > a for a, b in zip(times, times[1:]))
+    assert all(b > a for a, b in itertools.pairwise(times))
 
 
 def test_stream_owns_the_detector_and_a_closed_one_says_so(clip, face_model, media):
@@ -165,9 +166,9 @@ def test_live_mode_misuse_is_one_clear_error_each(clip, face_model, media):
     with pytest.raises(ValueError, match="result_callback is for mode='live' only"):
         AUDetector("default", face_model=face_model, mode="video", result_callback=print)
     for mode in ("video", "image"):
-        with AUDetector("default", face_model=face_model, mode=mode) as det:
-            with pytest.raises(ValueError, match=f"detect_async\\(\\) needs mode='live' .*mode='{mode}'"):
-                det.detect_async(frame, 0.0)
+        with AUDetector("default", face_model=face_model, mode=mode) as det, \
+                pytest.raises(ValueError, match=f"detect_async\\(\\) needs mode='live' .*mode='{mode}'"):
+            det.detect_async(frame, 0.0)
     det = AUDetector("default", face_model=face_model, mode="live", result_callback=lambda *a: None)
     try:
         with pytest.raises(ValueError, match="process\\(\\) is not available in mode='live'"):
