@@ -104,13 +104,11 @@ def _detector_options(args: argparse.Namespace) -> dict:
 
 def max_faces(args: argparse.Namespace) -> int | None:
     """--max-faces, else the default of the mode the source will run in (no cap for photos)."""
-    from runtime.detector import max_faces_for, running_mode
-    from runtime.sources import is_image_source
+    from runtime.detector import default_max_faces
 
     if args.max_faces is not None:
         return args.max_faces
-    mode = None if args.mode == "auto" else args.mode
-    return max_faces_for(running_mode(mode, is_image_source(args.source)))
+    return default_max_faces(args.source, None if args.mode == "auto" else args.mode)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ For throughput on several cores, give each thread its own ``AUDetector``.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -41,13 +42,21 @@ MIN_FRAME_SIDE = 16  # smaller frames cannot hold a detectable face; they are co
 MODES = ("video", "image", "live")
 VIDEO_MAX_FACES = 4  # max_faces="auto" outside image mode: faces tracked at once
 RETIMED = "retimed_frame"  # a source frame whose time did not increase (given last time + 1 ms)
-__all__ = ["MODES", "VIDEO_MAX_FACES", "AUDetector", "max_faces_for", "running_mode", "to_bgr"]
+__all__ = ["MODES", "VIDEO_MAX_FACES", "AUDetector", "default_max_faces", "max_faces_for", "running_mode",
+           "to_bgr"]
 
 
 def max_faces_for(mode: str) -> int | None:
     """The default face cap of a running mode: none for photos (every face of a photo counts), else
     ``VIDEO_MAX_FACES`` (tracking cost grows with every face)."""
     return None if mode == "image" else VIDEO_MAX_FACES
+
+
+def default_max_faces(source: str | int | os.PathLike, mode: str | None = None) -> int | None:
+    """The command lines' ``--max-faces`` default: ``max_faces_for`` the mode ``source`` will run in."""
+    from runtime.sources import is_image_source
+
+    return max_faces_for(running_mode(mode, is_image_source(source)))
 
 
 def running_mode(mode: str | None, image_source: bool = False, calibrate_neutral_s: float = 0.0) -> str:

@@ -72,5 +72,5 @@ class SkippedFile:
 
     def to_json(self) -> dict:
         """The JSONL record of a skipped file: the frame's keys, ``skipped`` and no faces."""
-        return {"frame": self.frame, "time_s": self.time_s, "source": self.source, "skipped": self.reason,
-                "faces": []}
+        time_s = None if self.time_s is None else round(float(self.time_s), 4)
+        return {"frame": self.frame, "time_s": time_s, "source": self.source, "skipped": self.reason, "faces": []}
