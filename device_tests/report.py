@@ -8,10 +8,11 @@ report says so and has no plot). Files it does not recognise are listed, not dro
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from train.cli import OneLineParser, fail
 
 STAGES = ("decode", "face", "align", "au", "post")
 
@@ -208,19 +209,17 @@ def plot(found: dict[str, list[tuple[str, dict]]], out: Path) -> tuple[str | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m device_tests.report", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m device_tests.report", description=__doc__.splitlines()[0])
     p.add_argument("--in", dest="folder", required=True, type=Path, help="folder with the device tests' JSON")
     p.add_argument("--out", required=True, type=Path, help="the markdown report to write")
     args = p.parse_args(argv)
     if not args.folder.is_dir():
-        print(f"au-edge: error: --in {args.folder}: not a folder; pass the folder the device tests wrote "
-              f"their --json files to", file=sys.stderr)
-        return 2
+        return fail(f"--in {args.folder}: not a folder; pass the folder the device tests wrote their --json "
+                    "files to")
     found, other = collect(args.folder)
     if not found:
-        print(f"au-edge: error: no device test JSON in {args.folder} (run device_tests.* with --json "
-              f"{args.folder}/NAME.json first)", file=sys.stderr)
-        return 2
+        return fail(f"no device test JSON in {args.folder} (run device_tests.* with --json "
+                    f"{args.folder}/NAME.json first)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot_name, note = plot(found, args.out)
     args.out.write_text(render(found, other, plot_name, note))

@@ -14,13 +14,13 @@ plot. Exit 1 when a check fails (after writing the JSON).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 
 from device_tests.results import finish
 from device_tests.sysinfo import current_rss_mb, device
+from train.cli import OneLineParser, guarded
 
 RSS_GROWTH_MAX = 0.05
 P99_DRIFT_MAX = 0.20
@@ -83,9 +83,7 @@ def run_soak(engine: str, source: str, frames: int = 10_000, *, warmup: int | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    from runtime.errors import AUEdgeError
-
-    p = argparse.ArgumentParser(prog="python -m device_tests.soak", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m device_tests.soak", description=__doc__.splitlines()[0])
     p.add_argument("--engine", required=True)
     p.add_argument("--source", required=True, help="a video file (looped until --frames)")
     p.add_argument("--frames", type=int, default=10_000)
@@ -93,13 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--face-model", default=None)
     p.add_argument("--json", metavar="OUT")
-    args = p.parse_args(argv)
-    try:
-        res = run_soak(args.engine, args.source, args.frames, warmup=args.warmup, threads=args.threads,
-                       face_model=args.face_model)
-    except (AUEdgeError, ValueError) as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+    return guarded(_run, p.parse_args(argv))
+
+
+def _run(args) -> int:
+    res = run_soak(args.engine, args.source, args.frames, warmup=args.warmup, threads=args.threads,
+                   face_model=args.face_model)
     verdict = "passed" if res["passed"] else "FAILED"
     return finish(res, args.json, f"soak {verdict}: {res['frames']} frames, RSS {res['rss_warm_mb']:.1f} -> "
                   f"{res['rss_end_mb']:.1f} MB "

@@ -7,7 +7,6 @@ throttling. Every probe that is absent is left out; none needs root.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -24,6 +23,7 @@ from device_tests.board_parsers import (
     parse_throttled,
     parse_vcgencmd_temp,
 )
+from train.cli import OneLineParser
 
 
 def rss_mb() -> float:
@@ -161,7 +161,7 @@ def device() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m device_tests.sysinfo", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m device_tests.sysinfo", description=__doc__.splitlines()[0])
     p.add_argument("--json", metavar="OUT", help="also write the facts to this file")
     args = p.parse_args(argv)
     text = json.dumps({"device": device()}, indent=2)

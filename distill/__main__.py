@@ -2,15 +2,16 @@
 
 Same config class, overrides, engine, DDP (under torchrun), resume and run directory as
 ``python -m train``; the ``model:`` section holds the student and its loss weights
-(``distill.students.StudentConfig``). ``metrics.json`` adds ``"teacher"``: the teacher's metrics
+(``distill.config.StudentConfig``). ``metrics.json`` adds ``"teacher"``: the teacher's metrics
 on the same evaluation set.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
+
+from train.cli import OneLineParser, guarded
 
 
 def _round(v: float | None) -> float | None:
@@ -18,37 +19,32 @@ def _round(v: float | None) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m distill", description="Distil an AU teacher into a small student.")
+    p = OneLineParser(prog="python -m distill", description="Distil an AU teacher into a small student.")
     p.add_argument("--teacher", required=True, help="teacher checkpoint, e.g. runs/NAME/best.pt")
     p.add_argument("--config", required=True, help="YAML preset, e.g. configs/smoke_distill.yaml")
     p.add_argument("--resume", default=None, help="'auto' (run_dir/last.pt) or a checkpoint path")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. max_steps=100 model.arch=mobilenetv2_100")
-    args = p.parse_args(argv)
+    return guarded(_run, p.parse_args(argv))
 
-    from runtime.errors import AUEdgeError
-    from train.__main__ import _ensure_data
+
+def _run(args) -> int:
+    from distill.config import StudentConfig
+    from distill.task import StudentTask
     from train.config import TrainConfig
-    from train.engine import NonFiniteLoss, train
+    from train.data.build import ensure_built
+    from train.engine import train
 
-    try:
-        if not Path(args.teacher).is_file():
-            raise FileNotFoundError(f"teacher checkpoint {args.teacher} not found; train one with "
-                                    "python -m train and pass its run_dir/best.pt")
-        cfg = TrainConfig.from_yaml(args.config, args.overrides)
-        from distill.students import StudentConfig
-
-        StudentConfig.from_dict(dict(cfg.model))  # reject a bad model section before loading anything
-        if args.resume == "auto" and not cfg.run_dir:
-            raise ValueError("--resume auto needs run_dir=PATH (the run to continue)")
-        from distill.task import StudentTask
-
-        task = StudentTask(dict(cfg.model), str(args.teacher))
-        if cfg.build:
-            _ensure_data(cfg)
-        metrics = train(cfg, resume=args.resume, log=lambda m: print(m, file=sys.stderr), task=task)
-    except (AUEdgeError, ValueError, FileNotFoundError, NonFiniteLoss) as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+    if not Path(args.teacher).is_file():
+        raise FileNotFoundError(f"teacher checkpoint {args.teacher} not found; train one with "
+                                "python -m train and pass its run_dir/best.pt")
+    cfg = TrainConfig.from_yaml(args.config, args.overrides)
+    StudentConfig.from_dict(dict(cfg.model))  # reject a bad model section before loading anything
+    if args.resume == "auto" and not cfg.run_dir:
+        raise ValueError("--resume auto needs run_dir=PATH (the run to continue)")
+    task = StudentTask(dict(cfg.model), str(args.teacher))
+    if cfg.build:
+        ensure_built(cfg.build, cfg.data)
+    metrics = train(cfg, resume=args.resume, log=lambda m: print(m, file=sys.stderr), task=task)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     f1, tf1 = metrics["f1"]["mean"], metrics.get("teacher", {}).get("f1", {}).get("mean")

@@ -1,6 +1,6 @@
 """The per-step distillation objective: ``loss, terms = objective(batch, forward=ddp_student)``.
 
-Terms (weights in the ``model:`` section, see ``distill.students.StudentConfig``):
+Terms (weights in the ``model:`` section, see ``distill.config.StudentConfig``):
 ``hard`` masked BCE on labeled AUs; ``soft`` temperature BCE on teacher probabilities; ``pseudo``
 teacher hard labels where the label is unknown; ``feat`` projected student vs teacher AU tokens;
 ``rel`` AU×AU similarity matrices. Optionally ``unlabeled_batch`` frames of an extra cache join
@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from distill.losses import feature_distill, pseudo_label_bce, relation_distill, soft_bce
-from distill.students import StudentConfig
+from distill.config import StudentConfig
 from distill.teacher import FrozenTeacher
 from train.losses.bce import masked_bce
-from train.task import normalize
+from train.model.input_norm import normalize
 
 
 class UnlabeledFrames:

@@ -1,47 +1,41 @@
-"""``StudentTask``: a distilled student on the shared training engine (``train.engine.train``).
+"""``StudentTask``: training a distilled student on the shared training engine (``train.engine.train``).
 
-The checkpoint records the student config (``model_config``, with the teacher's token width) and
-the teacher checkpoint path, so ``task_for_checkpoint(ck).model_from_checkpoint(ck)`` rebuilds the
-student without the teacher file or the ImageNet packages.
+The student model (registry, rebuild, export) is ``train.task.StudentModelTask``; this subclass
+adds what training it needs: the frozen teacher, the distillation objective and the teacher's
+metrics on the same evaluation set. The checkpoint records the student config (``model_config``,
+with the teacher's token width) and the teacher checkpoint path, so
+``task_for_checkpoint(ck).model_from_checkpoint(ck)`` rebuilds the student without the teacher
+file or the ImageNet packages.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import torch
 from torch import nn
 
-from distill.students import AUStudent, StudentConfig, create_student, student_mean_std
-from train.task import Objective, Task
+from distill.config import StudentConfig
+from train.task import Objective, StudentModelTask
 
 
-class StudentTask(Task):
+class StudentTask(StudentModelTask):
     """Args:
         model_cfg: the config's ``model:`` section (``StudentConfig`` fields).
         teacher_checkpoint: path of the frozen teacher (needed to train and for ``extra_metrics``;
             not to rebuild a trained student).
     """
 
-    kind = "student"
-
     def __init__(self, model_cfg: dict[str, Any], teacher_checkpoint: str | None = None):
         self.cfg = StudentConfig.from_dict(dict(model_cfg))
         self.teacher_checkpoint = teacher_checkpoint
-        self.mean, self.std = student_mean_std(self.cfg.arch)
-        self._teacher_ck: dict[str, Any] | None = None
+        self.mean, self.std = self.input_norm(self.cfg.to_dict())
+        self._teacher_ck = None
         if teacher_checkpoint and not self.cfg.distill_dim and (self.cfg.w_feat > 0 or self.cfg.w_rel > 0):
             self.cfg.distill_dim = self._teacher_token_dim()
 
-    @classmethod
-    def from_checkpoint(cls, ck: dict[str, Any]) -> StudentTask:
-        task = cls(json.loads(ck["model_config"]))  # no teacher load: model_config has distill_dim
-        task.teacher_checkpoint = ck.get("teacher_checkpoint") or None
-        task.mean, task.std = tuple(ck["mean"]), tuple(ck["std"])
-        return task
-
     # -- the teacher -------------------------------------------------------------------------
-    def teacher_ck(self) -> dict[str, Any]:
+    def teacher_ck(self):
+        """The teacher's ``train.checkpoint.Checkpoint`` (read once)."""
         from distill.teacher import load_teacher_checkpoint
 
         if not self.teacher_checkpoint:
@@ -56,14 +50,13 @@ class StudentTask(Task):
         return FrozenTeacher(self.teacher_ck(), aus).to(device)
 
     def _teacher_token_dim(self) -> int:
-        ck = self.teacher_ck()
-        return self.teacher(list(ck["aus"])[:1]).token_dim()
+        return self.teacher(list(self.teacher_ck().aus)[:1]).token_dim()
 
     # -- Task interface ----------------------------------------------------------------------
     def build_model(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> nn.Module:
         cfg = StudentConfig.from_dict({**dict(model_cfg), "distill_dim": model_cfg.get("distill_dim")
                                        or self.cfg.distill_dim})
-        return create_student(cfg, aus, input_size)
+        return super().build_model(cfg.to_dict(), aus, input_size)
 
     def build_objective(self, model: nn.Module, pos_weight: torch.Tensor, generator: torch.Generator) -> Objective:
         import os
@@ -84,15 +77,6 @@ class StudentTask(Task):
         meta = super().checkpoint_meta(full, aus, input_size)
         meta["teacher_checkpoint"] = str(self.teacher_checkpoint or "")
         return meta
-
-    def model_from_checkpoint(self, ck: dict[str, Any]) -> nn.Module:
-        cfg = {**json.loads(ck["model_config"]), "pretrained": False}  # the checkpoint has the weights
-        model = self.build_model(cfg, list(ck["aus"]), int(ck["input_size"]))
-        model.load_state_dict(ck["model"])
-        return model
-
-    def export_module(self, model: nn.Module) -> nn.Module:
-        return model.net if isinstance(model, AUStudent) else model
 
     def extra_metrics(self, predict_on, aus: list[str], calibrate) -> dict[str, Any]:
         """The teacher on the same evaluation set, thresholds calibrated by the same rule on the

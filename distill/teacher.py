@@ -1,7 +1,7 @@
 """The frozen teacher of a distillation run, seen through the student's AU list and input size.
 
-Loaded with ``train.task.task_for_checkpoint(ck).model_from_checkpoint(ck)``; always in eval mode
-with gradients off; normalised with ITS task mean/std from uint8 crops (``batch["image_u8"]``) and
+Read as a ``train.checkpoint.Checkpoint`` and rebuilt by ``task_for_checkpoint(ck)``; always in eval
+mode with gradients off; normalised with ITS mean/std from uint8 crops (``batch["image_u8"]``) and
 resized to ITS input size when the student's differs.
 """
 from __future__ import annotations
@@ -13,28 +13,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.task import normalize, task_for_checkpoint
+from train.checkpoint import Checkpoint
+from train.model.input_norm import normalize
+from train.task import task_for_checkpoint
 
 
-def load_teacher_checkpoint(path: str | Path) -> dict[str, Any]:
-    from train import checkpoint
-
+def load_teacher_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"teacher checkpoint {path} not found; pass --teacher runs/NAME/best.pt")
-    return checkpoint.load(path)
+    return Checkpoint.read(path)
 
 
 class FrozenTeacher(nn.Module):
     """``teacher(u8)`` -> ``(logits B×A, tokens B×A×D | None)`` for the student's AUs ``aus``."""
 
-    def __init__(self, ck: dict[str, Any], aus: list[str]):
+    def __init__(self, ck: Checkpoint | dict[str, Any], aus: list[str]):
         super().__init__()
-        task = task_for_checkpoint(ck)
-        self.model = task.model_from_checkpoint(ck).eval().requires_grad_(False)
-        self.mean, self.std = tuple(ck.get("mean", task.mean)), tuple(ck.get("std", task.std))
-        self.input_size = int(ck["input_size"])
-        teacher_aus = list(ck["aus"])
+        ck = Checkpoint.of(ck)
+        self.model = task_for_checkpoint(ck).model_from_checkpoint(ck).eval().requires_grad_(False)
+        self.mean, self.std = ck.mean, ck.std
+        self.input_size = ck.input_size
+        teacher_aus = list(ck.aus)
         missing = [a for a in aus if a not in teacher_aus]
         if missing:
             raise ValueError(f"the teacher predicts {teacher_aus}, not the run's {missing}; set aus: to a subset")

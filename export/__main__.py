@@ -2,19 +2,26 @@
 
 Builds every requested artifact with its model card, checks every ONNX graph against the TensorRT
 parser's operator list, runs the parity gate through the runtime's engines, writes DIR/parity.json,
-and prints the command that runs each artifact. Exit 2: bad input (one line); exit 1: parity failed.
+and prints the command that runs each artifact. Exit 2: bad input (one line), including an option
+none of the requested formats takes (the table in ``export.formats``); exit 1: parity failed.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from export.formats import FORMATS
+from train.cli import OneLineParser, guarded, warn
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0])
+# options of the format rows (``export.formats``): argparse dest -> Options/Gate field
+FORMAT_OPTIONS = {"opset": "opset", "no_simplify": "simplify", "fp16": "fp16", "tflite_layout": "tflite_layout",
+                  "calib_size": "calib_size", "allow_trt_unsupported": "allow_trt_unsupported",
+                  "fp32_tol": "fp32_tol", "fp16_tol": "fp16_tol", "int8_max_f1_drop": "int8_max_f1_drop"}
+
+
+def parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m export", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, type=Path, help="best.pt of a train/distill run")
     p.add_argument("--formats", required=True, help=f"comma-separated: {','.join(FORMATS)}")
     p.add_argument("--calib", required=True, type=Path, help="aligned-face cache for INT8 calibration")
@@ -24,58 +31,48 @@ def parser() -> argparse.ArgumentParser:
                    help="split of --eval as the checkpoint's run defines it")
     p.add_argument("--eval-size", type=int, default=512, help="at most this many evaluation crops")
     p.add_argument("--calib-size", type=int, default=256, help="calibration crops for INT8")
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    p.add_argument("--opset", type=int, default=17, help="onnx, onnx-int8")
+    p.add_argument("--no-simplify", action="store_true", help="onnx, onnx-int8: skip onnxsim")
     p.add_argument("--fp16", action="store_true", help="tflite: FP16 weights (au_fp16.tflite)")
-    p.add_argument("--tflite-layout", default="NHWC", choices=("NHWC", "NCHW"))
+    p.add_argument("--tflite-layout", default="NHWC", choices=("NHWC", "NCHW"), help="tflite, tflite-int8")
     p.add_argument("--fp32-tol", type=float, default=1e-3, help="max |Δprob| of FP32 artifacts")
     p.add_argument("--fp16-tol", type=float, default=1e-2, help="max |Δprob| of FP16 artifacts")
     p.add_argument("--int8-max-f1-drop", type=float, default=1.0, help="mean-F1 points INT8 may lose")
     p.add_argument("--allow-trt-unsupported", action="store_true",
-                   help="warn instead of failing on ops the TensorRT ONNX parser does not support")
+                   help="onnx, onnx-int8: warn instead of failing on ops the TensorRT ONNX parser does not support")
     return p
 
 
-def _error(msg: str) -> int:
-    print(f"au-edge: error: {msg}", file=sys.stderr)
-    return 2
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    from export.formats import FormatError, parse_formats
+    p = parser()
+    args = p.parse_args(argv)
+    given = {field: getattr(args, dest) for dest, field in FORMAT_OPTIONS.items()
+             if getattr(args, dest) != p.get_default(dest)}
+    return guarded(_run, args, given, expected=(KeyError, RuntimeError))  # UnsupportedOps, a failed TensorRT build
 
-    try:
-        formats = parse_formats(args.formats)
-    except FormatError as e:
-        return _error(str(e))
-    names = [f.name for f in formats]
-    if "tensorrt" in names and not {"onnx", "onnx-int8"} & set(names):
-        return _error("format 'tensorrt' is built from an ONNX artifact: add onnx-int8 (or onnx) to --formats")
-    if args.opset < 17:
-        return _error(f"--opset {args.opset}: use 17 or later")
-    if args.calib_size < 1 or args.eval_size < 1:
-        return _error("--calib-size and --eval-size must be >= 1")
-    for flag, path in (("--checkpoint", args.checkpoint), ("--calib", args.calib), ("--eval", args.eval)):
-        if path is not None and not path.exists():
-            return _error(f"{flag} {path} does not exist")
 
+def _run(args, given: dict) -> int:
     from export.build import Options
+    from export.formats import parse_formats, validate_options
     from export.parity import Gate, failure_line
     from export.run import camera_command, export
-    from runtime.errors import AUEdgeError
 
+    formats = parse_formats(args.formats)
+    flags = {field: "--" + dest.replace("_", "-") for dest, field in FORMAT_OPTIONS.items()}
+    validate_options(formats, given, flag=flags.get)
+    if args.eval_size < 1:
+        raise ValueError(f"--eval-size must be >= 1, got {args.eval_size}")
+    for flag, path in (("--checkpoint", args.checkpoint), ("--calib", args.calib), ("--eval", args.eval)):
+        if path is not None and not path.exists():
+            raise FileNotFoundError(f"{flag} {path} does not exist")
     opts = Options(opset=args.opset, simplify=not args.no_simplify, fp16=args.fp16,
                    tflite_layout=args.tflite_layout, calib_size=args.calib_size,
                    allow_trt_unsupported=args.allow_trt_unsupported)
     gate = Gate(fp32_max_dprob=args.fp32_tol, fp16_max_dprob=args.fp16_tol, int8_max_f1_drop=args.int8_max_f1_drop)
-    try:
-        res = export(args.checkpoint, formats, args.calib, args.out, args.eval, args.split, opts, gate,
-                     args.eval_size)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError, AUEdgeError) as e:  # UnsupportedOps too
-        return _error(str(e).splitlines()[0] if str(e) else repr(e))
+    res = export(args.checkpoint, formats, args.calib, args.out, args.eval, args.split, opts, gate,
+                 args.eval_size)
     for w in res.warnings:
-        print(f"au-edge: warning: {w}", file=sys.stderr)
+        warn(w)
     print(f"parity report: {res.parity_path}")
     for e in res.parity:
         f1 = "n/a" if e["f1_mean"] is None else f"{e['f1_mean']:.2f} ({e['f1_mean_delta_vs_torch']:+.2f})"

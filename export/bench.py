@@ -7,11 +7,12 @@ metrics.json ``teacher``), and the issue's goals checked against them.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from train.cli import OneLineParser, guarded
 
 GOAL_INT8_TFLITE_MS = 0.5
 GOAL_INT8_TFLITE_MB = 3.0
@@ -20,7 +21,7 @@ FLOAT_TWIN = {"onnx-int8": "onnx", "tflite-int8": "tflite"}
 
 
 def bench_dir(out_dir: Path, runs: int = 200, threads: int = 2) -> dict[str, Any]:
-    from device_tests.bench import bench_engine
+    from export.latency import time_engine
 
     parity = json.loads((out_dir / "parity.json").read_text())
     ck = Path(parity["checkpoint"])
@@ -31,7 +32,7 @@ def bench_dir(out_dir: Path, runs: int = 200, threads: int = 2) -> dict[str, Any
     rows = []
     for e in parity["artifacts"]:
         path = out_dir / e["file"]
-        lat = {b: bench_engine(str(path), runs=runs, batch=b, threads=threads) for b in (1, 4)}
+        lat = {b: time_engine(str(path), runs=runs, batch=b, threads=threads) for b in (1, 4)}
         rows.append({"file": e["file"], "format": e["format"], "precision": e["precision"],
                      "size_mb": round(e["size_bytes"] / 1e6, 3), "backend": lat[1]["backend"],
                      "p50_ms_b1": round(lat[1]["p50_ms"], 4), "p50_ms_b4": round(lat[4]["p50_ms"], 4),
@@ -80,24 +81,20 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.bench", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m export.bench", description=__doc__.splitlines()[0])
     p.add_argument("--dir", required=True, type=Path, help="the --out of a `python -m export` run")
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--md", type=Path, default=None)
-    args = p.parse_args(argv)
-    if not (args.dir / "parity.json").is_file():
-        print(f"au-edge: error: {args.dir}/parity.json not found; run `python -m export ... --out {args.dir}` "
-              "first", file=sys.stderr)
-        return 2
-    from runtime.errors import AUEdgeError
+    return guarded(_run, p.parse_args(argv))
 
-    try:
-        res = bench_dir(args.dir, args.runs, args.threads)
-    except AUEdgeError as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+
+def _run(args) -> int:
+    if not (args.dir / "parity.json").is_file():
+        raise FileNotFoundError(f"{args.dir}/parity.json not found; run `python -m export ... --out {args.dir}` "
+                                "first")
+    res = bench_dir(args.dir, args.runs, args.threads)
     text = markdown(res)
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

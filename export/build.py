@@ -1,7 +1,11 @@
-"""One builder per format: the model in, an artifact with its card beside it out.
+"""One builder per format (the ``builder`` of its row in ``export.formats.FORMATS``): the model in,
+an artifact with its card beside it out.
 
-Each builder returns an ``Artifact``; the card's sha256 is written after the file is final (and
-after the ONNX card is embedded, since embedding changes the file).
+Every builder is ``builder(em, base, out, opts, calib, fmt, built)`` -> ``Artifact``: ``calib`` the
+normalised NCHW calibration crops, ``fmt`` its row (file, precision), ``built`` the artifacts of
+this run so far by format (TensorRT is built from the ONNX; the QDQ ONNX reuses the FP32 one).
+The card's sha256 is written after the file is final (and after the ONNX card is embedded, since
+embedding changes the file).
 """
 from __future__ import annotations
 
@@ -15,17 +19,27 @@ import numpy as np
 
 from export.formats import Format
 from export.model import ExportModel
-from runtime.card import ModelCard
+from runtime.card import ModelCard, load_card
 
 
 @dataclass
 class Options:
+    """How the artifacts are built; which format takes which is its row's ``options``."""
+
     opset: int = 17
     simplify: bool = True
     fp16: bool = False  # tflite: FP16 weights instead of FP32
     tflite_layout: str = "NHWC"  # input layout of the .tflite artifacts
     calib_size: int = 256
     allow_trt_unsupported: bool = False
+
+    def __post_init__(self) -> None:
+        if self.opset < 17:
+            raise ValueError(f"--opset {self.opset}: use 17 or later")
+        if self.calib_size < 1:
+            raise ValueError(f"--calib-size must be >= 1, got {self.calib_size}")
+        if self.tflite_layout not in ("NHWC", "NCHW"):
+            raise ValueError(f"--tflite-layout {self.tflite_layout!r}; one of NHWC, NCHW")
 
 
 @dataclass
@@ -66,20 +80,22 @@ def _onnx_card_and_check(path: Path, card: ModelCard, opts: Options) -> list[str
     return warnings
 
 
-def build_onnx(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray) -> Artifact:
+def build_onnx(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray, fmt: Format,
+               built: dict[str, Artifact]) -> Artifact:
     import torch
 
     from export.to_onnx import to_onnx
 
-    sample = torch.zeros(2, 3, em.input_size, em.input_size)
+    sample = torch.zeros(2, 3, em.ck.input_size, em.ck.input_size)
     path = to_onnx(em.prob_module(), sample, out, simplify=opts.simplify, opset=opts.opset)
-    card = _card(base, "fp32")
+    card = _card(base, fmt.precision)
     warnings = _onnx_card_and_check(path, card, opts)
-    return Artifact(path, "onnx", "fp32", card, warnings)
+    return Artifact(path, fmt.name, fmt.precision, card, warnings)
 
 
-def build_onnx_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray,
-                    fp32_onnx: Path | None = None) -> Artifact:
+def build_onnx_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray, fmt: Format,
+                    built: dict[str, Artifact]) -> Artifact:
+    """Static QDQ INT8 of the FP32 ONNX (this run's, when built before it)."""
     import tempfile
 
     import torch
@@ -88,23 +104,23 @@ def build_onnx_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, 
     from export.to_onnx import to_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
-        src = fp32_onnx
+        src = built["onnx"].path if "onnx" in built else None
         if src is None:
-            src = to_onnx(em.prob_module(), torch.zeros(2, 3, em.input_size, em.input_size),
+            src = to_onnx(em.prob_module(), torch.zeros(2, 3, em.ck.input_size, em.ck.input_size),
                           Path(tmp) / "fp32.onnx", simplify=opts.simplify, opset=opts.opset)
         quantize_onnx_int8(src, calib, out)
-    card = _card(base, "int8")
+    card = _card(base, fmt.precision)
     card.extra["quantization"] = {"method": "onnxruntime.quantization static QDQ, moving-average MinMax, "
                                             "symmetric int8, per-channel 7-bit weights (reduce_range), first conv and "
                                             "head in float", "calibration_crops": len(calib)}
     warnings = _onnx_card_and_check(out, card, opts)
-    return Artifact(out, "onnx-int8", "int8", card, warnings)
+    return Artifact(out, fmt.name, fmt.precision, card, warnings)
 
 
 def _sample(em: ExportModel, layout: str):
     import torch
 
-    s = em.input_size
+    s = em.ck.input_size
     return torch.zeros(1, s, s, 3) if layout == "NHWC" else torch.zeros(1, 3, s, s)
 
 
@@ -114,7 +130,8 @@ def _float_tflite(em: ExportModel, out: Path, layout: str, sigmoid: bool = True)
     return to_tflite(em.prob_module(nhwc=layout == "NHWC", sigmoid=sigmoid), _sample(em, layout), out)
 
 
-def build_tflite(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray) -> Artifact:
+def build_tflite(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray, fmt: Format,
+                 built: dict[str, Artifact]) -> Artifact:
     from export.to_tflite import to_fp16_weights
 
     layout = opts.tflite_layout
@@ -125,10 +142,10 @@ def build_tflite(em: ExportModel, base: ModelCard, out: Path, opts: Options, cal
         tmp.unlink()
     else:
         _float_tflite(em, out, layout)
-    precision = "fp16" if opts.fp16 else "fp32"
+    precision = "fp16" if opts.fp16 else fmt.precision
     card = _card(base, precision, layout)
     card.write(out)
-    return Artifact(out, "tflite", precision, card)
+    return Artifact(out, fmt.name, precision, card)
 
 
 # The int8 logits span at least +-12 (p from 6e-6 to 1 - 6e-6) in steps of 0.094: near p = 0.99 a
@@ -136,7 +153,8 @@ def build_tflite(em: ExportModel, base: ModelCard, out: Path, opts: Options, cal
 LOGIT_RANGE = 12.0
 
 
-def build_tflite_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray) -> Artifact:
+def build_tflite_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray,
+                      fmt: Format, built: dict[str, Artifact]) -> Artifact:
     """Full-integer TFLite that outputs int8 logits (card ``output.kind: logit``; the runtime applies
     the sigmoid). Int8 probabilities step by 1/256, too coarse for the thresholds of 0.95-0.995
     that a neutral-face budget calibrates; int8 logits over ``LOGIT_RANGE`` keep ~0.001 there."""
@@ -150,28 +168,30 @@ def build_tflite_int8(em: ExportModel, base: ModelCard, out: Path, opts: Options
                       output_range=(-LOGIT_RANGE, LOGIT_RANGE))
     finally:
         tmp.unlink(missing_ok=True)
-    card = _card(base, "int8", layout)
+    card = _card(base, fmt.precision, layout)
     card.output_kind = "logit"
     card = card_for_tflite(out, card)
     card.extra["quantization"] = {"method": "ai-edge-quantizer static_wi8_ai8 (int8 weights, activations, I/O; "
                                             "the output is the logits)", "calibration_crops": len(calib)}
     card.write(out)
-    return Artifact(out, "tflite-int8", "int8", card)
+    return Artifact(out, fmt.name, fmt.precision, card)
 
 
-def build_tensorrt(onnx_path: Path, out: Path, int8: bool) -> Path:
-    """On a GPU machine: ``python -m export.tensorrt`` (the TensorRT builder module) on our ONNX."""
-    cmd = [sys.executable, "-m", "export.tensorrt", "--onnx", str(onnx_path), "--out", str(out),
-           "--int8" if int8 else "--fp16"]
+def build_tensorrt(em: ExportModel, base: ModelCard, out: Path, opts: Options, calib: np.ndarray, fmt: Format,
+                   built: dict[str, Artifact]) -> Artifact:
+    """On a GPU machine: ``python -m export.tensorrt`` (the TensorRT builder module) on this run's
+    QDQ ONNX (INT8) or else its FP32 ONNX (FP16); the card is the ONNX's with the engine's precision."""
+    src = built.get("onnx-int8") or built["onnx"]
+    precision = "int8" if "onnx-int8" in built else fmt.precision
+    cmd = [sys.executable, "-m", "export.tensorrt", "--onnx", str(src.path), "--out", str(out), f"--{precision}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeError(f"tensorrt: `{' '.join(cmd)}` failed: {last}")
-    return out
-
-
-BUILDERS = {"onnx": build_onnx, "onnx-int8": build_onnx_int8, "tflite": build_tflite,
-            "tflite-int8": build_tflite_int8}
+    card = load_card(src.path)
+    card.model["precision"] = precision
+    card.write(out)
+    return Artifact(out, fmt.name, precision, card)
 
 
 def artifact_name(fmt: Format, opts: Options) -> str:

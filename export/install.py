@@ -13,7 +13,6 @@ Exit 2 with one line when a check fails.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -25,7 +24,8 @@ from pathlib import Path
 from export.formats import FORMATS
 from runtime.card import ModelCard, card_path, file_sha256
 from runtime.engines.default import DEFAULT_DIR
-from runtime.errors import CardError
+from runtime.errors import AUEdgeError, CardError
+from train.cli import OneLineParser, guarded
 
 MB = 1_000_000
 MAX_INT8_TFLITE_BYTES = 3 * MB  # the LiteRT engine every board loads
@@ -36,7 +36,7 @@ REFERENCE_SUFFIX = ".parity.npz"  # export.parity.write_reference
 REEXPORT = "re-run python -m export --out DIR with onnx,tflite-int8 in --formats"
 
 
-class InstallError(Exception):
+class InstallError(AUEdgeError):
     """A check that failed: one line naming the file and the fix."""
 
 
@@ -180,15 +180,14 @@ def install(export_dir: Path, dest: Path = DEFAULT_DIR) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.install", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m export.install", description=__doc__.splitlines()[0])
     p.add_argument("--export", required=True, type=Path, help="folder written by python -m export --out DIR")
     p.add_argument("--dest", type=Path, default=DEFAULT_DIR, help=f"default: {DEFAULT_DIR}")
-    args = p.parse_args(argv)
-    try:
-        data = install(args.export, args.dest)
-    except InstallError as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+    return guarded(_run, p.parse_args(argv))
+
+
+def _run(args) -> int:
+    data = install(args.export, args.dest)
     for name, e in data["files"].items():
         print(f"  {name:34s} {e['size'] / MB:7.3f} MB  sha256 {e['sha256'][:12]}…  (from {e['from']})")
     print(f"installed {len(data['files'])} files, {data['total_size'] / MB:.3f} MB, into {args.dest} "

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from train.checkpoint import Checkpoint
+
 
 class ProbModule(nn.Module):
     """``sigmoid(logits(x))`` (or the logits, ``sigmoid=False``); optionally takes NHWC input
@@ -33,17 +35,10 @@ class ProbModule(nn.Module):
 
 @dataclass
 class ExportModel:
-    """The checkpoint's deployable module and what the card needs to know about it."""
+    """The checkpoint's deployable module; what it is (task, arch, AUs, input size, mean/std, the
+    run's config) is its ``train.checkpoint.Checkpoint``, the one reading every stage shares."""
 
-    checkpoint: Path
-    task: str  # teacher | student
-    aus: list[str]
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    model_config: dict[str, Any]
-    train_config: dict[str, Any]  # the run's TrainConfig (empty for checkpoints without one)
-    teacher_checkpoint: str  # a student's teacher, as its run recorded it ("" otherwise)
+    ck: Checkpoint
     logits: nn.Module  # normalised NCHW float -> B x A logits
     run_metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json beside the checkpoint
 
@@ -59,7 +54,7 @@ class ExportModel:
         """Probabilities for normalised NCHW float input, in batches."""
         module = self.prob_module()
         return torch.cat([module(x[i:i + batch]) for i in range(0, len(x), batch)]) if len(x) else \
-            torch.zeros(0, len(self.aus))
+            torch.zeros(0, len(self.ck.aus))
 
 
 def load_export_model(path: str | Path) -> ExportModel:
@@ -69,25 +64,11 @@ def load_export_model(path: str | Path) -> ExportModel:
         FileNotFoundError: no checkpoint at ``path``.
         ValueError: the checkpoint lacks what its task needs (it names the missing key).
     """
-    from train import checkpoint
     from train.task import task_for_checkpoint
 
-    path = Path(path)
-    ck = checkpoint.load(path)
-    missing = [k for k in ("model", "aus", "input_size", "model_config") if k not in ck]
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks {missing}; export a best.pt/last.pt written by "
-                         "`python -m train` or `python -m distill`")
+    ck = Checkpoint.read(path)
     task = task_for_checkpoint(ck)
-    model = task.model_from_checkpoint(ck).eval()
-    logits = task.export_module(model).eval()
-    metrics_path = path.parent / "metrics.json"
+    logits = task.export_module(task.model_from_checkpoint(ck).eval()).eval()
+    metrics_path = Path(path).parent / "metrics.json"
     run_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    mean = tuple(float(v) for v in ck.get("mean", task.mean))
-    std = tuple(float(v) for v in ck.get("std", task.std))
-    return ExportModel(checkpoint=path, task=str(ck.get("task", "teacher")), aus=list(ck["aus"]),
-                       input_size=int(ck["input_size"]), mean=mean, std=std,
-                       model_config=json.loads(ck["model_config"]),
-                       train_config=json.loads(ck["config"]) if "config" in ck else {},
-                       teacher_checkpoint=str(ck.get("teacher_checkpoint", "")),
-                       logits=logits, run_metrics=run_metrics)
+    return ExportModel(ck=ck, logits=logits, run_metrics=run_metrics)

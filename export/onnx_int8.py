@@ -91,11 +91,3 @@ def quantize_onnx_int8(fp32_onnx: str | Path, calibration: np.ndarray, out: str 
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                        "CalibMovingAverage": True})
     return out
-
-
-def int8_initializers(path: str | Path) -> int:
-    """How many int8 weight tensors the graph stores (a check that weights really are INT8)."""
-    import onnx
-
-    m = onnx.load(str(path))
-    return sum(1 for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) > 1)

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from export.build import BUILDERS, Artifact, Options, artifact_name, build_tensorrt
+from export.build import Artifact, Options, artifact_name
 from export.cards import base_card
-from export.crops import CropSet, load_crops, normalise, split_indices_for
+from export.crops import CropSet, load_crops
 from export.formats import Format
 from export.model import ExportModel, load_export_model
 from export.parity import (
@@ -25,7 +25,8 @@ from export.parity import (
     write_reference,
     write_report,
 )
-from runtime.card import load_card
+from train.data.policy import split_indices_for
+from train.model.input_norm import normalize_crops
 
 
 @dataclass
@@ -47,16 +48,16 @@ def calibration_crops(em: ExportModel, calib: Path, size: int) -> CropSet:
     from train.data.cache import CacheData
 
     idx = None
-    if _same_cache(em.train_config.get("data"), calib):
-        idx = split_indices_for(CacheData(calib), em.train_config, "train")
-    return load_crops(calib, em.input_size, idx, limit=size)
+    if _same_cache(em.ck.train_config.get("data"), calib):
+        idx = split_indices_for(CacheData(calib), em.ck.train_config, "train")
+    return load_crops(calib, em.ck.input_size, idx, limit=size)
 
 
 def evaluation_crops(em: ExportModel, cache: Path, split: str, size: int) -> CropSet:
     from train.data.cache import CacheData
 
-    idx = split_indices_for(CacheData(cache), em.train_config, split)
-    data = load_crops(cache, em.input_size, idx, limit=size, aus=em.aus)
+    idx = split_indices_for(CacheData(cache), em.ck.train_config, split)
+    data = load_crops(cache, em.ck.input_size, idx, limit=size, aus=list(em.ck.aus))
     data.source = f"{cache} split {split} ({len(data)} crops)"
     return data
 
@@ -77,32 +78,19 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
     out.mkdir(parents=True, exist_ok=True)
     meta = json.loads((calib / "meta.json").read_text())
     base = base_card(em, meta)
-    calib_x = normalise(calib_set.crops, em.mean, em.std)
+    aus = list(em.ck.aus)
+    calib_x = normalize_crops(calib_set.crops, em.ck.mean, em.ck.std)
     torch_probs = _torch_probs(em, eval_set)
-    thr = np.array([base.threshold(a) for a in em.aus])
+    thr = np.array([base.threshold(a) for a in aus])
     _, torch_f1 = f1_scores(torch_probs, eval_set, thr)
     log(f"calibration: {calib_set.source}; evaluation: {eval_set.source}")
 
-    artifacts: list[Artifact] = []
-    built: dict[str, Path] = {}
-    for fmt in formats:
+    built: dict[str, Artifact] = {}
+    for fmt in formats:  # the table orders a format after the one it is built from
         path = out / artifact_name(fmt, opts)
         log(f"building {fmt.name} -> {path}")
-        if fmt.name == "tensorrt":
-            src = built.get("onnx-int8") or built.get("onnx")
-            build_tensorrt(src, path, int8="onnx-int8" in built)
-            trt_card = load_card(src)
-            trt_card.model["precision"] = "int8" if "onnx-int8" in built else "fp16"
-            trt_card.write(path)
-            artifacts.append(Artifact(path, "tensorrt", trt_card.model["precision"], trt_card))
-            continue
-        builder = BUILDERS[fmt.name]
-        extra = {}
-        if fmt.name == "onnx-int8" and "onnx" in built:
-            extra = {"fp32_onnx": built["onnx"]}
-        art = builder(em, base, path, opts, calib_x, **extra)
-        artifacts.append(art)
-        built[fmt.name] = path
+        built[fmt.name] = fmt.build()(em, base, path, opts, calib_x, fmt, built)
+    artifacts = list(built.values())
 
     entries, warnings = [], [w for a in artifacts for w in a.warnings]
     val_set = validation_crops(em, calib) if any(a.precision == "int8" for a in artifacts) else None
@@ -111,10 +99,10 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
         if art.precision == "int8" and val_set is not None:
             own = own_thresholds(em, art, val_set)
             log(f"{art.path.name}: thresholds calibrated on its own outputs ({val_set.source})")
-        entry = check_artifact(art.path, art.format, art.precision, eval_set, torch_probs, thr, em.aus, gate,
+        entry = check_artifact(art.path, art.format, art.precision, eval_set, torch_probs, thr, aus, gate,
                                own_thresholds=own)
         tol = board_tolerance(entry, gate)
-        ref = write_reference(art.path, eval_set.crops, torch_probs, tol, em.aus, art.precision)
+        ref = write_reference(art.path, eval_set.crops, torch_probs, tol, aus, art.precision)
         entry.pop("_probs")
         entry["reference"] = ref.name
         art.card.parity = {**entry, "torch_f1_mean": None if torch_f1 is None else round(100 * torch_f1, 3),
@@ -130,12 +118,12 @@ def validation_crops(em: ExportModel, cache: Path) -> CropSet | None:
     and the split is not empty; else None."""
     from train.data.cache import CacheData
 
-    if not _same_cache(em.train_config.get("data"), cache):
+    if not _same_cache(em.ck.train_config.get("data"), cache):
         return None
-    idx = split_indices_for(CacheData(cache), em.train_config, "val")
+    idx = split_indices_for(CacheData(cache), em.ck.train_config, "val")
     if not len(idx):
         return None
-    data = load_crops(cache, em.input_size, idx, aus=em.aus)
+    data = load_crops(cache, em.ck.input_size, idx, aus=list(em.ck.aus))
     data.source = f"{cache} split val ({len(data)} crops)"
     return data
 
@@ -146,20 +134,21 @@ def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> np.ndarray:
     most, where a neutral-face budget puts thresholds (0.99+), so PyTorch's cut would not fit."""
     from train.metrics import budget_rate, calibrate
 
-    budget = float(em.train_config.get("neutral_fp_budget", -1.0))  # runs from before the budget: off
+    run, aus = em.ck.train_config, list(em.ck.aus)
+    budget = float(run.get("neutral_fp_budget", -1.0))  # runs from before the budget: off
     probs = artifact_probs(art.path, val.crops)
-    thr, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=budget_rate(budget, len(em.aus)),
-                           neutral_rule=em.train_config.get("neutral_fp_rule", "count"))
-    art.card.thresholds = {a: round(float(t), 4) for a, t in zip(em.aus, thr)}
-    art.card.metrics = {**art.card.metrics, "threshold_rules": dict(zip(em.aus, rules)),
+    thr, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=budget_rate(budget, len(aus)),
+                           neutral_rule=run.get("neutral_fp_rule", "count"))
+    art.card.thresholds = {a: round(float(t), 4) for a, t in zip(aus, thr)}
+    art.card.metrics = {**art.card.metrics, "threshold_rules": dict(zip(aus, rules)),
                         "thresholds_from": f"this artifact's outputs on {val.source}"}
-    return np.array([art.card.thresholds[a] for a in em.aus])
+    return np.array([art.card.thresholds[a] for a in aus])
 
 
 def _torch_probs(em: ExportModel, data: CropSet) -> np.ndarray:
     import torch
 
-    x = torch.from_numpy(normalise(data.crops, em.mean, em.std))
+    x = torch.from_numpy(normalize_crops(data.crops, em.ck.mean, em.ck.std))
     return em.predict(x).numpy().astype(np.float64)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from runtime.card import ModelCard, card_path, load_card
 from runtime.errors import AUEdgeError, CardError, MissingDependency
 from runtime.wheel_files import write_atomic
+from train.cli import OneLineParser, guarded
 
 DEFAULT_BATCH = (1, 4, 8)  # min, opt, max faces per inference for a dynamic-batch ONNX
 CARD_KEY = "au_edge.model_card"  # where export.to_onnx embeds the card
@@ -256,14 +257,10 @@ EPILOG = """examples (on the Jetson / GPU machine):
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse would add the usage block)
-        self.exit(2, f"au-edge: error: {message} (see python -m export.tensorrt --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m export.tensorrt", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="Build a TensorRT engine (10.x or 11.x) from an au-edge ONNX, on the target device.")
+    p = OneLineParser(prog="python -m export.tensorrt", epilog=EPILOG,
+                      formatter_class=argparse.RawDescriptionHelpFormatter,
+                      description="Build a TensorRT engine (10.x or 11.x) from an au-edge ONNX, on the target device.")
     p.add_argument("--onnx", required=True, type=Path, help="the exported ONNX (the QDQ one for --int8)")
     p.add_argument("--out", required=True, type=Path, help="engine file (.trt, .engine or .plan)")
     prec = p.add_mutually_exclusive_group()
@@ -298,12 +295,11 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        out = run(args)
-    except AUEdgeError as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+    return guarded(_main, build_parser().parse_args(argv))
+
+
+def _main(args: argparse.Namespace) -> int:
+    out = run(args)
     parity = out.with_name(out.name + ".parity.npz")
     check = f"  python -m device_tests.parity --engine {out}\n" if parity.is_file() else ""
     print(f"wrote {out} and {card_path(out).name}; check and run it with:\n{check}"

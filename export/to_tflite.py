@@ -84,17 +84,6 @@ def to_fp16_weights(float_tflite: str | Path, out: str | Path) -> Path:
     return out
 
 
-def tensor_types(path: str | Path) -> dict[str, int]:
-    """Count of tensors per dtype name in a .tflite (a check that INT8 models hold int8 tensors)."""
-    from runtime.litert import make_interpreter
-
-    counts: dict[str, int] = {}
-    for t in make_interpreter(str(path), 1).get_tensor_details():
-        name = np.dtype(t["dtype"]).name
-        counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
 def card_for_tflite(path: str | Path, card: ModelCard) -> ModelCard:
     """A copy of ``card`` whose input dtype/quant and output quant are read from the .tflite itself."""
     from runtime.litert import make_interpreter

@@ -15,6 +15,8 @@ _EXPORTS = {
     "load_card": "runtime.card",
     "load_engine": "runtime.engines",
     "AUEdgeError": "runtime.errors",
+    "read_results": "runtime.result_files",
+    "Results": "runtime.result_files",
 }
 __all__ = list(_EXPORTS)
 __all__.append("__version__")

@@ -12,7 +12,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from runtime.cli import OneLineParser, guarded, number
+from runtime.cli import (
+    CALIBRATE_NEUTRAL_S,
+    DETECT_EVERY,
+    MAX_FACES,
+    MAX_FRAMES,
+    OneLineParser,
+    guarded,
+    threads_option,
+)
 from runtime.errors import AUEdgeError
 
 EPILOG = """examples:
@@ -62,21 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "/humans/faces/...; DIR must not exist (needs au-edge[ros]; see docs/ros2.md)")
     p.add_argument("--ros-frame-id", default="camera", metavar="ID", help="header frame_id of the --rosbag "
                    "messages (default: camera)")
-    p.add_argument("--max-faces", type=number(int, 1), default=None, help="faces processed per frame (default: "
+    p.add_argument("--max-faces", type=MAX_FACES, default=None, help="faces processed per frame (default: "
                    "every face in image mode, 4 in video mode)")
-    p.add_argument("--max-frames", type=number(int, 1), default=None, help="stop after N frames (N >= 1)")
-    p.add_argument("--detect-every", type=number(int, 0), default=None, metavar="N",
+    p.add_argument("--max-frames", type=MAX_FRAMES, default=None, help="stop after N frames (N >= 1)")
+    p.add_argument("--detect-every", type=DETECT_EVERY, default=None, metavar="N",
                    help="run the face detector every N frames while fewer than --max-faces are tracked "
                    "(default 10; 0: only while a face is missing)")
-    p.add_argument("--calibrate-neutral", type=number(float, 0), default=None, metavar="SECONDS",
+    p.add_argument("--calibrate-neutral", type=CALIBRATE_NEUTRAL_S, default=None, metavar="SECONDS",
                    help="per-person neutral baseline from each track's first SECONDS (off by default)")
     p.add_argument("--face-model", metavar="PATH", help="folder of face .tflite files or a face_landmarker "
                    ".task bundle (default: $AU_FACE_MODEL, then the user cache, then PyPI)")
     p.add_argument("--detector", choices=("full", "short"), default="full",
                    help="BlazeFace full range (across a room, default) or short range (close-ups)")
     p.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no hysteresis")
-    p.add_argument("--threads", type=number(int, 1, what=" (CPU threads for inference)"), default=None,
-                   help="CPU threads for inference (>= 1)")
+    p.add_argument("--threads", type=threads_option(), default=None,
+                   help="CPU threads for inference (1 to 2 per CPU core)")
     p.add_argument("--quiet", action="store_true", help="no status line")
     return p
 
@@ -135,11 +143,11 @@ def run(args: argparse.Namespace) -> int:
                      **_detector_options(args))
     try:
         stats = run_loop(det, args.source, lambda src: build_outputs(
-            aus=det.aus, jsonl=args.jsonl, csv=args.csv, record=args.record, show=_show_default(args),
+            aus=det.output_aus, jsonl=args.jsonl, csv=args.csv, record=args.record, show=_show_default(args),
             publish=args.publish, allow_remote=args.allow_remote, csv_format=args.csv_format,
-            image_source=src.is_image, rosbag=args.rosbag, ros_frame_id=args.ros_frame_id, source=args.source,
-            image_mode=det.running_mode == "image", save_annotated=args.save_annotated),
-            max_frames=args.max_frames, status=status)
+            image_source=src.is_image, intensity_aus=det.intensity_aus, rosbag=args.rosbag,
+            ros_frame_id=args.ros_frame_id, source=args.source, image_mode=det.running_mode == "image",
+            save_annotated=args.save_annotated), max_frames=args.max_frames, status=status)
     finally:
         det.close()
     status.finish(stats.summary(det.skipped, cap))

@@ -4,6 +4,11 @@ The card says which AUs the engine outputs and in what order, how to prepare its
 layout, dtype, mean/std, quantisation, colour order), how the face was aligned in training, the
 decision thresholds, and where the engine came from. The runtime trusts nothing else; it refuses
 an engine whose card is missing, malformed, for another file, or inconsistent with the engine.
+
+Every field is checked for type and range (``LIMITS``): finite numbers, a positive and not vanishing
+``std``, sizes and scales a face crop can have, and the file itself is read as strict JSON
+(``runtime.strict_json``: limited size and nesting, no NaN/Infinity, 64-bit numbers), so a card can
+neither crash the runtime nor make its numbers non-finite.
 """
 from __future__ import annotations
 
@@ -15,9 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime import strict_json
 from runtime.align import TEMPLATES
+from runtime.atomic import atomic_write
 from runtime.aus import au_name, au_number
 from runtime.errors import CardError
+from runtime.shown import quoted
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "aus", "input", "output", "thresholds", "alignment", "model",
@@ -37,6 +45,20 @@ INT_DTYPES = ("uint8", "int8")
 UNSUPPORTED_IO = {"bfloat16": "BF16", "bf16": "BF16", "fp8": "FP8", "float8": "FP8", "float8_e4m3fn": "FP8",
                   "e4m3": "FP8", "int4": "INT4", "fp4": "FP4"}
 REEXPORT = "regenerate it with `python -m export`"
+# Ranges of the card's numbers (inclusive): what a face crop, its normalisation of RGB values in [0, 1]
+# and a quantisation can mean. Beyond them the arithmetic loses every digit or overflows (std 1e-300 made
+# NaN probabilities; crop_size 10**400 overflowed at the first face).
+LIMITS = {
+    "input.size": (8, 4096),
+    "input.mean": (-10.0, 10.0),
+    "input.std": (1e-4, 1e4),
+    "quant.scale": (1e-10, 1e10),
+    "alignment.crop_size": (8, 4096),
+    "alignment.scale": (0.1, 10.0),
+    "input.landmarks.points": (5, 100_000),
+    "model.params": (0, 10 ** 13),
+}
+ZERO_POINTS = {"int8": (-128, 127), "uint8": (0, 255)}
 
 
 @dataclass
@@ -101,7 +123,7 @@ class ModelCard:
         return d
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False)  # what load_card reads
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "model card") -> ModelCard:
@@ -122,9 +144,10 @@ class ModelCard:
             if not isinstance(d[key], dict):
                 raise CardError(f"{where}: '{key}' must be a JSON object, got {type(d[key]).__name__}; {REEXPORT}")
         aus = _parse_aus(d["aus"], where)
-        if d["alignment"].get("template", "default") not in TEMPLATES:  # the most likely hand edit: say it first
-            raise CardError(f"{where}: alignment.template {d['alignment'].get('template')!r} is unknown to this "
-                            f"runtime (known: {sorted(TEMPLATES)})")
+        template = d["alignment"].get("template", "default")
+        if not isinstance(template, str) or template not in TEMPLATES:  # the most likely hand edit: say it first
+            raise CardError(f"{where}: alignment.template {_short(template)} is unknown to this runtime (a "
+                            f"template name: one of {sorted(TEMPLATES)})")
         for section, keys in REQUIRED_NESTED.items():
             absent = [k for k in keys if k not in d[section]]
             if absent:
@@ -156,9 +179,8 @@ class ModelCard:
         if update_sha:
             self.sha256 = file_sha256(engine_path)
         out = card_path(engine_path)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, out)
+        with atomic_write(out, "model card", mode="w") as f:
+            f.write(self.to_json())
         return out
 
     def threshold(self, au: str) -> float:
@@ -168,7 +190,24 @@ class ModelCard:
 # ---- section parsers: each raises CardError with the card's name and the fix -----------------------
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    try:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    except OverflowError:  # an int too large for a float (10**400)
+        return False
+
+
+def _in_range(v: Any, key: str) -> bool:
+    lo, hi = LIMITS[key]
+    return _is_number(v) and lo <= v <= hi
+
+
+def _short(v: Any) -> str:
+    """A value for a message: its repr, cut to 60 characters (a hostile card may hold huge values)."""
+    try:
+        text = repr(v)
+    except (ValueError, RecursionError):  # ints beyond the digit limit, deep nesting
+        text = f"<{type(v).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_int(v: Any) -> bool:
@@ -204,11 +243,12 @@ def _parse_quant(q: Any, key: str, where: str) -> dict[str, float]:
     if not isinstance(q, dict) or "scale" not in q or "zero_point" not in q:
         raise CardError(f"{where}: {key} must be {{\"scale\": s, \"zero_point\": z}}, got {q!r}; re-export with "
                         "the quantised model's parameters")
-    if not _is_number(q["scale"]) or q["scale"] <= 0:
-        raise CardError(f"{where}: {key}.scale must be a number > 0, got {q['scale']!r}")
-    if not _is_int(q["zero_point"]) and not (_is_number(q["zero_point"]) and float(q["zero_point"]).is_integer()):
-        raise CardError(f"{where}: {key}.zero_point must be an integer, got {q['zero_point']!r}")
-    return {**q, "scale": float(q["scale"]), "zero_point": int(q["zero_point"])}
+    if not _in_range(q["scale"], "quant.scale"):
+        raise CardError(f"{where}: {key}.scale must be a number in {LIMITS['quant.scale']}, got {_short(q['scale'])}")
+    zp = q["zero_point"]
+    if not _is_number(zp) or not float(zp).is_integer() or not -2 ** 31 <= zp < 2 ** 31:
+        raise CardError(f"{where}: {key}.zero_point must be an integer, got {_short(zp)}")
+    return {**q, "scale": float(q["scale"]), "zero_point": int(zp)}
 
 
 def _check_dtype_quant(dtype: str, quant: Any, key: str, where: str) -> dict[str, float] | None:
@@ -217,7 +257,12 @@ def _check_dtype_quant(dtype: str, quant: Any, key: str, where: str) -> dict[str
         if not quant:
             raise CardError(f"{where}: integer {key}.dtype {dtype} needs {key}.quant "
                             "{scale, zero_point}; re-export with the quantised model's parameters")
-        return _parse_quant(quant, f"{key}.quant", where)
+        parsed = _parse_quant(quant, f"{key}.quant", where)
+        lo, hi = ZERO_POINTS[dtype]
+        if not lo <= parsed["zero_point"] <= hi:
+            raise CardError(f"{where}: {key}.quant.zero_point {parsed['zero_point']} is outside {dtype}'s range "
+                            f"[{lo}, {hi}]")
+        return parsed
     if quant is not None:
         raise CardError(f"{where}: {key}.quant is set but {key}.dtype is {dtype} (float inputs take no "
                         f"quantisation); set {key}.quant to null, or the dtype to the engine's integer type")
@@ -227,7 +272,10 @@ def _check_dtype_quant(dtype: str, quant: Any, key: str, where: str) -> dict[str
 def _parse_input(inp: dict[str, Any], where: str) -> InputSpec:
     size = inp["size"]
     if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(_is_int(v) and v > 0 for v in size):
-        raise CardError(f"{where}: input.size must be [H, W] of positive integers, got {size!r}")
+        raise CardError(f"{where}: input.size must be [H, W] of positive integers, got {_short(size)}")
+    if not all(_in_range(v, "input.size") for v in size):
+        raise CardError(f"{where}: input.size {_short(size)} is out of range: each side in "
+                        f"{LIMITS['input.size']} pixels")
     if size[0] != size[1]:
         raise CardError(f"{where}: input.size {size} is not square; the runtime's aligned face crop is "
                         f"square, so re-export the model with input size [S, S] (e.g. [{max(size)}, {max(size)}])")
@@ -235,9 +283,13 @@ def _parse_input(inp: dict[str, Any], where: str) -> InputSpec:
         v = inp[key]
         if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(_is_number(x) for x in v):
             raise CardError(f"{where}: input.{key} must be 3 numbers (per RGB channel, of values in [0, 1]), "
-                            f"got {v!r}")
+                            f"got {_short(v)}")
     if min(inp["std"]) <= 0:
         raise CardError(f"{where}: input.std must be > 0 per channel, got {inp['std']}")
+    for key in ("mean", "std"):
+        if not all(_in_range(x, f"input.{key}") for x in inp[key]):
+            raise CardError(f"{where}: input.{key} {_short(inp[key])} is out of range: each in "
+                            f"{LIMITS[f'input.{key}']} (it applies to RGB values scaled to [0, 1])")
     for key in ("layout", "dtype"):
         if not isinstance(inp[key], str):
             raise CardError(f"{where}: input.{key} must be a string, got {inp[key]!r}")
@@ -264,8 +316,9 @@ def _parse_landmarks(lm: Any, where: str) -> LandmarkSpec:
                         f"{REEXPORT}")
     if not isinstance(lm["name"], str) or not lm["name"]:
         raise CardError(f"{where}: input.landmarks.name must be the engine's input name, got {lm['name']!r}")
-    if not _is_int(lm["points"]) or lm["points"] < 5:
-        raise CardError(f"{where}: input.landmarks.points must be an integer >= 5 (e.g. 468), got {lm['points']!r}")
+    if not _is_int(lm["points"]) or not _in_range(lm["points"], "input.landmarks.points"):
+        raise CardError(f"{where}: input.landmarks.points must be an integer in "
+                        f"{LIMITS['input.landmarks.points']} (e.g. 468), got {_short(lm['points'])}")
     if lm["coords"] != "crop_unit":
         raise CardError(f"{where}: input.landmarks.coords {lm['coords']!r} unsupported; the runtime feeds "
                         "'crop_unit' (x, y in [0, 1] of the aligned crop, z scaled like x)")
@@ -288,18 +341,19 @@ def _parse_thresholds(raw: dict[str, Any], aus: list[str], where: str) -> dict[s
             raise CardError(f"{where}: thresholds for AUs the engine does not output: [{name!r}] (it outputs "
                             f"{', '.join(aus)}); remove it or re-export")
         if not _is_number(v) or not 0.0 <= v <= 1.0:
-            raise CardError(f"{where}: thresholds[{name!r}] must be a probability in [0, 1], got {v!r}")
+            raise CardError(f"{where}: thresholds[{name!r}] must be a probability in [0, 1], got {_short(v)}")
         out[name] = float(v)
     return out
 
 
 def _parse_alignment(align: dict[str, Any], where: str) -> dict[str, Any]:
     crop, scale = align["crop_size"], align["scale"]
-    if not _is_int(crop) or crop < 8:
-        raise CardError(f"{where}: alignment.crop_size must be an integer number of pixels >= 8, got {crop!r}")
-    if not _is_number(scale) or scale <= 0:
-        raise CardError(f"{where}: alignment.scale must be a number > 0 (1.0 = the template's face size), "
-                        f"got {scale!r}")
+    if not _is_int(crop) or not _in_range(crop, "alignment.crop_size"):
+        raise CardError(f"{where}: alignment.crop_size must be an integer number of pixels in "
+                        f"{LIMITS['alignment.crop_size']}, got {_short(crop)}")
+    if not _in_range(scale, "alignment.scale"):
+        raise CardError(f"{where}: alignment.scale must be a number in {LIMITS['alignment.scale']} (1.0 = the "
+                        f"template's face size), got {_short(scale)}")
     return {**align, "crop_size": int(crop), "scale": float(scale)}
 
 
@@ -307,9 +361,9 @@ def _check_model(model: dict[str, Any], where: str) -> None:
     for key in ("name", "version", "backbone"):
         if not isinstance(model[key], (str, int, float)) or isinstance(model[key], bool):
             raise CardError(f"{where}: model.{key} must be a string, got {model[key]!r}")
-    if not _is_int(model["params"]) or model["params"] < 0:
-        raise CardError(f"{where}: model.params must be the parameter count (an integer >= 0), "
-                        f"got {model['params']!r}")
+    if not _is_int(model["params"]) or not _in_range(model["params"], "model.params"):
+        raise CardError(f"{where}: model.params must be the parameter count (an integer in "
+                        f"{LIMITS['model.params']}), got {_short(model['params'])}")
 
 
 def _check_training(training: dict[str, Any], where: str) -> None:
@@ -349,14 +403,16 @@ def load_card(engine_path: str | os.PathLike, check_sha: bool = True) -> ModelCa
     engine_path = Path(engine_path)
     path = card_path(engine_path)
     if not path.is_file():
-        raise CardError(f"model card {path} not found: every engine needs its card beside it "
+        raise CardError(f"model card {quoted(path)} not found: every engine needs its card beside it "
                         "(export writes both; copy the .json together with the engine)")
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CardError(f"model card {path} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); "
-                        "re-export or restore it") from None
-    card = ModelCard.from_dict(data, where=f"model card {path}")
+        with open(path, "rb") as f:
+            data = strict_json.loads(f.read(strict_json.MAX_BYTES + 1))
+    except OSError as e:
+        raise CardError(f"model card {quoted(path)} cannot be read: {e.strerror or e}") from None
+    except ValueError as e:  # UnicodeDecodeError included
+        raise CardError(f"model card {quoted(path)}: {e}; re-export or restore it") from None
+    card = ModelCard.from_dict(data, where=f"model card {quoted(path)}")
     if check_sha:
         actual = file_sha256(engine_path)
         if card.sha256 != actual:

@@ -26,22 +26,54 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(print_error(f"{message} (see {self.prog} --help)"))
 
 
-def number(kind: type, lo: float, lo_open: bool = False, what: str = "") -> Callable[[str], float]:
-    """An argparse ``type``: ``kind`` (int | float), finite, >= lo (> lo when ``lo_open``).
+def number(kind: type, lo: float, lo_open: bool = False, what: str = "", hi: float | None = None,
+           why: str = "") -> Callable[[str], float]:
+    """An argparse ``type``: ``kind`` (int | float), finite, >= lo (> lo when ``lo_open``), <= hi when given.
 
-    ``what`` is appended to the out-of-range message (e.g. ``" (CPU threads for inference)"``).
+    ``what`` is appended to the too-small message (e.g. ``" (CPU threads for inference)"``), ``why`` to the
+    too-large one (the reason for the bound).
     """
     def parse(text: str):
         try:
             value = kind(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
         if not math.isfinite(value) or value < lo or (lo_open and value == lo):
             raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {'>' if lo_open else '>='} "
                                              f"{kind(lo)}{what}")
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be <= {kind(hi)}{why}")
         return value
     parse.__name__ = kind.__name__
     return parse
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity, e.g. a container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+THREADS_PER_CORE = 2
+INT64_MAX = 2 ** 63 - 1
+
+
+def threads_option() -> Callable[[str], float]:
+    """``--threads``: 1 ..  THREADS_PER_CORE x the usable cores (LiteRT and ONNX Runtime start one OS
+    thread per requested thread in every model: 1000 made 3,005 threads and a load of ~940 here)."""
+    cores = usable_cores()
+    return number(int, 1, what=" (CPU threads for inference)", hi=THREADS_PER_CORE * cores,
+                  why=f" ({THREADS_PER_CORE} per CPU core, and this process may use {cores}: more inference threads "
+                  "than cores only wait on each other and make every frame slower)")
+
+
+# The bounded numeric options every command shares (argparse ``type``s): one definition each.
+MAX_FACES = number(int, 1, hi=256, why=" (each face costs one AU inference per frame)")
+MAX_FRAMES = number(int, 1, hi=INT64_MAX, why=" (a 64-bit count)")
+DETECT_EVERY = number(int, 0, hi=10_000, why=" (use 0 to run the detector only while a face is missing)")
+CALIBRATE_NEUTRAL_S = number(float, 0, hi=3600.0, why=" (seconds: at most an hour of each track's start)")
 
 
 def guarded(run: Callable[..., int], *args, **kwargs) -> int:
@@ -53,8 +85,10 @@ def guarded(run: Callable[..., int], *args, **kwargs) -> int:
     """
     from runtime.interrupts import exit_code, handled
 
-    # FFmpeg's own log lines ("moov atom not found") would come before our one-line error.
+    # FFmpeg's and OpenCV's own log lines ("moov atom not found", "Failed to write frame") would come before
+    # our one-line error, which says the same with the fix; setting either variable yourself keeps them.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     try:
         with handled():
             return int(run(*args, **kwargs) or 0)

@@ -31,6 +31,7 @@ from runtime.bgr import to_bgr
 from runtime.engines import Engine, load_engine
 from runtime.face import FaceStage
 from runtime.live import LiveWorker, ResultCallback
+from runtime.mesh_measures import BLINK_AU, MeshMeasures
 from runtime.neutral import NeutralCalibration
 from runtime.results import FaceAU, FrameResult
 from runtime.smoothing import LandmarkSmoother, TrackSmoother
@@ -42,6 +43,7 @@ MIN_FRAME_SIDE = 16  # smaller frames cannot hold a detectable face; they are co
 MODES = ("video", "image", "live")
 VIDEO_MAX_FACES = 4  # max_faces="auto" outside image mode: faces tracked at once
 RETIMED = "retimed_frame"  # a source frame whose time did not increase (given last time + 1 ms)
+LARGE_NO_FACE = "large_frame_no_face"  # processed, but a large frame gave no face (FaceStage.hint)
 __all__ = ["MODES", "VIDEO_MAX_FACES", "AUDetector", "default_max_faces", "max_faces_for", "running_mode",
            "to_bgr"]
 
@@ -91,11 +93,13 @@ class AUDetector:
 
     Args:
         engine: engine file (``.onnx``, ``.tflite``, ``.trt``...) with its card, or ``"default"``.
-        max_faces: faces tracked at once (the most confident are kept); ``None``: no cap;
-            ``"auto"`` (default): no cap in image mode (every face of a photo), else
-            ``VIDEO_MAX_FACES``. A cap shows in every result as ``faces_beyond_max``.
+        max_faces: faces tracked at once (the most confident detections are kept); ``None``: no cap;
+            ``"auto"`` (default): no cap in image mode (every face of a photo; for ``stream`` with
+            ``mode=None``, decided by the source), else ``VIDEO_MAX_FACES``. A cap shows in every
+            result as ``faces_beyond_max``.
         face_model: folder or ``.task`` bundle with the face models (else AU_FACE_MODEL, cache, PyPI).
-        detector: ``"full"`` (BlazeFace full range: faces across a room) or ``"short"`` (close-ups).
+        detector: ``"full"`` (both BlazeFace ranges, tiles of large frames: faces of every size) or
+            ``"short"`` (the short-range model alone: faces within ~2 m, cheapest).
         smooth: One Euro smoothing + threshold hysteresis per track (video mode).
         threads: CPU threads for the engines.
         mode: ``"video"``, ``"image"``, ``"live"``, or ``None``: video for ``process``, and for
@@ -108,6 +112,9 @@ class AUDetector:
             subtracted from its AU probabilities (``runtime.neutral``; video mode only).
         smooth_landmarks: One Euro on the face mesh before alignment (MediaPipe's video-mode
             filter); ``None``: as ``smooth``. Never in image mode.
+        head_pose: ``FaceAU.head_pose`` from the mesh (``runtime.head_pose``).
+        blink: AU45 (eye closure) from the mesh's eyelids in ``au_prob``/``au_active``
+            (``runtime.blink``; per track in video mode); not when the engine outputs AU45 itself.
         result_callback: live mode only, and required there: ``fn(result, frame_bgr, timestamp_s)``,
             called on the worker thread for every frame ``detect_async`` accepted.
 
@@ -119,8 +126,9 @@ class AUDetector:
                  face_model: str | None = None, detector: str = "full", smooth: bool = True,
                  threads: int | None = None, mode: str | None = None, detect_every: int = 10,
                  calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None,
-                 result_callback: ResultCallback | None = None):
-        if max_faces == "auto":
+                 head_pose: bool = True, blink: bool = True, result_callback: ResultCallback | None = None):
+        self._auto_cap = isinstance(max_faces, str) and max_faces == "auto"  # follows the running mode
+        if self._auto_cap:
             max_faces = max_faces_for(mode or "video")
         if max_faces is not None and (not isinstance(max_faces, int) or isinstance(max_faces, bool)
                                       or max_faces < 1):
@@ -136,7 +144,12 @@ class AUDetector:
         self.neutral = NeutralCalibration(calibrate_neutral_s)  # validates the value
         self.engine = engine if isinstance(engine, Engine) else load_engine(engine, threads=threads)
         card = self.engine.card
-        self.aus = list(card.aus)
+        self.aus = list(card.aus)  # the engine's outputs, in its order
+        self.measures = MeshMeasures(head_pose=head_pose, blink=blink and BLINK_AU not in self.aus)
+        # What the results carry: the engine's AUs + the mesh's (AU45); outputs take their columns from it.
+        self.output_aus = self.aus + self.measures.aus
+        # AUs with an intensity output (FaceAU.au_intensity, CSV AUxx_r): none until an engine has one.
+        self.intensity_aus: list[str] = []
         self._thr = np.array([card.threshold(a) for a in self.aus], np.float32)
         self._align = card.alignment
         self._size = card.input.size[0]
@@ -251,7 +264,10 @@ class AUDetector:
             return FrameResult(frame=index, time_s=t, latency_ms=(time.perf_counter() - t0) * 1e3)
         # The frame stays BGR: only the small model inputs have their channels swapped.
         faces = self.faces.process(bgr, bgr=True) if video else self.faces.detect(bgr, bgr=True)
+        if self.faces.hint is not None:  # a large frame without a face: say so in the summary
+            self.skipped[LARGE_NO_FACE] += 1
         t1 = time.perf_counter()
+        raw_meshes = [f.landmarks for f in faces]  # the eyelids are read before smoothing (runtime.blink)
         if video and self.smooth_landmarks:
             for f in faces:
                 f.landmarks = self.landmark_smoother(f.track_id, f.landmarks, t)
@@ -263,21 +279,30 @@ class AUDetector:
         probs = self.engine.infer(np.stack(crops)) if crops else np.zeros((0, len(self.aus)), np.float32)
         t3 = time.perf_counter()
         results = []
-        for face, p in zip(faces, probs):
+        height, width = bgr.shape[:2]
+        for face, p, raw_mesh in zip(faces, probs, raw_meshes):
             if video:
                 p_s, active = self.smoother(face.track_id, self.neutral(face.track_id, p, t), t)
             else:
                 p_s, active = p, p >= self._thr
+            au_prob = {a: float(v) for a, v in zip(self.aus, p_s)}
+            au_active = {a for a, on in zip(self.aus, active) if on}
+            pose, closure = self.measures(face.landmarks, width, height, face.track_id if video else None, t,
+                                          eye_landmarks=raw_mesh)
+            if closure is not None:
+                au_prob[BLINK_AU] = closure
+                if closure >= 0.5:
+                    au_active.add(BLINK_AU)
             results.append(FaceAU(
                 track_id=int(face.track_id), bbox=tuple(float(v) for v in face.bbox), score=float(face.score),
-                landmarks5=face.points5, landmarks=face.landmarks,
-                au_prob={a: float(v) for a, v in zip(self.aus, p_s)},
-                au_active={a for a, on in zip(self.aus, active) if on},
+                landmarks5=face.points5, landmarks=face.landmarks, au_prob=au_prob, au_active=au_active,
+                head_pose=pose,
             ))
         if video:
             self.smoother.forget_stale(t)
             self.landmark_smoother.forget_stale(t)
             self.neutral.forget_stale(t)
+            self.measures.forget_stale(t)
         t4 = time.perf_counter()
         stages = {"face": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3, "au": (t3 - t2) * 1e3,
                   "post": (t4 - t3) * 1e3}
@@ -326,6 +351,7 @@ class AUDetector:
 
         with source if isinstance(source, FrameSource) else open_source(source) as src:
             self._mode = running_mode(self.mode, src.is_image, self.neutral.seconds)
+            self._follow_mode_cap()
             self.reset()
             n = 0
             t_wait = time.perf_counter()
@@ -349,6 +375,13 @@ class AUDetector:
                 self.skipped.update(src.skipped)
                 self.skipped_files = list(src.skipped_files)
                 self._mode = running_mode(self.mode)
+                self._follow_mode_cap()
+
+    def _follow_mode_cap(self) -> None:
+        """``max_faces="auto"``: the cap of the mode now running (no cap while a stream of photos runs)."""
+        if self._auto_cap:
+            self.max_faces = max_faces_for(self._mode)
+            self.faces.max_faces = self.max_faces
 
     def reset(self) -> None:
         """Forget tracks and smoothing state (a new, unrelated source)."""
@@ -357,6 +390,7 @@ class AUDetector:
             self.smoother.reset()
             self.landmark_smoother.reset()
             self.neutral.reset()
+            self.measures.reset()
             self._frames = 0
             self._last_t = None
 

@@ -2,7 +2,8 @@
 
 Each ``AUEdgeError`` carries one line that names the problem and the fix. Every entry point prints
 expected faults through ``print_error`` (``au-edge: error: <line>`` on stderr, exit 2): no traceback
-and no hand-written ``au-edge: error`` print anywhere else.
+and no hand-written ``au-edge: error`` print anywhere else. Every line printed here has its secrets
+(URL passwords and query values, ``password=``-style values) redacted, wherever the text came from.
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ class SourceError(AUEdgeError):
     """A frame source that cannot be opened or read."""
 
 
+class OutputError(AUEdgeError):
+    """An output (file, video writer, socket) that cannot be opened, written or completed."""
+
+
 class MissingDependency(AUEdgeError):
     """An optional dependency (TensorRT, LiteRT, ...) is not installed."""
 
@@ -35,9 +40,12 @@ class MissingDependency(AUEdgeError):
 
 
 def stderr_line(line: str) -> None:
-    """One line on stderr; on a terminal it first clears a pending ``\\r`` status line."""
+    """One line on stderr, secrets redacted (``runtime.shown.redact``); on a terminal it first clears a
+    pending ``\\r`` status line."""
+    from runtime.shown import redact
+
     clear = "\r\x1b[K" if sys.stderr.isatty() else ""
-    print(clear + line, file=sys.stderr, flush=True)
+    print(clear + redact(str(line)), file=sys.stderr, flush=True)
 
 
 def print_error(fault: BaseException | str) -> int:

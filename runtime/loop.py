@@ -5,7 +5,11 @@ detector into outputs, ending the same way after the last frame, a closed window
   (``open_outputs(source)``), so a failed start never touches an existing file.
 - Each frame goes to every output inside ``INTERRUPTS.atomic()``: a signal waits until the JSONL
   line, the CSV rows and the recorded frame are all written, so the files agree frame for frame.
-- Closing (the recording's index, the partial files renamed into place) is shielded from a second signal.
+- The outputs are committed (the recording's index written, the partial files renamed into place) only
+  when the run ends well: the source's end, a closed window, Ctrl-C or SIGTERM; all of them or none
+  (``MultiOutput.close``). Any other end (a write error, a failing source or stage) removes the partial
+  files and leaves every existing output as it was. Closing is shielded from a second signal.
+- Partial files that killed runs left beside the targets are named in the summary (``RunStats.stale``).
 - Files of an image folder that cannot be read go to the outputs (``write_skipped``: a JSONL record) in
   their place in the folder's order, and are named in the summary.
 """
@@ -17,8 +21,10 @@ from dataclasses import dataclass, field
 
 from runtime.detector import AUDetector
 from runtime.interrupts import INTERRUPTS, Terminated, exit_code, ignored
+from runtime.errors import OutputError
 from runtime.outputs import Output, StatusLine
 from runtime.results import FrameResult, SkippedFile
+from runtime.shown import shown_name
 from runtime.sources import FrameSource, open_source
 
 OpenOutputs = Callable[[FrameSource], Output]
@@ -36,6 +42,7 @@ class RunStats:
     beyond_max: int = 0  # the most in one frame
     interrupted: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM (Terminated)
     skipped_files: list[SkippedFile] = field(default_factory=list)  # written to the outputs, in order
+    stale: list[str] = field(default_factory=list)  # partial files of killed runs beside the outputs
 
     def add(self, result: FrameResult) -> None:
         self.frames += 1
@@ -63,6 +70,10 @@ class RunStats:
             line += f", faces beyond --max-faces {max_faces}: 0"
         if self.interrupted is not None:
             line += " (terminated)" if isinstance(self.interrupted, Terminated) else " (interrupted)"
+        if self.stale:
+            shown = ", ".join(self.stale[:3]) + (f" and {len(self.stale) - 3} more" if len(self.stale) > 3 else "")
+            line += (f"; partial files left by killed runs beside the outputs: {shown} (incomplete; remove "
+                     "them, or rename one to keep what it holds)")
         return line
 
     def _names(self, reason: str) -> str:
@@ -90,11 +101,12 @@ def run(det: AUDetector, source: str | int | os.PathLike, open_outputs: OpenOutp
 
     Raises:
         SourceError, OutputError, ValueError: a source, output or option that fails (one line each); the
-        outputs opened so far are closed with the frames written until then.
+        partial files are removed then and every existing output is left as it was.
     """
     stats = RunStats()
     src: FrameSource | None = None
     stream = outputs = None
+    ended_well = False
     try:
         src = open_source(source)
         stats.source = src.name
@@ -102,6 +114,7 @@ def run(det: AUDetector, source: str | int | os.PathLike, open_outputs: OpenOutp
         for result, image in stream:
             if outputs is None:
                 outputs = open_outputs(src)
+                stats.stale = [shown_name(p.name) for p in outputs.stale]
             with INTERRUPTS.atomic():
                 _write_skipped(outputs, src, stats, before=result.frame)
                 outputs.write(result, image)
@@ -112,9 +125,15 @@ def run(det: AUDetector, source: str | int | os.PathLike, open_outputs: OpenOutp
                 break
         else:  # the source ended (or max_frames): the files after the last frame, when it was all read
             if outputs is not None and (max_frames is None or stats.frames < max_frames):
-                _write_skipped(outputs, src, stats, before=None)
+                with INTERRUPTS.atomic():
+                    _write_skipped(outputs, src, stats, before=None)
+        ended_well = True
     except KeyboardInterrupt as e:
         stats.interrupted = e
+        ended_well = True
+    except OutputError as e:
+        raise OutputError(f"{e}; the run stopped after {stats.frames} frames and left every existing output as "
+                          "it was") from e
     finally:
         with ignored():
             if stream is not None:
@@ -122,7 +141,10 @@ def run(det: AUDetector, source: str | int | os.PathLike, open_outputs: OpenOutp
             if src is not None:
                 src.close()
             if outputs is not None:
-                outputs.close()
+                if ended_well:
+                    _commit(outputs, stats)
+                else:
+                    outputs.abort()
     return stats
 
 
@@ -135,3 +157,11 @@ def _write_skipped(outputs: Output, src: FrameSource, stats: RunStats, before: i
             break
         outputs.write_skipped(skipped)
         stats.skipped_files.append(skipped)
+
+
+def _commit(outputs: Output, stats: RunStats) -> None:
+    """Commit every output, or (one could not be completed) none, with one line saying so."""
+    try:
+        outputs.close()
+    except OutputError as e:
+        raise OutputError(f"{e} (the run had {stats.frames} frames)") from e

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,9 +23,14 @@ class FaceAU:
     # Dense mesh (N x 3), when the face stage has it; in video mode One Euro-smoothed (the points
     # the crop was aligned on), in image mode as the mesh gave it.
     landmarks: np.ndarray | None = None
+    # Head pose from the mesh (runtime.head_pose): pitch, yaw, roll in degrees; tx, ty, tz in
+    # centimetres of the canonical face. None where not computed.
+    head_pose: dict[str, float] | None = None
+    # AU intensity 0-5, only from an engine that outputs intensity (never derived from au_prob).
+    au_intensity: dict[str, float] | None = None
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "track_id": int(self.track_id),
             "bbox": [round(float(v), 2) for v in self.bbox],
             "score": round(float(self.score), 4),
@@ -32,6 +38,13 @@ class FaceAU:
             "au_prob": {k: round(float(v), 4) for k, v in self.au_prob.items()},
             "au_active": sorted(self.au_active),
         }
+        # Optional keys (CONTRACTS.md): written only when present, and only finite values (strict JSON).
+        intensity = {k: round(float(v), 3) for k, v in (self.au_intensity or {}).items() if math.isfinite(v)}
+        if intensity:
+            out["au_intensity"] = intensity
+        if self.head_pose and all(math.isfinite(v) for v in self.head_pose.values()):
+            out["head_pose"] = {k: round(float(v), 2) for k, v in self.head_pose.items()}
+        return out
 
 
 @dataclass

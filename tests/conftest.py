@@ -9,6 +9,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helper modules
 
+# Markers that follow from a test's fixtures, set here so no test that uses one can miss them:
+# ``exported`` runs ``python -m export`` in every CPU format (about 30 s, once per session) and
+# ``tiny_engines`` builds engines with litert-torch and ai-edge-quantizer (the export extra).
+MARKS_BY_FIXTURE = {"exported": ("slow", "export"), "tiny_engines": ("export",)}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        for fixture, marks in MARKS_BY_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                for mark in marks:
+                    item.add_marker(getattr(pytest.mark, mark))
+
 
 def data_dir_or_fail() -> Path:
     """AU_DATA_DIR, or fail under CI=true / skip elsewhere when it is missing (CONTRACTS)."""

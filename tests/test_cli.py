@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from engine_factory import AUS
 
+from runtime.atomic import partials
+
 
 def run_cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runtime.camera", *map(str, args)], capture_output=True,
@@ -37,8 +39,10 @@ def test_pexels_clip_to_jsonl_on_stdout_and_csv(tiny_engines, face_model, media,
     assert len(records) == 472 and [r["frame"] for r in records] == list(range(472))
     assert sum(bool(r["faces"]) for r in records) >= 460
     face = records[200]["faces"][0]
-    assert set(face) == {"track_id", "bbox", "score", "landmarks5", "au_prob", "au_active"}
-    assert list(face["au_prob"]) == AUS and all(0 <= v <= 1 for v in face["au_prob"].values())
+    assert set(face) == {"track_id", "bbox", "score", "landmarks5", "au_prob", "au_active", "head_pose"}
+    # the engine's AUs in its order, then AU45 (eye closure) from the mesh
+    assert list(face["au_prob"]) == [*AUS, "AU45"] and all(0 <= v <= 1 for v in face["au_prob"].values())
+    assert set(face["head_pose"]) == {"pitch", "yaw", "roll", "tx", "ty", "tz"}
     assert len(face["landmarks5"]) == 5 and len(face["bbox"]) == 4
     assert "472 frames" in proc.stderr
     rows = list(csv.DictReader(open(tmp_path / "au.csv")))
@@ -159,6 +163,11 @@ def _long_video(path, frames=3000):
     return path
 
 
+def _partial_size(target) -> int:
+    found = partials(target)
+    return found[0].stat().st_size if found else 0
+
+
 def test_sigterm_closes_outputs_prints_the_summary_and_exits_143(tiny_engines, face_model, tmp_path):
     video = _long_video(tmp_path / "long.avi")
     jsonl, rec = tmp_path / "out.jsonl", tmp_path / "out.mp4"
@@ -166,9 +175,8 @@ def test_sigterm_closes_outputs_prints_the_summary_and_exits_143(tiny_engines, f
     proc = subprocess.Popen([sys.executable, "-m", "runtime.camera", "--engine", str(tiny_engines["onnx"]),
                              "--source", str(video), "--no-show", "--jsonl", str(jsonl), "--record", str(rec),
                              "--face-model", face_model], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / ".out.partial.jsonl"
     deadline = time.monotonic() + 120
-    while not (partial.exists() and partial.stat().st_size > 2000) and time.monotonic() < deadline:
+    while _partial_size(jsonl) <= 2000 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert jsonl.read_text() == "previous run\n"  # still the old file while the run goes on
     proc.send_signal(signal.SIGTERM)
@@ -182,7 +190,7 @@ def test_sigterm_closes_outputs_prints_the_summary_and_exits_143(tiny_engines, f
     while cap.read()[0]:
         n += 1
     assert n == len(records)
-    assert not partial.exists() and not (tmp_path / ".out.partial.mp4").exists()
+    assert not partials(jsonl) and not partials(rec)
 
 
 @pytest.mark.parametrize("args, words", [

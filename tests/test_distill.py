@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from distill.losses import feature_distill, pseudo_label_bce, relation_distill, relation_matrix, soft_bce
-from distill.students import STUDENT_ARCHS, StudentConfig, create_student
+from distill.config import StudentConfig
+from train.model.students import STUDENT_ARCHS, create_student
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.yaml"
@@ -142,10 +143,24 @@ def test_students_by_name(arch):
 def test_student_config_rejects_bad_values():
     with pytest.raises(ValueError, match="not a student"):
         StudentConfig.from_dict({"arch": "resnet50"})
-    with pytest.raises(ValueError, match="unknown student keys"):
+    with pytest.raises(ValueError, match="unknown StudentConfig key 'w_sofft'"):
         StudentConfig.from_dict({"arch": "mobilenetv2_100", "pretrained": False, "w_sofft": 1})
     with pytest.raises(ValueError, match="no offline ImageNet weights"):
         StudentConfig.from_dict({"arch": "mobilenetv2_100", "pretrained": True})
+
+
+def test_student_config_takes_quoted_numbers_and_refuses_words_in_one_line():
+    """The one config loader: ``temperature: "2"`` (YAML or key=value) is the number 2, as for the
+    teacher's and the run's keys; a word is one line naming the key, never a TypeError."""
+    from train.config import TrainConfig
+
+    cfg = TrainConfig.from_yaml(SMOKE_DISTILL, ['model.temperature="2"', "model.pretrained=no"])
+    student = StudentConfig.from_dict(cfg.model)
+    assert student.temperature == 2.0 and isinstance(student.temperature, float) and student.pretrained is False
+    with pytest.raises(ValueError, match=r"^model\.temperature: expected float, got 'two'$"):
+        StudentConfig.from_dict({"temperature": "two"})
+    with pytest.raises(ValueError, match="model.temperature must be > 0"):
+        StudentConfig.from_dict({"temperature": "0"})
 
 
 # -- loss terms ---------------------------------------------------------------------------------
@@ -215,7 +230,7 @@ def test_every_term_reaches_the_student(term, teacher_ckpt):
     objective = task.build_objective(student, torch.ones(len(AUS)), torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
     u8 = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8, generator=g)
-    from train.task import normalize
+    from train.model.input_norm import normalize
 
     batch = {"image_u8": u8, "image": normalize(u8, task.mean, task.std),
              "labels": (torch.rand(4, len(AUS), generator=g) > 0.5).float(),
@@ -308,8 +323,8 @@ def test_distill_cli_errors_are_one_line(teacher_ckpt, tmp_path):
         ([sys.executable, "-m", "distill", "--teacher", str(tmp_path / "none.pt"), "--config", str(SMOKE_DISTILL)],
          "teacher checkpoint"),
         (distill_cmd(teacher_ckpt, "model.arch=resnet50"), "not a student"),
-        (distill_cmd(teacher_ckpt, "model.w_sofft=1"), "unknown student keys"),
-        (distill_cmd(teacher_ckpt, "epochz=1"), "unknown keys"),
+        (distill_cmd(teacher_ckpt, "model.w_sofft=1"), "unknown StudentConfig key"),
+        (distill_cmd(teacher_ckpt, "epochz=1"), "unknown TrainConfig key"),
     ]
     for cmd, needle in cases:
         proc = run(cmd, ok=False)
@@ -322,7 +337,7 @@ def test_unlabeled_frames_join_with_unknown_labels(small_data, teacher_ckpt):
     (pseudo/soft terms) teaches on them; draws are seeded and resumable."""
     from distill.objective import UnlabeledFrames
     from distill.task import StudentTask
-    from train.task import normalize
+    from train.model.input_norm import normalize
 
     task = StudentTask({"arch": "mobilenetv2_100", "pretrained": False, "w_hard": 0, "w_soft": 0, "w_feat": 0,
                         "w_rel": 0, "w_pseudo": 1, "pseudo_confidence": 0.5, "unlabeled": str(small_data),

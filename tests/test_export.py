@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = pytest.mark.export
+
 REPO = Path(__file__).resolve().parents[1]
 AUS = ["AU01", "AU04", "AU12", "AU25", "AU26"]
 SIZE, CROP = 64, 96
@@ -31,7 +33,7 @@ MODEL_CFG = {"backbone": "test_convnext", "pretrained": False, "dim": 32, "relat
 def _cache(root: Path, data_dir: Path) -> Path:
     """48 real photos (24 neutral, 24 smiling), centre-cropped to CROP px; AU12 = smiling, other AUs
     random with some unknown: the layout of ``train.data.cache`` written directly (no detector)."""
-    from train.data.cache import empty_arrays, write_shard
+    from train.data.shards import empty_arrays, write_shard
 
     rng = np.random.default_rng(0)
     ids = [f"{i:03d}" for i in range(1, 40) if (data_dir / "london" / "smiling" / f"{i:03d}.jpg").is_file()][:24]
@@ -285,6 +287,22 @@ def test_cli_one_line_errors(setup, capsys, tmp_path):
     assert rc == 2 and "twice" in err
 
 
+@pytest.mark.parametrize("formats, option, takers", [
+    ("onnx", ["--fp16"], "tflite"),
+    ("onnx,onnx-int8", ["--tflite-layout", "NCHW"], "tflite, tflite-int8"),
+    ("tflite", ["--opset", "18"], "onnx, onnx-int8"),
+    ("onnx", ["--calib-size", "64"], "onnx-int8, tflite-int8"),
+])
+def test_an_option_no_requested_format_takes_is_one_line(formats, option, takers, setup, capsys, tmp_path):
+    """Ultralytics' validate_args: an option is checked against the format table, not ignored."""
+    out = tmp_path / "o"
+    rc, err = _main(capsys, "--checkpoint", setup["ckpt"], "--calib", setup["cache"], "--out", out,
+                    "--formats", formats, *option)
+    assert rc == 2 and err.count("\n") == 0, err
+    assert f"{option[0]} does not apply to --formats {formats} (it applies to {takers})" in err
+    assert not out.exists()  # refused before anything was built
+
+
 @pytest.mark.parametrize("out_size", [64, 112])
 def test_export_crops_are_the_runtime_input_within_a_grey_level(out_size, data_dir, face_model):
     """Export resizes the cached 256-px crop (``resize_crop``, as training does); the runtime warps
@@ -350,10 +368,12 @@ def _card_norm(path: Path) -> tuple[list[float], list[float]]:
     return card["input"]["mean"], card["input"]["std"]
 
 
+@pytest.mark.slow  # its own export of a trained-split run (~17 s)
 def test_int8_thresholds_are_calibrated_on_its_own_validation_outputs(setup, tmp_path):
     """A run with a val split and a neutral budget: the INT8 card's thresholds follow the run's rule
     on the INT8 engine's own val outputs (run here through the runtime), and the budget holds there."""
-    from export.crops import load_crops, split_indices_for
+    from export.crops import load_crops
+    from train.data.policy import split_indices_for
     from runtime import load_engine
     from train import checkpoint
     from train.config import TrainConfig

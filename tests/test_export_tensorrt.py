@@ -19,6 +19,8 @@ from export.tensorrt import (BuildError, batch_profile, build_plan, inspect_onnx
 from runtime.card import card_path, load_card
 from runtime.errors import CardError
 
+pytestmark = pytest.mark.export  # onnx, to write the test models
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -78,7 +78,7 @@ def test_ict_crops_are_aligned_like_the_runtime(open_v2):
 
 def test_deploy_split_and_real_oversampling(open_v2):
     from train.config import TrainConfig
-    from train.engine import oversample_real, split_indices
+    from train.data.policy import oversample_real, split_indices
 
     data = CacheData(open_v2)
     names = np.array(data.subjects)[data.field("subject")]

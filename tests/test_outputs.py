@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -122,7 +123,8 @@ def test_csv_header_rows_and_the_no_face_row(tmp_path):
             out.write(r, None)
     rows = list(csv.reader(path.open()))
     assert rows[0] == (["frame", "timestamp", "face_id", "confidence", "success"]
-                       + [f"{a}_p" for a in AUS] + [f"{a}_c" for a in AUS])
+                       + [f"{a}_p" for a in AUS] + [f"{a}_c" for a in AUS]
+                       + ["pitch", "yaw", "roll", "tx", "ty", "tz"])  # new columns at the end
     body = rows[1:]
     assert [r[0] for r in body] == ["0", "0", "1", "2"]  # two faces, one no-face row, one face
     assert [r[2] for r in body] == ["1", "2", "", "1"]
@@ -306,10 +308,12 @@ def test_files_are_written_under_a_partial_name_and_renamed_on_close(tmp_path):
         out = make(path)
         out.write(results()[0], None)
         assert path.read_text() == "the user's old file\n"
-        assert (tmp_path / f".{path.stem}.partial{path.suffix}").stat().st_size > 0
+        partial = out._partial.path
+        assert re.fullmatch(rf"\.{path.stem}\.[a-z0-9_]{{8}}\.partial{path.suffix}", partial.name), partial.name
+        assert partial.parent == tmp_path and partial.stat().st_size > 0
         out.close()
         assert "the user's old file" not in path.read_text()
-        assert not (tmp_path / f".{path.stem}.partial{path.suffix}").exists()
+        assert not partial.exists()
         path.write_text("kept\n")
         aborted = make(path)
         aborted.write(results()[0], None)
@@ -350,6 +354,7 @@ def test_openface_csv_has_openface_2_columns_and_conventions(tmp_path):
     lines = path.read_text().splitlines()
     # OpenFace 2 RecorderCSV: the sequence header, then AUxx_c sorted; ", " between every value
     assert lines[0] == ", ".join(["frame", "face_id", "timestamp", "confidence", "success"]
+                                 + ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"]
                                  + [f"{a}_c" for a in AUS] + [f"{a}_p" for a in AUS])
     assert all(", " in ln and ",," not in ln for ln in lines)
     assert not any("_r" in c for c in lines[0].split(", "))  # no intensity model: no AUxx_r, never invented
@@ -357,10 +362,11 @@ def test_openface_csv_has_openface_2_columns_and_conventions(tmp_path):
     assert [r[0] for r in rows] == ["1", "1", "2", "3", "4", "4"]  # frame from 1
     assert [r[1] for r in rows] == ["0", "1", "0", "1", "2", "0"]  # face_id from 0, one per track
     assert rows[0][2:5] == ["0.000", "0.97", "1"] and rows[3][2] == "0.080"
-    assert rows[2][3:] == ["0.00", "0"] + ["0"] * (2 * len(AUS))  # a failed frame: success 0, zeros
+    assert rows[2][3:] == ["0.00", "0"] + ["0"] * (6 + 2 * len(AUS))  # a failed frame: success 0, zeros
     head = lines[0].split(", ")
     one = dict(zip(head, rows[0]))
-    assert one["AU12_c"] == "1.0" and one["AU01_c"] == "0.0" and one["AU12_p"] == "0.7000"
+    assert one["AU12_c"] == "1" and one["AU01_c"] == "0" and one["AU12_p"] == "0.7000"  # _c: ints, as OpenFace
+    assert [one[c] for c in head[5:11]] == ["0"] * 6  # no head pose here: zeros (numbers for every reader)
 
 
 def test_openface_csv_reads_back_as_openface_readers_read_it(tmp_path):
@@ -373,10 +379,10 @@ def test_openface_csv_reads_back_as_openface_readers_read_it(tmp_path):
     b.columns = b.columns.str.strip(" ")
     assert list(a.columns) == list(b.columns) and (a.to_numpy() == b.to_numpy()).all()
     assert a["frame"].tolist() == [1, 1, 2, 3, 4, 4] and a["success"].tolist() == [1, 1, 0, 1, 1, 1]
-    assert a["face_id"].dtype.kind == "i" and a["AU12_c"].dtype.kind == "f"
+    assert a["face_id"].dtype.kind == "i" and a["AU12_c"].dtype.kind == "i"
     assert a["timestamp"].tolist() == pytest.approx([0, 0, 0.04, 0.08, 0.12, 0.12])
     ok = a[a["success"] == 1]
-    assert set(ok["AU12_c"]) == {1.0} and set(ok["AU01_c"]) == {0.0}
+    assert set(ok["AU12_c"]) == {1} and set(ok["AU01_c"]) == {0}
     assert ok["AU25_p"].tolist() == pytest.approx([0.85] * 5)
     rows = list(csv.DictReader(path.open(), skipinitialspace=True))
     assert rows[0]["AU12_p"] == "0.7000" and rows[2]["success"] == "0"
@@ -390,7 +396,7 @@ def test_openface_csv_intensity_and_file_columns_only_when_real(tmp_path):
         out.write(FrameResult(frame=0, time_s=0.0, faces=[f], source="a,b.jpg"), None)
         out.write(FrameResult(frame=1, time_s=1 / 30, faces=[face(5), face(6)], source="c.png"), None)
     rows = list(csv.DictReader(path.open(), skipinitialspace=True))
-    assert list(rows[0])[5] == "AU12_r" and list(rows[0])[-1] == "file"
+    assert list(rows[0])[11] == "AU12_r" and list(rows[0])[-1] == "file"
     assert rows[0]["AU12_r"] == "2.50" and rows[0]["file"] == "a_b.jpg"
     assert [r["face_id"] for r in rows[1:]] == ["0", "1"] and rows[1]["file"] == "c.png"  # per image
 

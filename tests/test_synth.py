@@ -1,4 +1,4 @@
-"""Synthetic FACS warps on the open London faces: exact maps, AU directions, labels, clips."""
+"""Synthetic FACS warps on the open London faces: exact maps, AU directions, labels, batches."""
 from __future__ import annotations
 
 import cv2
@@ -7,9 +7,19 @@ import pytest
 from scipy.spatial import Delaunay
 
 from train.data import synth as S
+from train.data import synth_warp as W
+from train.data.synth_appearance import Photometric
 from train.data.flow import dis_flow, photometric_error, warp_by_flow
 from train.data.synth_templates import EXCLUSIVE, PROFILES, SYNTH_AUS, TEMPLATES
-from train.data.tem import FRL189_GROUPS, TEM189_FIVE, group_indices, list_faces, load_face, read_tem
+from train.data.tem import (
+    FRL189_GROUPS,
+    TEM189_FIVE,
+    group_indices,
+    list_faces,
+    load_face,
+    read_tem,
+    tem_five_points,
+)
 
 pytestmark = pytest.mark.data
 
@@ -42,7 +52,7 @@ def test_tem_files_and_five_points(faces):
     for f in faces:
         pts = read_tem(f.tem)
         assert pts.shape == (189, 2) and pts.dtype == np.float32
-        five = S.tem_five_points(pts)
+        five = tem_five_points(pts)
         # subject's right eye / mouth corner on the image's left, nose between eyes and mouth
         assert five[0, 0] < five[2, 0] < five[1, 0] and five[3, 0] < five[4, 0]
         assert five[:2, 1].max() < five[2, 1] < five[3:, 1].min()
@@ -68,14 +78,14 @@ def test_no_template_folds_the_mesh_on_any_face(faces):
     """Every AU at full intensity on every face needs at most local damping, never global scaling."""
     for f in faces:
         pts = read_tem(f.tem).astype(np.float64)
-        src, keep = S._control_points(pts, (540, 540))
+        src, keep = W.control_points(pts, (540, 540))
         simplices = Delaunay(src).simplices
         for au in SYNTH_AUS:
             disp = np.zeros_like(src)
-            disp[: len(keep)] = S._displacements(pts, {au: 5.0})[keep]
-            fixed, damped, scale = S._fold_free(src, disp, simplices)
+            disp[: len(keep)] = W.displacements(pts, {au: 5.0})[keep]
+            fixed, damped, scale = W.fold_free(src, disp, simplices)
             assert scale == 1.0 and damped <= 12, (f.face_id, au, damped)
-            assert not S._folding(src, src + fixed, simplices).any()
+            assert not W.folding(src, src + fixed, simplices).any()
 
 
 # --------------------------------------------------------------------------- exact maps
@@ -99,7 +109,7 @@ def test_backward_map_reproduces_render_and_flow_inverts_it(face):
                          borderMode=cv2.BORDER_REFLECT101)
     assert np.array_equal(remapped, smp.image)
     # the two maps are inverse: q -> backward(q) -> backward(q) + flow(backward(q)) = q
-    grid = S._grid(CROP, CROP)
+    grid = W.grid(CROP, CROP)
     there = cv2.remap(smp.flow, smp.backward_map, None, cv2.INTER_LINEAR)
     err = np.linalg.norm(smp.backward_map + there - grid, axis=2)
     assert np.median(_inner(err)) < 0.01 and np.percentile(_inner(err), 99) < 0.5
@@ -129,7 +139,7 @@ def test_dis_flow_estimates_the_stored_flow(face):
 
 def test_pose_jitter_and_photometric_change_the_image(face):
     neutral, points = face
-    smp = S.render_face(neutral, points, {}, rng=5, pose=S.PoseJitter(), photometric=S.Photometric())
+    smp = S.render_face(neutral, points, {}, rng=5, pose=S.PoseJitter(), photometric=Photometric())
     assert not np.allclose(smp.pose, np.eye(2, 3)) and np.abs(smp.flow).max() > 0.5
     assert photometric_error(neutral, smp.image) > 2.0
 
@@ -188,11 +198,9 @@ def test_bad_requests_are_refused(face):
         S.render_face(neutral, points, {"AU12": 6})
     with pytest.raises(ValueError):
         S.PoseJitter(rotation_deg=-1)
-    with pytest.raises(ValueError):
-        S.AUEvent(12, onset=5, apex=4, apex_end=6, offset=8, peak=3)
 
 
-# --------------------------------------------------------------------------- batches and clips
+# --------------------------------------------------------------------------- batches
 
 def test_render_dataset_checks_arguments_up_front(data_dir, tmp_path):
     with pytest.raises(ValueError):
@@ -215,41 +223,11 @@ def test_render_dataset_is_deterministic_per_seed(data_dir):
         assert smp.image.shape == (128, 128, 3) and smp.label_kind == "synthetic"
 
 
-def test_clip_labels_follow_onsets_and_offsets(face):
-    neutral, points = face
-    ev = S.AUEvent(12, onset=2, apex=6, apex_end=9, offset=14, peak=4.0)
-    blink = S.AUEvent(45, onset=10, apex=12, apex_end=12, offset=15, peak=5.0)
-    clip = S.render_clip(neutral, points, [ev, blink], 18, rng=0, pose=S.PoseJitter(rotation_deg=1))
-    assert len(clip.frames) == 18 and clip.labels.shape == (18, len(SYNTH_AUS))
-    for e in (ev, blink):
-        col = clip.labels[:, clip.aus.index(f"AU{e.au:02d}")]
-        on = np.flatnonzero(col)
-        assert e.onset < on[0] <= e.apex and e.apex_end <= on[-1] < e.offset
-        assert np.all(col[on[0]:on[-1] + 1] == 1)
-        np.testing.assert_allclose(clip.intensities[:, clip.aus.index(f"AU{e.au:02d}")],
-                                   e.curve(18), atol=1e-5)
-    # exact frame-to-frame flow: frame 8 warped back onto frame 4
-    a, b = clip.frames[4], clip.frames[8]
-    flow = S.flow_between(a, b)
-    assert photometric_error(_inner(a.image), _inner(warp_by_flow(b.image, flow))) <= MAX_MAD
-
-
-def test_random_events_fit_the_clip():
-    for seed in range(20):
-        rng = np.random.default_rng(seed)
-        events = S.random_events(rng, 30)
-        assert 1 <= len(events) <= 3
-        assert all(0 <= e.onset and e.offset <= 29 for e in events)
-        aus = {e.au for e in events}
-        assert all(len(aus & ex) <= 1 for ex in EXCLUSIVE)
-    assert S.AUEvent("AU12", 0, 2, 3, 5, 2.0).au == 12
-
-
 def test_held_out_identities_are_never_rendered(data_dir, tmp_path):
     """The open dataset's warps leave out the held-out London identities (realcheck's faces)."""
     import json
 
-    from train.data.build import synth_cache
+    from train.data.synth_cache import synth_cache
     from train.data.holdout import HELD_OUT, is_held_out_subject
 
     faces_dir = data_dir / "london" / "neutral"

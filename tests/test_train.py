@@ -40,7 +40,7 @@ def torchrun(*overrides: str) -> list[str]:
 
 
 def test_config_rejects_unknown_keys_and_bad_types(tmp_path):
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="unknown TrainConfig key 'epoch'"):
         TrainConfig.from_yaml(SMOKE, ["epoch=3"])
     with pytest.raises(ValueError, match="expected int"):
         TrainConfig.from_yaml(SMOKE, ["epochs=three"])
@@ -78,7 +78,7 @@ def test_runtime_only_install_gets_one_line_naming_the_extra():
 
 def _tiny_cache(root: Path, n: int, flow: bool) -> Path:
     """A cache of random 64-px crops over 8 subjects, with or without flow targets."""
-    from train.data.cache import empty_arrays, shard_dir, write_shard
+    from train.data.shards import empty_arrays, shard_dir, write_shard
 
     root.mkdir(parents=True)
     subjects = [f"s{i}" for i in range(8)]
@@ -131,7 +131,7 @@ def _odd_window_batch(data: Path, world: int, lo: int = 3) -> tuple[int, int]:
     """A per-process batch size whose epoch has an odd number (>= lo) of micro-batches, so that
     grad_accum=2 leaves one over at each epoch end; returns (batch, micro-batches per epoch)."""
     from train.data.cache import CacheData
-    from train.engine import split_indices
+    from train.data.policy import split_indices
 
     n = len(split_indices(CacheData(data), TrainConfig.from_yaml(SMOKE, [f"data={data}"]))["train"])
     for b in range(2, 16):
@@ -179,6 +179,7 @@ def _initial_weights(data: Path) -> dict[str, torch.Tensor]:
     return TeacherTask().build_model(dict(cfg.model), list(cfg.aus), cfg.input_size).state_dict()
 
 
+@pytest.mark.slow  # torchrun with two processes plus one reference process
 def test_ddp_two_processes_match_one_on_the_full_objective(small_data, tmp_path):
     b, micro = _odd_window_batch(small_data, world=2)
     one, two = tmp_path / "one", tmp_path / "two"
@@ -206,6 +207,7 @@ def _steps(d: Path) -> list[dict]:
     return [json.loads(x) for x in (d / "steps.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # three training processes, one killed
 def test_kill_and_resume_continue_exactly(small_data, tmp_path):
     """Three ways to stop and resume: a step budget mid-epoch, an epoch boundary (with a left-over
     accumulation window before it) and SIGKILL after a mid-epoch checkpoint. Every run then has the

@@ -4,9 +4,10 @@ prints a table of mean F1 (overall and per label kind) and AUC. Reported as it c
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+from train.cli import OneLineParser, guarded
 
 VARIANTS: dict[str, list[str]] = {
     "au": ["model.inpaint=false", "model.flow=false"],
@@ -20,12 +21,15 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.ablation", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m train.ablation", description=__doc__.splitlines()[0])
     p.add_argument("--config", required=True)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--out", type=Path, default=Path("runs/ablation"))
     p.add_argument("overrides", nargs="*")
-    args = p.parse_args(argv)
+    return guarded(_run, p.parse_args(argv))
+
+
+def _run(args) -> int:
     from train.config import TrainConfig
     from train.engine import train
 

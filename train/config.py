@@ -1,6 +1,6 @@
 """Training configuration: a YAML file on a dataclass, with type-checked ``key=value`` overrides.
 
-Unknown keys are rejected with the list of known ones (nanoGPT's override habit, without exec).
+Unknown keys are rejected with the closest known one (nanoGPT's override habit, without exec).
 Nested sections (``model.backbone=resnet18``) are plain dicts validated by their consumers.
 ``${VAR}`` in ``data`` and in ``build`` strings is expanded when the config is loaded, so the
 run's ``config.yaml`` records the paths actually used.
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from train.coerce import coerce
+from train.coerce import config_from_dict
 from train.metrics import NEUTRAL_RULES
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -28,7 +28,7 @@ class TrainConfig:
     name: str = "run"
     data: str = ""  # cache directory (``${AU_DATA_DIR}`` is expanded)
     build: dict[str, Any] = field(default_factory=dict)  # how to build ``data`` when missing (smoke)
-    split: str = "identity"  # identity: 3-fold identity-exclusive split; deploy: see engine.split_indices
+    split: str = "identity"  # identity: 3-fold identity-exclusive split; deploy: see train.data.policy
     fold: int = 1
     val_fraction: float = 0.15  # of the training subjects, for early stopping and thresholds
     oversample_real: int = 1  # train samples with a real-kind label appear this many times per epoch
@@ -90,13 +90,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
-        defaults = cls()
-        values = {k: coerce(v, getattr(defaults, k), f"{where}: {k}") for k, v in raw.items()}
-        cfg = cls(**values)
+        """Build from a mapping with the one config loader (``train.coerce.config_from_dict``);
+        ``${VAR}`` expanded in ``data`` and ``build``."""
+        cfg = config_from_dict(cls, raw, source=where)
         cfg.data = _expand(cfg.data)
         # build paths: expanded where the variable is set (a prebuilt cache needs none of them)
         cfg.build = {k: os.path.expandvars(v) if isinstance(v, str) else v for k, v in cfg.build.items()}

@@ -20,21 +20,24 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
+from runtime.errors import AUEdgeError
 from train import checkpoint, distributed
 from train.config import TrainConfig
-from train.data.cache import LABEL_KINDS, CacheData
-from train.data.splits import fold_split, pos_weights
+from train.data.policy import TrainingData, load_training_data
 from train.data.torch_data import CacheDataset
-from train.metrics import au_report, budget_rate, calibrate, neutral_lit
+from train.evaluate import evaluate_run
+from train.loader import make_loader, predict
+from train.metrics import au_report
+from train.model.input_norm import normalize
 from train.optim import build_optimizer, lr_at
 from train.runlog import RunLog
-from train.task import Task, TeacherTask, normalize
+from train.task import Task, TeacherTask
 
 
-class NonFiniteLoss(RuntimeError):
-    pass
+class NonFiniteLoss(AUEdgeError, RuntimeError):
+    """The loss became NaN or infinite (one line for the CLI: what and the fix)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -50,95 +53,6 @@ def resolve_threads(threads: int) -> int:
         return threads
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // distributed.local_processes())
-
-
-def _worker_threads(_: int) -> None:
-    """DataLoader workers decode and warp one sample at a time: one thread each."""
-    import cv2
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-
-
-def split_indices(cache: CacheData, cfg: TrainConfig) -> dict[str, np.ndarray]:
-    """Identity-exclusive train/val/test indices: fold k tests on one part of the subjects; a
-    ``val_fraction`` of the remaining subjects (at least one) validates.
-
-    ``split: deploy`` (a model to ship, e.g. the default model) trains on most identities: a
-    seeded ``val_fraction`` of the open photo identities validates (thresholds, best epoch) and
-    another tests; every other subject (the video clip, other datasets) trains. The check that
-    counts for a shipped model is ``train.realcheck`` on identities no split contains.
-    """
-    rng = np.random.default_rng(cfg.seed)
-    if cfg.split == "deploy":
-        photo = sorted(s for s in cache.subjects if s.partition("_")[0] in ("london", "canada"))
-        k = max(1, int(round(cfg.val_fraction * len(photo))))
-        order = rng.permutation(photo).tolist()
-        val_s, test_s = set(order[:k]), set(order[k:2 * k])
-        return {"train": cache.indices_for_subjects([s for s in cache.subjects if s not in val_s | test_s]),
-                "val": cache.indices_for_subjects(sorted(val_s)), "test": cache.indices_for_subjects(sorted(test_s))}
-    train_s, test_s = fold_split(cache.meta["dataset"], cfg.fold, subjects=cache.subjects)
-    train_s = sorted(train_s)
-    n_val = max(1, int(round(cfg.val_fraction * len(train_s)))) if len(train_s) > 1 else 0
-    val_s = set(rng.permutation(train_s)[:n_val].tolist())
-    return {"train": cache.indices_for_subjects([s for s in train_s if s not in val_s]),
-            "val": cache.indices_for_subjects(val_s), "test": cache.indices_for_subjects(test_s)}
-
-
-def select_aus(cache: CacheData, wanted: list) -> tuple[list[str], np.ndarray]:
-    """The AU names and cache columns a run uses (``aus:`` in the config; empty = all)."""
-    from runtime.aus import au_name, au_number
-
-    if not wanted:
-        return list(cache.aus), np.arange(len(cache.aus))
-    names = [au_name(au_number(a)) for a in wanted]
-    missing = [a for a in names if a not in cache.aus]
-    if missing:
-        raise ValueError(f"aus {missing} are not in the cache {cache.root} (it has {cache.aus})")
-    return names, np.array([cache.aus.index(a) for a in names])
-
-
-def make_loader(ds, cfg: TrainConfig, d: distributed.Dist, shuffle: bool) -> DataLoader:
-    """One sampler for 1 and N processes: the same seeded permutation, rank r taking every N-th
-    sample, so N processes with batch B see the same global batches as 1 process with N*B."""
-    sampler = DistributedSampler(ds, d.world, d.rank, shuffle=shuffle, seed=cfg.seed, drop_last=shuffle)
-    # Its own generator: without one, each new iterator draws a seed from the global RNG, which
-    # would shift dropout after a resume.
-    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                      drop_last=shuffle, persistent_workers=False, pin_memory=d.device.type == "cuda",
-                      worker_init_fn=_worker_threads, generator=torch.Generator().manual_seed(cfg.seed))
-
-
-@torch.no_grad()
-def predict(model, loader, d: distributed.Dist, mean=TeacherTask.mean,
-            std=TeacherTask.std) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Probabilities, labels and masks over a loader (gathered from every rank); ``mean``/``std``
-    are the model's input normalisation (its task's)."""
-    model.eval()
-    probs, labels, masks, order = [], [], [], []
-    for batch in loader:
-        logits = getattr(model, "module", model).au_logits(normalize(batch["image"].to(d.device), mean, std))
-        probs.append(torch.sigmoid(logits.float()).cpu())
-        labels.append(batch["labels"])
-        masks.append(batch["mask"])
-        order.append(batch["index"])
-    n = len(loader.dataset.columns)
-    cat = [torch.cat(x) if x else torch.zeros((0, n)) for x in (probs, labels, masks)]
-    cat.append(torch.cat(order) if order else torch.zeros(0, dtype=torch.long))
-    cat = [distributed.all_gather_cat(d, x) for x in cat]  # every rank, even one with no batch
-    keep = np.unique(cat[3].numpy(), return_index=True)[1]  # DistributedSampler pads with repeats
-    return cat[0].numpy()[keep], cat[1].numpy()[keep], cat[2].numpy()[keep].astype(bool)
-
-
-@dataclass
-class Data:
-    """The cache, its split and what the run trains on."""
-
-    cache: CacheData
-    idx: dict[str, np.ndarray]
-    aus: list[str]
-    cols: np.ndarray
-    pos_weight: np.ndarray
 
 
 @dataclass
@@ -160,8 +74,10 @@ class Run:
     cfg: TrainConfig
     d: distributed.Dist
     task: Task
+    mean: tuple[float, ...]  # the model's input normalisation (its registry entry's)
+    std: tuple[float, ...]
     run_dir: Path
-    data: Data
+    data: TrainingData
     model: torch.nn.Module
     ddp: torch.nn.Module
     objective: Any
@@ -191,7 +107,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log, task:
     cfg = resolve_config(cfg, d)
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    data = load_data(cfg, task)
+    data = load_training_data(cfg, task)
     run = build_run(cfg, d, task, data, log)
     state = restore(run, resume) if resume else State()
     run.logs.write_config(cfg.to_dict())
@@ -214,37 +130,7 @@ def resolve_config(cfg: TrainConfig, d: distributed.Dist) -> TrainConfig:
                           "threads": resolve_threads(cfg.threads)})
 
 
-def split_name(cfg: TrainConfig) -> str:
-    """How metrics name the split: ``fold1`` .. ``fold3``, or ``deploy``."""
-    return "deploy" if cfg.split == "deploy" else f"fold{cfg.fold}"
-
-
-def oversample_real(cache: CacheData, train: np.ndarray, times: int) -> np.ndarray:
-    """``train`` with every sample that has a known real-kind label repeated ``times`` times in all:
-    a few hundred real photos would otherwise be drowned by thousands of synthetic warps."""
-    known_real = ((cache.field("kind")[train] == LABEL_KINDS.index("real")) & cache.field("mask")[train]).any(1)
-    return np.concatenate([train] + [train[known_real]] * (times - 1))
-
-
-def load_data(cfg: TrainConfig, task: Task) -> Data:
-    """Open the cache, split it, and check it has what the model config asks for."""
-    cache = CacheData(cfg.data)
-    idx = split_indices(cache, cfg)
-    for name in ("train", "val"):
-        if len(idx[name]) == 0:
-            raise ValueError(f"{cfg.data}: the {name} split of fold {cfg.fold} is empty; the cache needs more "
-                             "subjects")
-    if task.uses_flow(dict(cfg.model)) and not cache.field("flow_valid")[idx["train"]].any():
-        raise ValueError(f"{cfg.data}: model.flow is on but no training frame has a flow target; rebuild the "
-                         "cache with --flow-k K (frame t-k of each sequence) or set model.flow=false")
-    if cfg.oversample_real > 1:
-        idx["train"] = oversample_real(cache, idx["train"], cfg.oversample_real)
-    aus, cols = select_aus(cache, cfg.aus)
-    labels, masks = cache.field("labels")[idx["train"]][:, cols], cache.field("mask")[idx["train"]][:, cols]
-    return Data(cache, idx, aus, cols, pos_weights(labels, masks))
-
-
-def build_run(cfg: TrainConfig, d: distributed.Dist, task: Task, data: Data, log) -> Run:
+def build_run(cfg: TrainConfig, d: distributed.Dist, task: Task, data: TrainingData, log) -> Run:
     model_cfg = dict(cfg.model)
     two_views = bool(model_cfg.get("aunce", False) or model_cfg.get("ot", False))
     train_ds = CacheDataset(data.cache, data.idx["train"], cfg.input_size, train=True, two_views=two_views,
@@ -263,7 +149,7 @@ def build_run(cfg: TrainConfig, d: distributed.Dist, task: Task, data: Data, log
         raise ValueError(f"{cfg.data}: {len(train_dl)} training batches per epoch cannot fill one step of "
                          f"grad_accum={cfg.grad_accum}; lower batch_size or grad_accum")
     total = cfg.epochs * (len(train_dl) // cfg.grad_accum)
-    return Run(cfg, d, task, Path(cfg.run_dir), data, model, ddp, task.build_objective(model, pos_w, gen),
+    return Run(cfg, d, task, *task.input_norm(model_cfg), Path(cfg.run_dir), data, model, ddp, task.build_objective(model, pos_w, gen),
                build_optimizer(model, cfg), torch.amp.GradScaler("cuda", enabled=use_amp), gen, train_ds,
                train_dl, val_dl, min(total, cfg.max_steps) if cfg.max_steps else total, use_amp, log,
                RunLog(Path(cfg.run_dir), d.is_main))
@@ -308,7 +194,7 @@ def to_device(batch: dict[str, torch.Tensor], run: Run) -> dict[str, torch.Tenso
     batch["image_u8"] = batch["image"]  # for objectives whose second model normalises otherwise
     for key in ("image", "image2"):
         if key in batch:
-            batch[key] = normalize(batch[key], run.task.mean, run.task.std)
+            batch[key] = normalize(batch[key], run.mean, run.std)
     return batch
 
 
@@ -378,7 +264,7 @@ def end_epoch(run: Run, state: State, epoch: int, done: bool) -> None:
     ``last.pt`` written at the step budget stays, for an exact resume) ``last.pt``."""
     d = run.d
     terms = {k: distributed.all_reduce_mean(d, float(np.mean(v))) for k, v in sorted(state.epoch_terms.items())}
-    probs, labels_v, mask_v = predict(run.ddp, run.val_dl, d, run.task.mean, run.task.std)
+    probs, labels_v, mask_v = predict(run.ddp, run.val_dl, d, run.mean, run.std)
     val_f1 = au_report(probs, labels_v, mask_v, run.data.aus)["f1"]["mean"] or 0.0
     state.history.append({"epoch": epoch + 1, "step": state.step, "val_f1_mean": val_f1, **terms})
     run.logs.epoch(state.history[-1])
@@ -399,56 +285,3 @@ def _last_terms(state: State) -> dict[str, float]:
     if not state.history:
         return {}
     return {k: v for k, v in state.history[-1].items() if k not in ("epoch", "step", "val_f1_mean")}
-
-
-def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[str, np.ndarray],
-                 d: distributed.Dist, loss_terms: dict[str, float], task: Task | None = None) -> dict:
-    """Best checkpoint: thresholds calibrated on val, metrics on test -> metrics.json (plus the
-    task's ``extra_metrics``, e.g. a student's teacher on the same split)."""
-    task = task or TeacherTask()
-    ck = checkpoint.load(run_dir / "best.pt")
-    aus, cols = select_aus(cache, cfg.aus)
-    model = task.model_from_checkpoint(ck).to(d.device)
-    val_dl = make_loader(CacheDataset(cache, idx["val"], cfg.input_size, columns=cols), cfg, d, shuffle=False)
-    test_split = "test" if len(idx["test"]) else "val"
-    test_dl = make_loader(CacheDataset(cache, idx[test_split], cfg.input_size, columns=cols), cfg, d, shuffle=False)
-    val_real = cache.field("kind")[np.sort(idx["val"])][:, cols] == LABEL_KINDS.index("real")
-
-    def thresholds(pv: np.ndarray, lv: np.ndarray, mv: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        return calibrate(pv, lv, mv, real=val_real, max_fp_rate=budget_rate(cfg.neutral_fp_budget, len(aus)),
-                         neutral_rule=cfg.neutral_fp_rule)
-
-    thr, rules = thresholds(*predict(model, val_dl, d, task.mean, task.std))
-    pt, lt, mt = predict(model, test_dl, d, task.mean, task.std)
-    report = {**au_report(pt, lt, mt, aus, thr), "threshold_rules": dict(zip(aus, rules))}
-    test_kind = cache.field("kind")[np.sort(idx[test_split])][:, cols]
-    report["neutral_faces"] = neutral_lit(pt, lt, mt, test_kind == LABEL_KINDS.index("real"), aus, thr)
-    kinds = cache.meta.get("label_kinds", [])
-    test_kinds = cache.field("kind")[idx[test_split]][:, cols][cache.field("mask")[idx[test_split]][:, cols]]
-    present = sorted({kinds[k] for k in np.unique(test_kinds)})
-    metrics = {**report, "data": str(cfg.data), "split": f"{split_name(cfg)}/{test_split}",
-               "label_kinds": present, "loss_terms": {k: round(v, 5) for k, v in loss_terms.items()},
-               "by_label_kind": _by_kind(pt, lt, mt, test_kind, kinds, aus, thr)}
-    loaders = {"val": val_dl, "test": test_dl}
-    metrics.update(task.extra_metrics(lambda m, mean=TeacherTask.mean, std=TeacherTask.std, split="test": predict(
-        m.to(d.device), loaders[split], d, mean, std), aus, calibrate=lambda *v: thresholds(*v)[0]))
-    if d.is_main:
-        tmp = run_dir / "metrics.json.tmp"
-        tmp.write_text(json.dumps(metrics, indent=2))
-        tmp.replace(run_dir / "metrics.json")
-    return metrics
-
-
-def _by_kind(p, y, m, kinds: np.ndarray, names: list[str], aus: list[str], thr: np.ndarray) -> dict:
-    """F1 per label kind (real / silver / synthetic, per AU) so silver is never reported as real."""
-    from train.metrics import f1_per_au
-
-    out = {}
-    for k, name in enumerate(names):
-        sel = m & (kinds == k)
-        if not sel.any():
-            continue
-        f1 = f1_per_au(p, y, sel, thr)
-        per = {a: round(float(v), 4) for a, v in zip(aus, f1) if not np.isnan(v)}
-        out[name] = {"f1": per, "mean": round(float(np.mean(list(per.values()))), 4) if per else None}
-    return out

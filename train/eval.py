@@ -5,48 +5,46 @@ checkpoint's run (metrics.json beside it) when present, else 0.5. Prints and wri
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from train.cli import OneLineParser, guarded
+
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.eval", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m train.eval", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=("test", "val", "all"))
     p.add_argument("--fold", type=int, default=None, help="default: the run's fold")
     p.add_argument("--out", type=Path, default=None, help="metrics JSON (default: print only)")
-    args = p.parse_args(argv)
+    return guarded(_run, p.parse_args(argv))
 
-    from train import checkpoint, distributed
+
+def _run(args) -> int:
+    from train import distributed
+    from train.checkpoint import Checkpoint
     from train.config import TrainConfig
     from train.data.cache import CacheData
+    from train.data.policy import select_aus, split_indices_for
     from train.data.torch_data import CacheDataset
-    from train.engine import make_loader, predict, select_aus, split_indices
-    from train.task import task_for_checkpoint
+    from train.loader import make_loader, predict
     from train.metrics import au_report
+    from train.task import task_for_checkpoint
 
-    try:
-        ck = checkpoint.load(args.checkpoint)
-        cfg = TrainConfig.from_dict(json.loads(ck["config"]))
-        cfg.data = args.data
-        if args.fold:
-            cfg.fold = args.fold
-        cache = CacheData(args.data)
-        aus, cols = select_aus(cache, list(ck["aus"]))
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
-    task = task_for_checkpoint(ck)
-    model = task.model_from_checkpoint(ck)
-    idx = np.arange(len(cache)) if args.split == "all" else split_indices(cache, cfg)[args.split]
+    ck = Checkpoint.read(args.checkpoint)
+    run = {**ck.train_config, **({"fold": args.fold} if args.fold and ck.train_config else {})}
+    cache = CacheData(args.data)
+    aus, cols = select_aus(cache, list(ck.aus))
+    idx = split_indices_for(cache, run, args.split)
+    cfg = TrainConfig.from_dict(run)  # the run's loader settings (batch size, workers, seed)
+    model = task_for_checkpoint(ck).model_from_checkpoint(ck)
     d = distributed.Dist()
-    loader = make_loader(CacheDataset(cache, idx, int(ck["input_size"]), columns=cols), cfg, d, shuffle=False)
-    probs, labels, mask = predict(model, loader, d, task.mean, task.std)
+    loader = make_loader(CacheDataset(cache, idx, ck.input_size, columns=cols), cfg, d, shuffle=False)
+    probs, labels, mask = predict(model, loader, d, ck.mean, ck.std)
     run_metrics = args.checkpoint.parent / "metrics.json"
     thr = None
     if run_metrics.is_file():

@@ -5,10 +5,11 @@ Each fold is an ordinary ``python -m train`` run (``fold=k``, ``run_dir=<base>/f
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from train.cli import OneLineParser, guarded
 
 
 def table(metrics: list[dict]) -> str:
@@ -32,11 +33,14 @@ def _pct(v) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.folds", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m train.folds", description=__doc__.splitlines()[0])
     p.add_argument("--config", required=True)
     p.add_argument("--folds", default="1,2,3")
     p.add_argument("overrides", nargs="*")
-    args = p.parse_args(argv)
+    return guarded(_run, p.parse_args(argv))
+
+
+def _run(args) -> int:
     from train.config import TrainConfig
     from train.engine import train
 

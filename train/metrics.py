@@ -42,12 +42,6 @@ def auc_per_au(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> np.nd
 GRID = np.linspace(0.05, 0.95, 19)  # candidate thresholds of the F1 search
 
 
-def calibrate_thresholds(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray,
-                         grid: np.ndarray = GRID) -> np.ndarray:
-    """Per-AU threshold maximising F1 on (validation) data; 0.5 where an AU has no positives."""
-    return calibrate(probs, labels, mask, grid=grid)[0]
-
-
 def budget_rate(neutral_fp_budget: float, n_aus: int) -> float | None:
     """A run's ``neutral_fp_budget`` (AUs lit per neutral face, in total; negative: off) as the
     per-AU ``max_fp_rate`` of ``calibrate``."""

@@ -1,19 +1,20 @@
 """What a run trains: the model, its objective and its input convention.
 
 The training engine (``train/engine.py``) is generic over a ``Task``: the RTATL teacher
-(``TeacherTask``) and distilled students (``distill.task.StudentTask``) share one loop, with the
-same DDP, resume, checkpoints and logs. Every checkpoint records ``task`` (the kind) and what
-``model_from_checkpoint`` needs, so export and evaluation rebuild the model without the config.
+(``TeacherTask``) and distilled students share one loop, with the same DDP, resume, checkpoints
+and logs. Every checkpoint records its task kind and its model's identity (``train.checkpoint``),
+so eval, distillation and export rebuild the model without the config: ``task_for_checkpoint``
+gives the task that can (``StudentModelTask`` rebuilds a student; training one, with its frozen
+teacher, is ``distill.task.StudentTask``, a subclass).
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from train.model.backbones import IMAGENET_MEAN, IMAGENET_STD
+from train.checkpoint import Checkpoint, identity_meta
 
 
 class Objective(Protocol):
@@ -34,32 +35,41 @@ class Task:
     ``main_parameters()`` (what the optimiser updates)."""
 
     kind = "base"
-    mean: tuple[float, float, float] = IMAGENET_MEAN  # per channel, RGB in [0, 1]
-    std: tuple[float, float, float] = IMAGENET_STD
+
+    @classmethod
+    def model_spec(cls, model_cfg: dict[str, Any]) -> tuple[Any, bool]:
+        """The registry entry of the model (``name``, ``mean``, ``std``, ``attribution``) and
+        whether it starts from pretrained weights."""
+        raise NotImplementedError
+
+    def input_norm(self, model_cfg: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) of the model's input: what its init's weights expect (RGB in [0, 1])."""
+        spec, _ = self.model_spec(model_cfg)
+        return tuple(spec.mean), tuple(spec.std)
 
     def build_model(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> nn.Module:
         raise NotImplementedError
 
     def build_objective(self, model: nn.Module, pos_weight: torch.Tensor, generator: torch.Generator) -> Objective:
-        raise NotImplementedError
+        raise NotImplementedError(f"the {self.kind} task here rebuilds models; train it with its own command")
 
     def checkpoint_meta(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> dict[str, Any]:
-        """Saved in every checkpoint of the run; enough for ``model_from_checkpoint``."""
-        return {"task": self.kind, "aus": list(aus), "input_size": int(input_size),
-                "model_config": json.dumps(model_cfg), "mean": list(self.mean), "std": list(self.std)}
+        """Saved in every checkpoint of the run; what ``Checkpoint.of`` reads back."""
+        return identity_meta(self.kind, model_cfg, aus, input_size, *self.input_norm(model_cfg))
 
-    def model_from_checkpoint(self, ck: dict[str, Any]) -> nn.Module:
-        model = self.build_model(json.loads(ck["model_config"]), list(ck["aus"]), int(ck["input_size"]))
-        model.load_state_dict(ck["model"])
+    def model_from_checkpoint(self, ck: Checkpoint | dict[str, Any]) -> nn.Module:
+        """The checkpoint's model with its weights (no pretrained init is fetched: the weights are here)."""
+        ck = Checkpoint.of(ck)
+        model = self.build_model({**ck.model_config, "pretrained": False}, list(ck.aus), ck.input_size)
+        model.load_state_dict(ck.weights)
         return model
 
     def export_module(self, model: nn.Module) -> nn.Module:
         """The deployable part of ``model``: normalised NCHW crops -> B×A logits."""
         return model
 
-    def uses_flow(self, model_cfg: dict[str, Any]) -> bool:
-        """Whether the objective needs flow targets (the engine stops early when the data has none)."""
-        return False
+    def check_data(self, model_cfg: dict[str, Any], has_flow: bool, where: str) -> None:
+        """Raise ValueError (one line) when the training data lacks what the objective needs."""
 
     def extra_metrics(self, predict_on, aus: list[str], calibrate) -> dict[str, Any]:
         """Metrics added to ``metrics.json`` beside the run's own; ``predict_on(model, mean, std,
@@ -74,12 +84,17 @@ class TeacherTask(Task):
 
     kind = "teacher"
 
-    def build_model(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> nn.Module:
-        from train.model import TeacherConfig, create_teacher
+    @classmethod
+    def model_spec(cls, model_cfg: dict[str, Any]) -> tuple[Any, bool]:
+        from train.model import TeacherConfig
         from train.model.backbones import get_spec
 
-        spec = get_spec(TeacherConfig.from_dict(dict(model_cfg)).backbone)
-        self.mean, self.std = spec.mean, spec.std  # what the backbone's weights expect (Lite: [-1, 1])
+        cfg = TeacherConfig.from_dict(dict(model_cfg))
+        return get_spec(cfg.backbone), cfg.pretrained
+
+    def build_model(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> nn.Module:
+        from train.model import create_teacher
+
         return create_teacher(model_cfg, aus=tuple(aus), input_size=input_size)
 
     def build_objective(self, model: nn.Module, pos_weight: torch.Tensor, generator: torch.Generator) -> Objective:
@@ -90,26 +105,56 @@ class TeacherTask(Task):
     def export_module(self, model: nn.Module) -> nn.Module:
         return model.export_module()  # backbone + AU branch, without the training-only heads
 
-    def uses_flow(self, model_cfg: dict[str, Any]) -> bool:
+    def check_data(self, model_cfg: dict[str, Any], has_flow: bool, where: str) -> None:
         from train.model import TeacherConfig
 
-        return TeacherConfig.from_dict(model_cfg).flow
+        cfg = TeacherConfig.from_dict(dict(model_cfg))
+        if cfg.flow and not has_flow:
+            raise ValueError(f"{where}: model.flow is on but no training frame has a flow target; rebuild the "
+                             "cache with --flow-k K (frame t-k of each sequence) or set model.flow=false")
+        if cfg.intensity_head:  # the cache stores intensities, but no batch carries them yet
+            raise ValueError(f"{where}: model.intensity_head is on but training batches carry no AU intensity "
+                             "yet (train.data.torch_data passes labels only); set model.intensity_head=false")
 
 
-def task_for_checkpoint(ck: dict[str, Any]) -> Task:
-    """The task that wrote ``ck`` (checkpoints from before ``task`` existed are teachers)."""
-    kind = ck.get("task", "teacher")
-    if kind == "teacher":
-        return TeacherTask()
-    if kind == "student":
-        from distill.task import StudentTask  # distill builds on train, never the other way round
+class StudentModelTask(Task):
+    """A distilled student as a model (``train.model.students``): rebuilt, normalised and exported
+    without its teacher. ``distill.task.StudentTask`` trains one."""
 
-        return StudentTask.from_checkpoint(ck)
-    raise ValueError(f"checkpoint of unknown task {kind!r}; expected 'teacher' or 'student'")
+    kind = "student"
+
+    @classmethod
+    def model_spec(cls, model_cfg: dict[str, Any]) -> tuple[Any, bool]:
+        from train.model.students import StudentModelConfig, get_student_spec
+
+        cfg = StudentModelConfig.of(dict(model_cfg))
+        return get_student_spec(cfg.arch), cfg.pretrained
+
+    def build_model(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> nn.Module:
+        from train.model.students import create_student
+
+        return create_student(dict(model_cfg), aus, input_size)
+
+    def export_module(self, model: nn.Module) -> nn.Module:
+        from train.model.students import AUStudent
+
+        return model.net if isinstance(model, AUStudent) else model
 
 
-def normalize(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """uint8 N×3×H×W RGB -> float ``(x/255 - mean) / std``: the model card's input convention."""
-    m = torch.tensor(mean, device=images.device, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=images.device, dtype=torch.float32).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - m) / s
+TASKS: dict[str, type[Task]] = {"teacher": TeacherTask, "student": StudentModelTask}
+
+
+def task_class(kind: str) -> type[Task]:
+    """The task class of a checkpoint's ``task`` key.
+
+    Raises:
+        ValueError: an unknown kind.
+    """
+    if kind not in TASKS:
+        raise ValueError(f"checkpoint of unknown task {kind!r}; expected one of {sorted(TASKS)}")
+    return TASKS[kind]
+
+
+def task_for_checkpoint(ck: Checkpoint | dict[str, Any]) -> Task:
+    """The task that rebuilds ``ck``'s model (checkpoints from before ``task`` existed are teachers)."""
+    return task_class(Checkpoint.of(ck).task)()

@@ -163,7 +163,12 @@ class Engine:
             scale, zp = float(inp.quant["scale"]), int(inp.quant["zero_point"])
             info = np.iinfo(np.dtype(inp.dtype))
             x = np.clip(np.rint(x / scale) + zp, info.min, info.max)
-        return np.ascontiguousarray(x.astype(inp.dtype))
+        with np.errstate(over="ignore"):
+            lut = np.ascontiguousarray(x.astype(inp.dtype))
+        if not np.isfinite(lut.astype(np.float64)).all():  # the card's ranges prevent it but for float16
+            raise CardError(f"{self.path.name}: the card's input.mean/std give input values beyond {inp.dtype}'s "
+                            "range; fix input.mean/std or re-export")
+        return lut
 
     def prepare(self, crops: np.ndarray) -> np.ndarray:
         """N x H x W x 3 uint8 RGB crops (at ``input_size``) -> the engine's input tensor."""
@@ -182,8 +187,12 @@ class Engine:
         if quant is not None and np.issubdtype(out.dtype, np.integer):
             out = (out.astype(np.float32) - quant[1]) * quant[0]
         out = out.astype(np.float32, copy=False)
+        if not np.isfinite(out).all():  # NaN/inf would reach the JSONL; a sane engine never gives them
+            raise EngineError(f"engine {self.path.name} gave non-finite AU outputs (NaN or infinity): the engine "
+                              "or its card's input normalisation is broken; re-export it with `python -m export`")
         if self.card.output_kind == "logit":
-            out = 1.0 / (1.0 + np.exp(-out))
+            with np.errstate(over="ignore"):  # exp(-(-1000)) = inf gives probability 0, as it should
+                out = 1.0 / (1.0 + np.exp(-out))
         return np.clip(out, 0.0, 1.0)
 
     def infer(self, crops: np.ndarray) -> np.ndarray:

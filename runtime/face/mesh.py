@@ -1,9 +1,10 @@
-"""The MediaPipe face mesh on LiteRT: a ROI crop in, 468 or 478 3-D landmarks and a presence score out.
+"""The MediaPipe face mesh on LiteRT: a ROI crop in, 468 or 478 3-D landmarks and a face logit out.
 
 ``face_landmark.tflite`` (mediapipe wheel) gives 468 points, the ``.task`` bundle's
 ``face_landmarks_detector.tflite`` 478 (irises added); both take a 192x192 RGB crop in [0, 1] and
 return the points in crop pixels plus a face-presence logit. Which output is which is read from
-the tensor sizes, not their names (the two files name them differently).
+the tensor sizes, not their names (the two files name them differently). The face logit becomes the
+tracking test (``quality.presence``) and the reported ``score`` (``quality.confidence``).
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import cv2
 import numpy as np
 
 from runtime.face.models import FaceModelError, ModelFile, load_interpreter
+from runtime.face.quality import confidence
 from runtime.face.roi import Roi, crop_to_frame, warp_matrix
 
 
 class FaceMesh:
-    """``run(frame_rgb, roi) -> (landmarks (N, 3) frame pixels, presence in [0, 1])``.
+    """``run(frame_rgb, roi) -> (landmarks (N, 3) frame pixels, face logit)``.
 
     z is scaled like x (frame pixels, relative depth; smaller is nearer the camera).
 
@@ -42,7 +44,13 @@ class FaceMesh:
         self.num_points = sizes[pts[0]] // 3
         self._in, self._pts, self._score = inp["index"], pts[0], score[0]
         self._crop = np.zeros((self.size, self.size, 3), np.uint8)
-        self._tensor = np.zeros((1, self.size, self.size, 3), np.float32)
+        self._rgb = np.zeros((self.size, self.size, 3), np.uint8)
+        self._input = self.interp.tensor(self._in)  # an accessor: write the input in place, no copy
+        self._scale = np.float32(1.0 / 255.0)
+
+    def confidence(self, logit: float) -> float:
+        """The face's ``score`` for a logit of this model (``runtime.face.quality``)."""
+        return confidence(logit, self.num_points)
 
     def crop(self, frame_rgb: np.ndarray, roi: Roi, m: np.ndarray | None = None) -> np.ndarray:
         """The model's upright input crop (uint8) for a ROI; replicated border as MediaPipe."""
@@ -51,21 +59,22 @@ class FaceMesh:
         return self._crop
 
     def run(self, frame_rgb: np.ndarray, roi: Roi, bgr: bool = False) -> tuple[np.ndarray, float]:
-        """Landmarks (N, 3) in frame pixels and the presence probability for the face in ``roi``
+        """Landmarks (N, 3) in frame pixels and the face logit for the face in ``roi``
         (``bgr=True``: the frame is BGR; only the small crop's channels are swapped)."""
         m = crop_to_frame(roi, self.size)
         crop = self.crop(frame_rgb, roi, m)
-        np.multiply(crop[..., ::-1] if bgr else crop, np.float32(1.0 / 255.0), out=self._tensor[0],
-                    casting="unsafe")
-        self.interp.set_tensor(self._in, self._tensor)
+        if bgr:  # a contiguous swap then a contiguous scale: 5x faster than scaling a reversed view
+            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB, dst=self._rgb)
+        tensor = self._input()  # a view of the interpreter's buffer: dropped before invoke (LiteRT's rule)
+        np.multiply(crop, self._scale, out=tensor[0], casting="unsafe")
+        del tensor
         self.interp.invoke()
         logit = float(self.interp.get_tensor(self._score).reshape(-1)[0])
-        presence = 1.0 / (1.0 + np.exp(-np.clip(logit, -80.0, 80.0)))
         raw = self.interp.get_tensor(self._pts).reshape(self.num_points, 3)
         out = np.empty((self.num_points, 3), np.float32)
         out[:, :2] = raw[:, :2] @ m[:, :2].T.astype(np.float32) + m[:, 2].astype(np.float32)
         out[:, 2] = raw[:, 2] * np.float32(roi.side / self.size)
-        return out, float(presence)
+        return out, logit
 
     def close(self) -> None:
-        self.interp = None
+        self.interp = self._input = None

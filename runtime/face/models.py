@@ -40,6 +40,9 @@ WHEEL_FILES: dict[str, tuple[str, str]] = {
 DETECTOR_NAMES = {"full": (FULL_RANGE,), "short": (SHORT_RANGE, TASK_DETECTOR)}
 MESH_NAMES = (TASK_MESH, MESH_468)
 DETECTOR_KINDS = tuple(DETECTOR_NAMES)
+# "full" also runs the short-range model, for faces too close for the full-range one (a face
+# filling the photo): BlazeFace full range is trained on faces up to ~1/3 of the frame.
+CLOSE_UP_NAMES = {"full": DETECTOR_NAMES["short"], "short": ()}
 
 _FETCH_LOCK = threading.Lock()  # detectors built in several threads at once fetch the wheel once
 _FIX = "pass face_model= (--face-model) a folder with the .tflite files or a face_landmarker .task bundle"
@@ -61,6 +64,7 @@ class ModelFile:
 class FaceModels:
     detector: ModelFile
     mesh: ModelFile
+    close_up: ModelFile | None = None  # the short-range detector beside a full-range one
 
 
 def cache_dir() -> Path:
@@ -74,7 +78,10 @@ def resolve(face_model: str | Path | None = None, detector: str = "full") -> Fac
 
     Order: ``face_model`` (else env ``AU_FACE_MODEL``): a folder or a ``.task`` bundle; then the
     user cache; else the mediapipe wheel from PyPI (into the cache). Roles the given folder or
-    bundle lacks (a ``.task`` has no full-range detector) are filled from the cache/PyPI.
+    bundle lacks (a ``.task`` has no full-range detector) are filled from the cache/PyPI. The
+    ``close_up`` detector of ``"full"`` (the short-range model) is optional: a folder without it
+    takes it from the cache when the cache has it, else runs without it (with a note), so an
+    offline robot given the full-range model and the mesh still starts.
 
     Raises:
         FaceModelError: the given source is missing or unreadable, or PyPI cannot be reached.
@@ -93,12 +100,17 @@ def resolve(face_model: str | Path | None = None, detector: str = "full") -> Fac
                         f"({cache_dir()})")
         for role, mf in _from_cache(detector).items():
             found.setdefault(role, mf)
-    return FaceModels(detector=found["detector"], mesh=found["mesh"])
+    if CLOSE_UP_NAMES[detector] and "close_up" not in found:
+        found["close_up"] = _cached(cache_dir() / SHORT_RANGE)  # no download for an optional model
+        if found["close_up"] is None:
+            print(f"au-edge: {source} has no {SHORT_RANGE}: faces closer than ~0.5 m may be missed; add it "
+                  f"there (mediapipe {MEDIAPIPE_VERSION} wheel)", file=sys.stderr)
+    return FaceModels(detector=found["detector"], mesh=found["mesh"], close_up=found.get("close_up"))
 
 
 def _read_source(path: Path, detector: str) -> dict[str, ModelFile]:
     """The roles a folder or ``.task`` bundle can fill, by file name."""
-    wanted = (*DETECTOR_NAMES[detector], *MESH_NAMES)
+    wanted = (*DETECTOR_NAMES[detector], *CLOSE_UP_NAMES[detector], *MESH_NAMES)
     if path.is_dir():
         files = {p.name: p for p in path.iterdir() if p.name in wanted}
         avail = {name: ModelFile(str(files[name]), _read_bytes(files[name])) for name in files}
@@ -114,7 +126,8 @@ def _read_source(path: Path, detector: str) -> dict[str, ModelFile]:
     else:
         raise FaceModelError(f"face model {path} does not exist; {_FIX}, or unset {ENV_VAR}")
     found = {}
-    for role, names in (("detector", DETECTOR_NAMES[detector]), ("mesh", MESH_NAMES)):
+    roles = (("detector", DETECTOR_NAMES[detector]), ("mesh", MESH_NAMES), ("close_up", CLOSE_UP_NAMES[detector]))
+    for role, names in roles:
         name = next((n for n in names if n in avail), None)
         if name is not None:
             found[role] = avail[name]
@@ -133,6 +146,8 @@ def _read_bytes(path: Path) -> bytes:
 def _from_cache(detector: str) -> dict[str, ModelFile]:
     """The wheel's files from the cache, fetched from PyPI first when missing or corrupt."""
     names = {"detector": DETECTOR_NAMES[detector][0], "mesh": MESH_468}
+    if CLOSE_UP_NAMES[detector]:
+        names["close_up"] = CLOSE_UP_NAMES[detector][0]
     folder = cache_dir()
     good = {role: _cached(folder / name) for role, name in names.items()}
     if any(v is None for v in good.values()):

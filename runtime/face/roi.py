@@ -39,11 +39,19 @@ def from_detection(box_xywh: np.ndarray, keypoints: np.ndarray, scale: float = R
     return _roi(np.array([x, y, x + w, y + h]), keypoints[0], keypoints[1], scale)
 
 
-def from_landmarks(landmarks: np.ndarray, scale: float = ROI_SCALE) -> Roi:
-    """ROI for the next frame from this frame's mesh (N x 2+ frame pixels)."""
+def from_landmarks(landmarks: np.ndarray, scale: float = ROI_SCALE, box: np.ndarray | None = None) -> Roi:
+    """ROI for the next frame from this frame's mesh (N x 2+ frame pixels); ``box``: the
+    landmarks' x0, y0, x1, y1 when the caller already has it."""
     xy = landmarks[:, :2]
-    box = np.concatenate([xy.min(0), xy.max(0)])
+    if box is None:
+        box = landmark_box(landmarks)
     return _roi(box, xy[EYE_OUTER[0]], xy[EYE_OUTER[1]], scale)
+
+
+def landmark_box(landmarks: np.ndarray) -> np.ndarray:
+    """x0, y0, x1, y1 of a landmark set."""
+    xy = landmarks[:, :2]
+    return np.concatenate([xy.min(0), xy.max(0)])
 
 
 def crop_to_frame(roi: Roi, size: int) -> np.ndarray:

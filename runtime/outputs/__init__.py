@@ -4,7 +4,8 @@ UDP datagrams, a ROS 2 bag (REP-155 topics).
 Every output has ``write(result, frame_bgr)`` and ``close()``; ``MultiOutput`` fans out to several.
 ``build_outputs`` maps the ``python -m runtime.camera`` flags onto them; ``StatusLine`` is the stderr
 status line. Recorder and window share one ``Annotator``, so a frame is drawn once. Files are written
-under a partial name and renamed into place by ``close()``; ``abort()`` removes them instead.
+under a partial name (``runtime.atomic``) and renamed into place by ``close()`` when the run ended well;
+``abort()`` removes them instead. ``stale`` names partial files that killed runs left beside the targets.
 """
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ CSV_FORMATS = ("default", "openface")
 def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | None = None,
                   record: str | None = None, show: bool = False, publish: str | None = None,
                   allow_remote: bool = False, record_fps: float | None = None, csv_format: str = "default",
-                  image_source: bool = False, rosbag: str | None = None, ros_frame_id: str = "camera",
-                  source: str | int | None = None, image_mode: bool = False,
+                  image_source: bool = False, intensity_aus: Sequence[str] = (), rosbag: str | None = None,
+                  ros_frame_id: str = "camera", source: str | int | None = None, image_mode: bool = False,
                   save_annotated: str | None = None) -> MultiOutput:
     """The outputs the CLI flags ask for, opened now so bad paths/hosts fail before the first frame.
 
@@ -57,6 +58,7 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
         rosbag: a new rosbag2 (MCAP) folder for the REP-155 topics; ``ros_frame_id`` is its header
             frame id, ``source`` (the source spec) decides its stamps and ``image_mode`` (the detector's
             running mode is "image") its face ids (``outputs.rosbag``).
+        intensity_aus: AUs the model estimates intensity for (CSV ``AUxx_r``; ``AUDetector.intensity_aus``).
         save_annotated: a folder for one annotated image per photo (image sources only).
 
     Raises:
@@ -75,8 +77,9 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
         if jsonl:
             outputs.append(JsonlOutput(jsonl))
         if csv:
-            outputs.append(OpenFaceCsvOutput(csv, aus, image_source=image_source) if csv_format == "openface"
-                           else CsvOutput(csv, aus, image_source=image_source))
+            outputs.append(OpenFaceCsvOutput(csv, aus, intensity_aus=intensity_aus, image_source=image_source)
+                           if csv_format == "openface"
+                           else CsvOutput(csv, aus, intensity_aus=intensity_aus, image_source=image_source))
         if publish:
             outputs.append(UdpPublisher(publish, allow_remote=allow_remote))
         if rosbag:

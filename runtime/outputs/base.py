@@ -1,26 +1,37 @@
-"""The output interface, the fan-out, and the one-line error for outputs that cannot be written."""
+"""The output interface, the fan-out with its two-phase close, and text files written through a ``Partial``.
+
+A run's outputs are committed together and only when the run ended well: ``MultiOutput.close()`` first
+``prepare()``s every output (flush, fsync, a recording's index, checks), and only when all of them are
+complete renames each onto its name; a failure in either phase removes what was not committed yet.
+``abort()`` (the run failed) removes every partial file and leaves every existing output as it was.
+"""
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
-from runtime.errors import AUEdgeError
+from runtime.atomic import Partial, write_error
+from runtime.errors import OutputError
 from runtime.results import FrameResult, SkippedFile
 
-
-class OutputError(AUEdgeError):
-    """An output (file, video writer, socket) that cannot be opened or written."""
+__all__ = ["MultiOutput", "Output", "OutputError", "TextOutput"]
 
 
 class Output:
-    """One destination for results. ``quit_requested`` turns True when the user asked to stop (window)."""
+    """One destination for results. ``quit_requested`` turns True when the user asked to stop (window).
+
+    Files: ``prepare()`` completes and checks what was written (nothing visible changes), ``close()``
+    commits it (the file appears under its name), ``abort()`` removes it. ``stale`` lists partial files
+    of the same targets that killed runs left behind (named in the run's summary).
+    """
 
     quit_requested: bool = False
+    stale: list[Path] = []
 
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         raise NotImplementedError
@@ -29,22 +40,28 @@ class Output:
         """A file of the source that was not processed (an image folder's unreadable file). Only the
         outputs that keep a record per input (JSONL) write it; the others have nothing to draw."""
 
+    def prepare(self) -> None:
+        """Complete the output without committing it (raises OutputError when it cannot be completed)."""
+
     def close(self) -> None:
         pass
 
     def abort(self) -> None:
-        """Give up before the run started: remove what was written, leave existing files untouched."""
+        """The run failed: remove what was written, leave existing files untouched."""
         self.close()
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+            self.close()
+        else:
+            self.abort()
 
 
 class MultiOutput(Output):
-    """Writes every result to each output in turn; closes them all even when one fails."""
+    """Writes every result to each output in turn; commits them all or none."""
 
     def __init__(self, outputs: Iterable[Output] = ()):
         self.outputs = list(outputs)
@@ -61,15 +78,37 @@ class MultiOutput(Output):
     def quit_requested(self) -> bool:  # type: ignore[override]
         return any(out.quit_requested for out in self.outputs)
 
-    def close(self) -> None:
-        first: BaseException | None = None
+    @property
+    def stale(self) -> list[Path]:  # type: ignore[override]
+        return [p for out in self.outputs for p in out.stale]
+
+    def prepare(self) -> None:
         for out in self.outputs:
+            out.prepare()
+
+    def close(self) -> None:
+        """Prepare every output, then commit each; the first failure aborts the outputs not yet committed.
+
+        Raises:
+            OutputError: an output that could not be completed (the others were not committed either,
+            unless the failure came while renaming, after some were).
+        """
+        try:
+            self.prepare()
+        except OutputError as e:
+            self.abort()
+            raise OutputError(f"{e}; no output was committed, existing files are as they were") from e
+        except BaseException:
+            self.abort()
+            raise
+        for i, out in enumerate(self.outputs):
             try:
                 out.close()
-            except Exception as e:  # noqa: BLE001 - close the others, then report the first
-                first = first or e
-        if first is not None:
-            raise first
+            except BaseException as e:
+                MultiOutput(self.outputs[i + 1:]).abort()
+                if isinstance(e, OutputError) and self.outputs[i + 1:]:
+                    raise OutputError(f"{e}; the outputs after it were not committed") from e
+                raise
 
     def abort(self) -> None:
         for out in self.outputs:
@@ -79,61 +118,78 @@ class MultiOutput(Output):
                 pass
 
 
-def partial_path(path: str | Path) -> Path:
-    """Where an output is written until it is closed: ``dir/.name.partial.suffix`` (same folder, so the
-    final rename is atomic, and the suffix kept, so a video writer still picks its container)."""
-    p = Path(path)
-    return p.with_name(f".{p.stem}.partial{p.suffix}")
+class TextOutput(Output):
+    """A text output to a file (a ``Partial``, renamed into place on ``close``) or stdout (``-``).
 
-
-class AtomicText:
-    """A text file written under ``partial_path(path)`` and renamed onto ``path`` by ``commit()``.
-
-    An existing file at ``path`` stays byte-identical until the run's outputs are closed; a run that
-    fails before it starts (``discard()``) never touches it.
+    A path that is a FIFO or a device (``/dev/stdout``) is written directly. Every OS error while writing
+    becomes one ``OutputError`` line naming the file and the error (``_writing``).
     """
 
-    def __init__(self, path: str | Path, what: str, newline: str | None = None):
-        self.path, self.tmp = Path(path), partial_path(path)
-        if self.path.exists() and not self.path.is_file():  # a FIFO or device (/dev/stdout): write to it
-            self.tmp = self.path
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file: IO[str] | None = open(self.tmp, "w", encoding="utf-8", newline=newline)
-        except OSError as e:
-            raise OutputError(f"cannot write {what} {str(self.path)!r}: {e.strerror or e}; check the folder "
-                              f"exists and is writable") from e
-
-    def commit(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-            if self.tmp != self.path:
-                os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-            if self.tmp != self.path:
-                self.tmp.unlink(missing_ok=True)
-
-
-class TextOutput(Output):
-    """A text output to a file (``AtomicText``: renamed into place on ``close``) or stdout (``-``)."""
+    what = "file"
 
     def _open(self, path: str | Path, what: str, newline: str | None = None) -> None:
-        self.to_stdout = str(path) == "-"
-        self._file = None if self.to_stdout else AtomicText(path, what, newline)
-        self._f: IO[str] | None = sys.stdout if self._file is None else self._file.file
+        self.what, self.to_stdout = what, str(path) == "-"
+        self.target = None if self.to_stdout else Path(path)
+        self._partial: Partial | None = None
+        self._prepared = False
+        if self.to_stdout:
+            self._f: IO[str] | None = sys.stdout
+            return
+        if self.target.exists() and not self.target.is_file() and not self.target.is_dir():  # FIFO, device
+            try:
+                self._f = open(self.target, "w", encoding="utf-8", newline=newline, errors="backslashreplace")
+            except OSError as e:
+                raise OutputError(write_error(what, self.target, e)) from e
+            return
+        if self.target.is_dir():
+            raise OutputError(f"{what} {self._shown()} is a folder; give a file name")
+        self._partial = Partial(self.target, what)
+        self.stale = self._partial.stale
+        self._f = self._partial.text(newline)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """OS errors as one line naming the file (``BrokenPipeError`` on stdout is the caller's)."""
+        try:
+            yield
+        except BrokenPipeError:
+            if not self.to_stdout:
+                raise OutputError(f"writing {self.what} {self._shown()} failed: the reader went away") from None
+            raise
+        except OSError as e:
+            raise OutputError(write_error(self.what, self.target or "<stdout>", e)) from e
+
+    def _shown(self) -> str:
+        from runtime.shown import quoted
+
+        return quoted(self.target) if self.target is not None else "<stdout>"
+
+    def prepare(self) -> None:
+        """Flush and fsync the partial file (once); nothing is renamed yet."""
+        if self._prepared or self._f is None:
+            return
+        with self._writing():
+            self._f.flush()
+            if self._partial is not None:
+                self._partial.sync()
+        self._prepared = True
 
     def close(self) -> None:
         """Complete the file: it appears under its name now (written to a partial name until then)."""
-        if self._file is not None:
-            self._file.commit()
-        self._f = None
+        if self._f is None:
+            return
+        self.prepare()
+        f, self._f = self._f, None
+        if f is not sys.stdout:
+            with self._writing():
+                f.close()
+        if self._partial is not None:
+            self._partial.commit()
 
     def abort(self) -> None:
-        if self._file is not None:
-            self._file.discard()
-        self._f = None
+        f, self._f = self._f, None
+        if f is not None and f is not sys.stdout:
+            with contextlib.suppress(OSError):
+                f.close()
+        if self._partial is not None:
+            self._partial.discard()

@@ -1,19 +1,22 @@
 """JSONL output: one compact CONTRACTS record per processed frame, to a file or stdout (``-``), and one
 record per file of an image folder that was not processed (``"skipped": reason``, ``"faces": []``).
 
-A file is written under a partial name (``.name.partial.jsonl``) and renamed into place when closed.
+A file is written under a partial name (``.name.XXXXXXXX.partial.jsonl``, ``runtime.atomic``) and renamed
+into place when the run ends well. Lines are strict JSON (``runtime.strict_json.dumps``): a non-finite
+number stops the run with one line instead of writing a bare ``NaN`` that strict readers reject.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from runtime.errors import OutputError
 from runtime.outputs.base import TextOutput
 from runtime.results import FrameResult, SkippedFile
+from runtime.strict_json import dumps
 
 
 class JsonlOutput(TextOutput):
@@ -29,17 +32,22 @@ class JsonlOutput(TextOutput):
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         if self._f is None:
             return
-        self._line(result.to_json())
+        self._line(result.to_json(), f"frame {result.frame}")
 
     def write_skipped(self, skipped: SkippedFile) -> None:
         if self._f is not None:
-            self._line(skipped.to_json())
+            self._line(skipped.to_json(), f"skipped file {skipped.source}")
 
-    def _line(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":"))
+    def _line(self, record: dict, what: str) -> None:
         try:
-            self._f.write(line + "\n")
-            self._f.flush()
+            line = dumps(record)
+        except ValueError as e:
+            raise OutputError(f"JSONL {self._shown()}, {what}: {e}; this is a bug in the "
+                              "stage that made it, please report it") from None
+        try:
+            with self._writing():
+                self._f.write(line + "\n")
+                self._f.flush()
         except BrokenPipeError:
             self._reader_gone()
 

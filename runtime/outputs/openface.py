@@ -1,12 +1,20 @@
 """``--csv-format openface``: a CSV that tools written for OpenFace 2's FeatureExtraction read as is.
 
 OpenFace 2 (``RecorderCSV``) writes, for a sequence, ``frame, face_id, timestamp, confidence, success``,
-then its optional blocks (gaze, pose, landmarks: we have none of them, so they are left out, as
-OpenFace does when they are not requested), then ``AUxx_r`` (intensity, sorted by AU) and ``AUxx_c``
-(presence 0/1, sorted), every value after ", " (comma and space). Its conventions, kept here:
+then its optional blocks (gaze, pose, landmarks, ...), then ``AUxx_r`` (intensity, sorted by AU) and
+``AUxx_c`` (presence 0/1, sorted), every value after ", " (comma and space). Of its optional blocks we
+write the head pose (gaze and its 68 landmarks we do not have, so they are left out, as OpenFace does
+when they are not requested). Its conventions, kept here:
 
 - ``frame`` counts from 1; ``face_id`` from 0; ``timestamp`` in seconds (3 decimals); ``confidence``
-  (2 decimals) and ``success`` (0/1);
+  (2 decimals: the face's ``score``) and ``success`` (0/1: ``score >= 0.5``, ``runtime.face.quality``);
+- ``pose_Tx, pose_Ty, pose_Tz`` in millimetres and ``pose_Rx, pose_Ry, pose_Rz`` in radians
+  (``R = Rx Ry Rz``, OpenCV camera axes: ``runtime.head_pose`` uses OpenFace's convention, so these
+  are its pitch, yaw, roll); as the camera is unknown, the translation is in millimetres of
+  MediaPipe's canonical face (10 x ``tx, ty, tz``), not a measured distance. ``pose=False`` leaves
+  the block out (as OpenFace without ``-pose``); a face the mesh gave no pose for gets zeros (every
+  cell stays a number: py-feat's ``read_openface`` reads without ``skipinitialspace``);
+- ``AUxx_c`` is written ``0``/``1`` (integers, as OpenFace prints them);
 - a frame where no face was found still has a row: ``face_id`` 0, ``success`` 0, zeros everywhere;
 - ``AUxx_r`` only when the model estimates intensity (``intensity_aus``); ours are occurrence models,
   so by default there are none, and no intensity is invented from a probability.
@@ -18,16 +26,19 @@ tracks appear (image sources: the face's index in its image, like OpenFace's ``f
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from runtime.aus import au_name, au_number
+from runtime.face.quality import success
 from runtime.outputs.base import TextOutput
 from runtime.results import FrameResult
 
 SEQUENCE_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success")
+POSE_COLUMNS = ("pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz")
 SEP = ", "
 
 
@@ -39,6 +50,7 @@ class OpenFaceCsvOutput(TextOutput):
         aus: the engine's AUs; every one gets ``_c`` and ``_p`` columns (sorted, as OpenFace sorts).
         intensity_aus: AUs the model estimates intensity for (``_r`` columns, values from
             ``FaceAU.au_intensity``); empty for occurrence-only models.
+        pose: write the ``pose_*`` columns (``FaceAU.head_pose``; ``AUDetector(head_pose=True)``).
         image_source: add the ``file`` column (image files and folders).
 
     Raises:
@@ -47,18 +59,20 @@ class OpenFaceCsvOutput(TextOutput):
     """
 
     def __init__(self, path: str | Path, aus: Sequence[str], *, intensity_aus: Sequence[str] = (),
-                 image_source: bool = False):
+                 image_source: bool = False, pose: bool = True):
         self.aus = sorted(au_name(au_number(a)) for a in aus)
         if not self.aus:
             raise ValueError("OpenFaceCsvOutput needs at least one AU column (aus=[...] is empty)")
         self.intensity_aus = sorted(au_name(au_number(a)) for a in intensity_aus)
         self.image_source = image_source
-        self.columns = (list(SEQUENCE_COLUMNS) + [f"{a}_r" for a in self.intensity_aus]
+        self.pose_columns = list(POSE_COLUMNS) if pose else []
+        self.columns = (list(SEQUENCE_COLUMNS) + self.pose_columns + [f"{a}_r" for a in self.intensity_aus]
                         + [f"{a}_c" for a in self.aus] + [f"{a}_p" for a in self.aus]
                         + (["file"] if image_source else []))
         self._ids: dict[int, int] = {}
         self._open(path, "CSV", newline="")
-        self._f.write(SEP.join(self.columns) + "\n")
+        with self._writing():
+            self._f.write(SEP.join(self.columns) + "\n")
 
     def _face_id(self, track_id: int, index: int) -> int:
         if self.image_source:
@@ -71,23 +85,33 @@ class OpenFaceCsvOutput(TextOutput):
         tail = [_safe_name(result.source)] if self.image_source else []
         ts = f"{float(result.time_s):.3f}"
         if not result.faces:
-            zeros = ["0"] * (len(self.intensity_aus) + 2 * len(self.aus))
+            zeros = ["0"] * (len(self.pose_columns) + len(self.intensity_aus) + 2 * len(self.aus))
             return [head + ["0", ts, "0.00", "0"] + zeros + tail]
         out = []
         for i, face in enumerate(result.faces):
             intensity = getattr(face, "au_intensity", None) or {}
             r = [f"{float(intensity.get(a, 0.0)):.2f}" for a in self.intensity_aus]
-            c = [f"{float(a in face.au_active):.1f}" for a in self.aus]
+            c = ["1" if a in face.au_active else "0" for a in self.aus]
             p = [f"{float(face.au_prob.get(a, 0.0)):.4f}" for a in self.aus]
-            out.append(head + [str(self._face_id(face.track_id, i)), ts, f"{float(face.score):.2f}", "1"]
-                       + r + c + p + tail)
+            ok = str(int(success(face.score)))
+            out.append(head + [str(self._face_id(face.track_id, i)), ts, f"{float(face.score):.2f}", ok]
+                       + (_pose(face.head_pose) if self.pose_columns else []) + r + c + p + tail)
         return out
 
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         if self._f is None:
             return
-        self._f.writelines(SEP.join(row) + "\n" for row in self.rows(result))
-        self._f.flush()
+        with self._writing():
+            self._f.writelines(SEP.join(row) + "\n" for row in self.rows(result))
+            self._f.flush()
+
+
+def _pose(pose: dict[str, float] | None) -> list[str]:
+    """OpenFace's pose columns of a ``head_pose`` (mm of the canonical face, radians); zeros without one."""
+    if not pose:
+        return ["0"] * len(POSE_COLUMNS)
+    t = [f"{10.0 * float(pose[k]):.1f}" for k in ("tx", "ty", "tz")]
+    return t + [f"{math.radians(float(pose[k])):.3f}" for k in ("pitch", "yaw", "roll")]
 
 
 def _safe_name(name: str) -> str:

@@ -5,9 +5,9 @@ ROS 2 install is needed to record; ``ros2 bag play DIR`` replays it. The hri_msg
 inside the bag (MCAP schemas), so readers need not have hri_msgs installed. A face's topics are
 created when the face first appears.
 
-A bag is a folder. Like every au-edge output it appears under its name only when complete: it is
-written as ``.DIR.partial/DIR`` beside the target and renamed when the run's outputs close. An
-existing ``DIR`` is never overwritten (as ``ros2 bag record`` refuses it too): the run stops before
+A bag is a folder. Like every au-edge output it appears under its name only when the run ends well: it
+is written as ``.DIR.XXXXXXXX.partial/DIR`` beside the target (a folder created exclusively:
+``runtime.atomic``) and renamed when the run's outputs close. An existing ``DIR`` is never overwritten (as ``ros2 bag record`` refuses it too): the run stops before
 its first frame is written, with one line saying so.
 
 Stamps (header and bag time): for a file or folder source, the frame's source time (``time_s``:
@@ -21,15 +21,17 @@ continue from photo to photo (the second photo's first face is ``f00004`` when t
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from runtime.atomic import Partial, reason, write_error
 from runtime.errors import MissingDependency
 from runtime.outputs.base import Output, OutputError
+from runtime.shown import quoted
 from runtime.results import FrameResult
 from runtime.ros2 import definitions as d
 from runtime.ros2.messages import FaceIds, build
@@ -106,19 +108,17 @@ class RosbagOutput(Output):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         if self.path.exists() or self.path.is_symlink():
-            raise OutputError(f"--rosbag {str(self.path)!r} exists; a bag is written into a new folder "
+            raise OutputError(f"--rosbag {quoted(self.path)} exists; a bag is written into a new folder "
                               "(as ros2 bag record does): remove it or choose another name")
-        self._holder = self.path.with_name(f".{self.path.name}.partial")
-        self.tmp = self._holder / self.path.name  # the .mcap inside keeps the bag's own name
+        self._holder = Partial(self.path, "--rosbag", folder=True)
+        self.stale = self._holder.stale
+        self.tmp = self._holder.path / self.path.name  # the .mcap inside keeps the bag's own name
         try:
-            if self._holder.exists():  # a previous run that died before closing its bag
-                shutil.rmtree(self._holder)
-            self._holder.mkdir(parents=True)
             self.writer = Writer(self.tmp, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
             self.writer.open()
         except OSError as e:
-            shutil.rmtree(self._holder, ignore_errors=True)
-            raise OutputError(f"cannot write rosbag {str(self.path)!r}: {e.strerror or e}; check the folder "
+            self._holder.discard()
+            raise OutputError(f"cannot write rosbag {quoted(self.path)}: {reason(e)}; check the folder "
                               "exists and is writable") from e
         self.connections: dict[str, object] = {}
         self._qos = _offered_qos()
@@ -150,29 +150,34 @@ class RosbagOutput(Output):
         # Bag time = header stamp; kept non-decreasing so players replay in frame order.
         ns = max(messages[0].msg.header.stamp.to_nanoseconds(), self._last_ns, 0)
         self._last_ns = ns
-        for m in messages:
-            data = self.store.serialize_cdr(build(m.msg, self.store.types.__getitem__), m.msgtype)
-            self.writer.write(self._connection(m.topic, m.msgtype), ns, data)
+        try:
+            for m in messages:
+                data = self.store.serialize_cdr(build(m.msg, self.store.types.__getitem__), m.msgtype)
+                self.writer.write(self._connection(m.topic, m.msgtype), ns, data)
+        except OSError as e:
+            raise OutputError(write_error("--rosbag", self.path, e)) from e
         self.frames += 1
 
-    def close(self) -> None:
-        """Finish the bag (index, metadata.yaml) and move it to its name."""
-        if self.writer is None:
-            return
-        writer, self.writer = self.writer, None
-        writer.close()
-        if self.path.exists():  # appeared while we ran: keep both, say where ours is
-            raise OutputError(f"--rosbag {str(self.path)!r} appeared during the run; this run's bag is in "
-                              f"{str(self.tmp)!r}")
-        os.replace(self.tmp, self.path)
-        self._holder.rmdir()
-
-    def abort(self) -> None:
-        """Give up: remove the partial bag; an existing bag at ``path`` was never touched."""
+    def prepare(self) -> None:
+        """Finish the bag (index, metadata.yaml) in its partial folder; nothing is renamed yet."""
         if self.writer is None:
             return
         writer, self.writer = self.writer, None
         try:
-            writer.abort()
-        finally:
-            shutil.rmtree(self._holder, ignore_errors=True)
+            writer.close()
+            self._holder.sync()
+        except OSError as e:
+            raise OutputError(write_error("--rosbag", self.path, e)) from e
+
+    def close(self) -> None:
+        """Finish the bag and move it to its name (an existing ``DIR`` that appeared meanwhile is kept)."""
+        self.prepare()
+        self._holder.commit(inner=self.path.name)
+
+    def abort(self) -> None:
+        """Give up: remove the partial bag; an existing bag at ``path`` was never touched."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):  # the bag is removed whatever state the writer is in
+                writer.abort()
+        self._holder.discard()

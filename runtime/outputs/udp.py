@@ -8,7 +8,6 @@ says ``"truncated": [...]`` and ``"faces_total"``, so receivers always get compl
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 from urllib.parse import urlsplit
 
@@ -17,6 +16,7 @@ import numpy as np
 from runtime.errors import stderr_line
 from runtime.outputs.base import Output, OutputError
 from runtime.results import FrameResult
+from runtime.strict_json import dumps
 
 DEFAULT_HOST = "127.0.0.1"
 MAX_DATAGRAM = 60_000
@@ -118,4 +118,5 @@ class UdpPublisher(Output):
 
 
 def _encode(record: dict) -> bytes:
-    return json.dumps(record, separators=(",", ":")).encode("utf-8")
+    """Strict JSON (no bare NaN): receivers in any language parse every datagram."""
+    return dumps(record).encode("utf-8")

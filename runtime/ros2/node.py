@@ -40,7 +40,7 @@ EPILOG = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from runtime.cli import OneLineParser, number
+    from runtime.cli import DETECT_EVERY, MAX_FACES, MAX_FRAMES, OneLineParser, threads_option
 
     p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,14 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-id", metavar="ID", default=None, help="header frame_id (default: the image's own "
                    "frame_id with --image-topic, 'camera' with --source)")
     p.add_argument("--node-name", default="au_edge", help="ROS node name (default au_edge)")
-    p.add_argument("--max-faces", type=number(int, 1), default=4, help="faces tracked at once (default 4)")
-    p.add_argument("--max-frames", type=number(int, 1), default=None, help="with --source: stop after N frames")
-    p.add_argument("--detect-every", type=number(int, 0), default=None, metavar="N",
+    p.add_argument("--max-faces", type=MAX_FACES, default=4, help="faces tracked at once (default 4)")
+    p.add_argument("--max-frames", type=MAX_FRAMES, default=None, help="with --source: stop after N frames")
+    p.add_argument("--detect-every", type=DETECT_EVERY, default=None, metavar="N",
                    help="face detector every N frames while fewer than --max-faces are tracked (default 10)")
     p.add_argument("--face-model", metavar="PATH", help="folder of face .tflite files or a .task bundle")
     p.add_argument("--detector", choices=("full", "short"), default="full", help="BlazeFace range (default full)")
     p.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no hysteresis")
-    p.add_argument("--threads", type=number(int, 1), default=None, help="CPU threads for inference")
+    p.add_argument("--threads", type=threads_option(), default=None, help="CPU threads for inference")
     return p
 
 

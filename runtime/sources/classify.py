@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from runtime.errors import SourceError
+from runtime.shown import quoted, redact, shown_name
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp",
                             ".pbm", ".pgm", ".ppm", ".pnm", ".jp2", ".avif"})
@@ -23,7 +24,7 @@ LIVE_KINDS = frozenset({"camera", "url", "gst"})  # newest frame only, reconnect
 @dataclass(frozen=True)
 class SourceSpec:
     """A classified source: ``target`` is what the reader opens, ``name`` goes into results, ``label`` into
-    messages (URLs without their password)."""
+    messages (URLs without their secrets, file names of any bytes as text: ``runtime.shown``)."""
 
     kind: str
     target: str | int | Path
@@ -52,20 +53,25 @@ def classify(spec: str | int | os.PathLike) -> SourceSpec:
         if not pipeline:
             raise SourceError("empty gst: source; give a pipeline ending in appsink, e.g. "
                               "'gst:videotestsrc ! videoconvert ! appsink'")
-        return SourceSpec("gst", pipeline, pipeline.split("!", 1)[0].split()[0], repr(pipeline))
+        return SourceSpec("gst", pipeline, pipeline.split("!", 1)[0].split()[0], f"'{redact(shown_name(pipeline))}'")
     if text.lower().startswith(URL_PREFIXES):
-        shown = redact(text)
-        parts = urlsplit(shown)
-        return SourceSpec("url", text, Path(parts.path).name or parts.hostname or shown, repr(shown))
+        shown = redact(shown_name(text))
+        try:
+            parts = urlsplit(shown)
+            name = Path(parts.path).name or parts.hostname or shown
+        except ValueError:  # a malformed host ("http://[x/"): FFmpeg will refuse it with the one line
+            name = shown
+        return SourceSpec("url", text, name, f"'{shown}'")
     path = Path(text).expanduser()
     if not path.exists():
-        raise SourceError(f"source not found: {text!r} (expected a camera index, a video or image file, an "
+        raise SourceError(f"source not found: {quoted(text)} (expected a camera index, a video or image file, an "
                           f"image folder, an rtsp:// or http(s):// URL, or gst:<pipeline>; check the path)")
+    name, label = shown_name(path.name or str(path)), quoted(path)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        return SourceSpec("folder" if path.is_dir() else "image", path, path.name or str(path), repr(str(path)))
+        return SourceSpec("folder" if path.is_dir() else "image", path, name, label)
     if not os.access(path, os.R_OK):
-        raise SourceError(f"cannot read {text!r}: permission denied; check the file's permissions")
-    return SourceSpec("video", str(path), path.name, repr(str(path)))
+        raise SourceError(f"cannot read {label}: permission denied; check the file's permissions")
+    return SourceSpec("video", str(path), name, label)
 
 
 def is_image_source(spec: str | int | os.PathLike) -> bool:
@@ -74,16 +80,6 @@ def is_image_source(spec: str | int | os.PathLike) -> bool:
         return classify(spec).kind in IMAGE_KINDS
     except SourceError:
         return False
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for names and log lines."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
 
 
 def jetson_csi(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30) -> str:

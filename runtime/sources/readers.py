@@ -22,6 +22,7 @@ import numpy as np
 from runtime.bgr import as_bgr
 from runtime.errors import SourceError
 from runtime.results import SkippedFile
+from runtime.shown import shown_name
 from runtime.sources.classify import IMAGE_KINDS, IMAGE_SUFFIXES, SourceSpec
 
 _MAX_CORRUPT_RUN = 30  # consecutive unreadable frames tried before a video is given up as ended
@@ -181,7 +182,7 @@ class ImageReader:
         others = [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES]
         if others:
             self.skipped["not_image"] += len(others)
-            self.skipped_files += [SkippedFile(None, None, p.name, "not_image") for p in others]
+            self.skipped_files += [SkippedFile(None, None, shown_name(p.name), "not_image") for p in others]
 
     def read(self) -> Frame | None:
         while self.next_index < len(self.files):
@@ -191,9 +192,9 @@ class ImageReader:
             image = decode_image(path)
             if image is None:
                 self.skipped["unreadable_image"] += 1
-                self.skipped_files.append(SkippedFile(index, index / self.fps, path.name, "unreadable_image"))
+                self.skipped_files.append(SkippedFile(index, index / self.fps, shown_name(path.name), "unreadable_image"))
                 continue
-            return Frame(index, index / self.fps, image, path.name)
+            return Frame(index, index / self.fps, image, shown_name(path.name))  # any bytes, as valid text
         return None
 
     def empty(self) -> str:

@@ -13,11 +13,13 @@ import os
 import sys
 from pathlib import Path
 
+from train.cli import OneLineParser, guarded
+
 
 def build_parser() -> argparse.ArgumentParser:
     from train.data.readers import READERS
 
-    p = argparse.ArgumentParser(prog="python -m train.data", description=__doc__.splitlines()[0],
+    p = OneLineParser(prog="python -m train.data", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="datasets: " + ", ".join(READERS) + "; every command writes CACHE/manifest.json")
     sub = p.add_subparsers(dest="command", required=True)
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--data", type=Path, default=os.environ.get("AU_DATA_DIR"), help="the open data (AU_DATA_DIR)")
     op.add_argument("--out", required=True, type=Path)
     op.add_argument("--ict", type=int, default=2400, help="ICT-FaceKit FACS warps of the neutral photos (0: none)")
+    op.add_argument("--ict-version", type=int, choices=(2, 3), default=None,
+                    help="synthetic data version (default: train.data.ict.options.DEFAULT_VERSION)")
     op.add_argument("--limit", type=int, default=None, help="first N photos per folder and N clip frames (tests)")
     op.add_argument("--every", type=int, default=2, help="use every k-th frame of the clip")
     op.add_argument("--seed", type=int, default=0)
@@ -69,40 +73,38 @@ def _options(items: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from runtime.errors import AUEdgeError
+    return guarded(_run, build_parser().parse_args(argv))
 
-    try:
-        if args.command == "prepare":
-            from train.data.cache import CacheSpec, build_cache
-            from train.data.readers import read_dataset
 
-            res = read_dataset(args.dataset, args.root, **_options(args.option))
-            manifest = build_cache(res.records, res.aus, args.out, args.dataset,
-                                   CacheSpec(crop_size=args.crop_size, flow_k=args.flow_k), workers=args.workers,
-                                   face_model=args.face_model, reader_skipped=res.skipped)
-        elif args.command == "open":
-            from train.data.build import open_cache
+def _run(args) -> int:
+    if args.command == "prepare":
+        from train.data.cache import CacheSpec, build_cache
+        from train.data.readers import read_dataset
 
-            if args.data is None:
-                raise ValueError("--data is required (or set AU_DATA_DIR to the open data)")
-            manifest = open_cache(args.data, args.out, args.ict, args.seed, args.every, args.workers,
-                                  args.face_model, limit=args.limit)
-        elif args.command == "pairs":
-            from train.data.build import video_records
-            from train.data.cache import CacheSpec, build_cache
+        res = read_dataset(args.dataset, args.root, **_options(args.option))
+        manifest = build_cache(res.records, res.aus, args.out, args.dataset,
+                               CacheSpec(crop_size=args.crop_size, flow_k=args.flow_k), workers=args.workers,
+                               face_model=args.face_model, reader_skipped=res.skipped)
+    elif args.command == "open":
+        from train.data.open_data import open_cache
 
-            aus, records = video_records(args.video, args.every)
-            manifest = build_cache(records, aus, args.out, "pairs",
-                                   CacheSpec(crop_size=args.crop_size, flow_k=args.flow_k), workers=args.workers,
-                                   face_model=args.face_model)
-        else:
-            from train.data.build import synth_cache
+        if args.data is None:
+            raise ValueError("--data is required (or set AU_DATA_DIR to the open data)")
+        manifest = open_cache(args.data, args.out, args.ict, args.seed, args.every, args.workers,
+                              args.face_model, limit=args.limit,
+                              ict_options=None if args.ict_version is None else {"version": args.ict_version})
+    elif args.command == "pairs":
+        from train.data.build import video_records
+        from train.data.cache import CacheSpec, build_cache
 
-            manifest = synth_cache(args.faces, args.out, args.n, args.seed)
-    except (AUEdgeError, ValueError, FileNotFoundError) as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+        aus, records = video_records(args.video, args.every)
+        manifest = build_cache(records, aus, args.out, "pairs",
+                               CacheSpec(crop_size=args.crop_size, flow_k=args.flow_k), workers=args.workers,
+                               face_model=args.face_model)
+    else:
+        from train.data.synth_cache import synth_cache
+
+        manifest = synth_cache(args.faces, args.out, args.n, args.seed)
     short = {k: v for k, v in manifest.items() if k in ("dataset", "frames", "frames_with_face", "subjects",
                                                        "label_kind", "skipped")}
     print(json.dumps(short))

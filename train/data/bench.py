@@ -5,7 +5,6 @@ DataLoader throughput from a cache (goal: >= 2,000 aligned 112-px samples/s on 2
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -13,6 +12,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from train.cli import OneLineParser, guarded
 
 
 def loader_throughput(cache_dir: str, size: int, workers: int, batch: int = 64, seconds: float = 10.0,
@@ -60,7 +61,7 @@ def build_speed(video: str, workers: int, frames: int, face_model: str | None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.data.bench", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m train.data.bench", description=__doc__.splitlines()[0])
     p.add_argument("--cache", required=True)
     p.add_argument("--size", type=int, default=112)
     p.add_argument("--workers", type=int, default=2)
@@ -69,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--build-frames", type=int, default=472)
     p.add_argument("--face-model", default=None)
     p.add_argument("--json", type=Path, default=None)
-    args = p.parse_args(argv)
+    return guarded(_run, p.parse_args(argv))
+
+
+def _run(args) -> int:
     res = {"size": args.size, "workers": args.workers,
            "loader_samples_per_s": loader_throughput(args.cache, args.size, args.workers, seconds=args.seconds)}
     print(f"DataLoader from cache: {res['loader_samples_per_s']:.0f} samples/s at {args.size} px, "

@@ -20,13 +20,13 @@ neutral face they were warped from (an expression's earlier state). Stored by
 ``flow.upsample_flow`` inverts it). A frame without an earlier frame has ``flow_valid`` False.
 
 A shard folder is written under a temporary name and renamed when complete, so a killed build
-resumes by skipping finished shards. Shards are independent, so a process pool builds them.
+resumes by skipping finished shards (``train.data.shards``, the writer every cache builder uses).
+Shards are independent, so a process pool builds them.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,12 +36,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from train.data.flow import dis_flow, downsample_flow
+from train.data.flow import dis_flow
 from train.data.readers.common import index_frames
 from train.data.records import LABEL_KINDS, FrameRecord
-FIELDS = ("image", "points5", "landmarks", "labels", "mask", "intensity", "kind", "subject", "frame", "video",
-          "flow", "flow_valid")
-N_LANDMARKS = 478  # 468-point meshes are padded with NaN rows
+from train.data.shards import FIELDS, ShardWriter, cache_meta, shard_dir, write_meta
 
 
 @dataclass(frozen=True)
@@ -51,36 +49,6 @@ class CacheSpec:
     scale: float = 1.0
     shard_size: int = 512
     flow_k: int = 3  # video / image-sequence frames: flow target from t to t-k (0 = none)
-
-
-def shard_dir(out: Path, i: int) -> Path:
-    return out / "shards" / f"{i:05d}"
-
-
-def empty_arrays(n: int, n_aus: int, s: int) -> dict[str, np.ndarray]:
-    return {"image": np.zeros((n, s, s, 3), np.uint8), "points5": np.zeros((n, 5, 2), np.float32),
-            "landmarks": np.full((n, N_LANDMARKS, 2), np.nan, np.float16),
-            "labels": np.zeros((n, n_aus), np.float32), "mask": np.zeros((n, n_aus), bool),
-            "intensity": np.full((n, n_aus), np.nan, np.float16), "kind": np.zeros((n, n_aus), np.uint8),
-            "subject": np.zeros(n, np.int32), "frame": np.zeros(n, np.int32), "video": np.zeros(n, np.int32),
-            "flow": np.zeros((n, 2, s // 4, s // 4), np.float16), "flow_valid": np.zeros(n, bool)}
-
-
-def quarter_flow(flow: np.ndarray) -> np.ndarray:
-    """HxWx2 flow (pixels) -> the stored 2 x H/4 x W/4 float16 (see the module docstring)."""
-    return downsample_flow(flow, 4).transpose(2, 0, 1)
-
-
-def write_shard(out: Path, index: int, arrays: dict[str, np.ndarray], n: int, skipped: dict[str, int]) -> None:
-    """Write the first ``n`` rows of every field under a temporary name, then rename (atomic)."""
-    final = shard_dir(out, index)
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, arr in arrays.items():
-        np.save(tmp / f"{name}.npy", arr[:n])
-    (tmp / "skipped.json").write_text(json.dumps(dict(skipped)))
-    os.replace(tmp, final)
 
 
 def record_kinds(rec: FrameRecord, n_aus: int) -> np.ndarray:
@@ -139,10 +107,9 @@ def _build_shard(out: Path, index: int, records: Sequence[FrameRecord], subjects
     from runtime.align import align_face, transform_points
     from runtime.face import FaceStage
 
-    arrays = empty_arrays(len(records), n_aus, spec.crop_size)
+    shard = ShardWriter(out, n_aus, spec.crop_size, len(records), first=index, single=True)
     skipped: Counter[str] = Counter()
     reader, earlier = _FrameReader(), _FrameReader()  # earlier: frame t-k for the flow target
-    n = 0
     with FaceStage(face_model=face_model, max_faces=1, threads=1) as faces:
         for rec in records:
             bgr = reader.read(rec)
@@ -156,27 +123,20 @@ def _build_shard(out: Path, index: int, records: Sequence[FrameRecord], subjects
                 continue
             face = max(found, key=lambda f: f.bbox[2] * f.bbox[3])
             crop, m = align_face(rgb, face.points5, spec.crop_size, spec.template, spec.scale)
-            arrays["image"][n] = crop
-            arrays["points5"][n] = transform_points(face.points5, m)
-            lm = transform_points(face.landmarks[:, :2], m)
-            arrays["landmarks"][n, : len(lm)] = lm
-            arrays["labels"][n], arrays["mask"][n] = rec.labels, rec.mask
-            if rec.intensity is not None:
-                arrays["intensity"][n] = rec.intensity
-            arrays["kind"][n] = record_kinds(rec, n_aus)
-            arrays["subject"][n] = subjects[rec.subject]
-            arrays["frame"][n] = rec.frame
-            arrays["video"][n] = videos[rec.video]
+            flow = None
             before = earlier.read_earlier(rec, spec.flow_k) if spec.flow_k > 0 else None
             if before is not None:  # frame t-k in frame t's alignment (see the module docstring)
                 warped = cv2.warpAffine(cv2.cvtColor(before, cv2.COLOR_BGR2RGB), m,
                                         (spec.crop_size, spec.crop_size), flags=cv2.INTER_LINEAR)
-                arrays["flow"][n] = quarter_flow(dis_flow(crop, warped))
-                arrays["flow_valid"][n] = True
-            n += 1
+                flow = dis_flow(crop, warped)
+            shard.add(image=crop, points5=transform_points(face.points5, m),
+                      landmarks=transform_points(face.landmarks[:, :2], m), labels=rec.labels, mask=rec.mask,
+                      intensity=rec.intensity, kind=record_kinds(rec, n_aus), subject=subjects[rec.subject],
+                      frame=rec.frame, video=videos[rec.video], flow=flow)
     reader.close()
     earlier.close()
-    write_shard(out, index, arrays, n, skipped)
+    n = shard.count
+    shard.flush(skipped, always=True)
     return {"faces": n, "skipped": dict(skipped)}
 
 
@@ -193,14 +153,8 @@ def build_cache(records: Sequence[FrameRecord], aus: Sequence[str], out: str | P
     (out / "shards").mkdir(parents=True, exist_ok=True)
     subjects = {s: i for i, s in enumerate(sorted({r.subject for r in records}))}
     videos = {v: i for i, v in enumerate(sorted({r.video for r in records}))}
-    meta = {"dataset": dataset, "aus": list(aus), "crop_size": spec.crop_size, "template": spec.template,
-            "scale": spec.scale, "subjects": list(subjects), "videos": list(videos),
-            "label_kinds": list(LABEL_KINDS), "n_landmarks": N_LANDMARKS}
-    meta_path = out / "meta.json"
-    if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
-        raise ValueError(f"{out} holds a cache built from other records or settings; use a new --out "
-                         "or delete it")
-    meta_path.write_text(json.dumps(meta, indent=1))
+    write_meta(out, cache_meta(dataset, aus, spec.crop_size, list(subjects), list(videos), template=spec.template,
+                               scale=spec.scale), must_match=True)
     chunks = [records[i:i + spec.shard_size] for i in range(0, len(records), spec.shard_size)]
     todo = [i for i in range(len(chunks)) if not shard_dir(out, i).is_dir()]
     bar = _progress(len(chunks), len(chunks) - len(todo), f"caching {dataset}", progress)

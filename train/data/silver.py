@@ -60,29 +60,16 @@ def blendshapes_to_au(scores: dict[str, float], aus: Sequence[int]) -> tuple[np.
 
 
 class SilverLabeler:
-    """MediaPipe FaceLandmarker (IMAGE mode, blendshapes on) over BGR frames."""
+    """Silver labels of BGR frames: MediaPipe's blendshapes (IMAGE mode, ``train.data.landmarker``)
+    through ``blendshapes_to_au``."""
 
     def __init__(self, task_path: str | Path):
-        try:
-            import mediapipe as mp
-            from mediapipe.tasks.python import BaseOptions, vision
-        except ImportError:
-            raise SystemExit("au-edge: error: silver labels need mediapipe: pip install 'au-edge[peer]'") from None
-        self._mp = mp
-        opts = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(task_path)),
-                                            running_mode=vision.RunningMode.IMAGE, num_faces=1,
-                                            output_face_blendshapes=True)
-        self._lm = vision.FaceLandmarker.create_from_options(opts)
+        from train.data.landmarker import FaceLandmarker
+
+        self._lm = FaceLandmarker(task_path, "IMAGE")
 
     def scores(self, bgr: np.ndarray) -> dict[str, float] | None:
-        import cv2
-
-        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,
-                               data=np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
-        result = self._lm.detect(image)
-        if not result.face_blendshapes:
-            return None
-        return {c.category_name: float(c.score) for c in result.face_blendshapes[0]}
+        return self._lm.scores(bgr)
 
     def label(self, bgr: np.ndarray, aus: Sequence[int]) -> tuple[np.ndarray, np.ndarray] | None:
         s = self.scores(bgr)

@@ -73,7 +73,9 @@ def total_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg
             w = mal_weights(mal_weight_net, out["expression_logits"], targets).detach()
         terms["mal"] = mal_loss(out["expression_logits"], targets, w)
         weighted["mal"] = cfg.lambda_mal
-    if cfg.intensity_head and batch.get("intensity") is not None:
+    if cfg.intensity_head:  # on means on: a batch without intensities is an error, not a skipped term
+        _need(out, ("intensity",), "intensity", "outputs")
+        _need(batch, ("intensity",), "intensity", "batch")
         terms["intensity"] = masked_intensity_l1(out["intensity"].float(), batch["intensity"])
         weighted["intensity"] = cfg.lambda_intensity
     total = sum(weighted[k] * v for k, v in terms.items())

@@ -142,9 +142,3 @@ def mesh_au_points(landmarks: torch.Tensor, aus: Sequence[str | int],
     if fallback is None:
         fallback = torch.full_like(pts[0], float("nan"))
     return torch.where(ok, pts, fallback.to(pts).expand_as(pts))
-
-
-def mesh_au_centres(landmarks: torch.Tensor, aus: Sequence[str | int],
-                    fallback: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-sample AU centres ``(B, A, 2)``: the mean of ``mesh_au_points`` (``fallback`` ``(A, 2, 2)``)."""
-    return mesh_au_points(landmarks, aus, fallback).mean(dim=2)

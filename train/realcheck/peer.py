@@ -12,7 +12,6 @@ Child CLI (internal): ``python -m train.realcheck.peer --task T --jobs JOBS.json
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from train.cli import OneLineParser
+from train.data.landmarker import blendshape_scores
 from train.data.silver import BLENDSHAPES_FOR_AU
 
 TASK = Path("models") / "face_landmarker_v2_with_blendshapes.task"
@@ -67,63 +68,42 @@ def run_child(task: Path, photos: list[str], clip: str | None, max_frames: int |
         return json.loads(out.read_text())
 
 
-def _landmarker(task: str, mode: str):
-    from mediapipe.tasks.python import BaseOptions, vision
-
-    opts = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=task),
-                                        running_mode=getattr(vision.RunningMode, mode), num_faces=1,
-                                        output_face_blendshapes=True)
-    return vision.FaceLandmarker.create_from_options(opts)
-
-
-def _scores(result) -> dict[str, float] | None:
-    if not result.face_blendshapes:
-        return None
-    return {c.category_name: float(c.score) for c in result.face_blendshapes[0]}
-
-
 def _child(task: str, jobs: dict) -> dict:
     import cv2
-    import mediapipe as mp
 
-    def image(bgr: np.ndarray):
-        rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        return mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
+    from train.data.landmarker import FaceLandmarker
 
-    out: dict = {"name": f"mediapipe {mp.__version__} FaceLandmarker+blendshapes", "photos": [],
-                 "clip_image": [], "clip_video": [], "fps": None}
-    lm = _landmarker(task, "IMAGE")
-    try:
+    out: dict = {"name": "", "photos": [], "clip_image": [], "clip_video": [], "fps": None}
+    with FaceLandmarker(task, "IMAGE") as lm:
+        out["name"] = lm.name
         for path in jobs["photos"]:
             bgr = cv2.imread(path)
-            out["photos"].append(None if bgr is None else _scores(lm.detect(image(bgr))))
+            out["photos"].append(None if bgr is None else lm.scores(bgr))
         if jobs["clip"]:
             cap = cv2.VideoCapture(jobs["clip"])
             out["fps"] = cap.get(cv2.CAP_PROP_FPS) or 30.0
-            lv = _landmarker(task, "VIDEO") if jobs["video_mode"] else None
+            lv = FaceLandmarker(task, "VIDEO") if jobs["video_mode"] else None
             try:
                 n, limit = 0, jobs["max_frames"]
                 while limit is None or n < limit:
                     ok, bgr = cap.read()
                     if not ok:
                         break
-                    img = image(bgr)
-                    out["clip_image"].append(_scores(lm.detect(img)))
+                    img = lm.image(bgr)
+                    out["clip_image"].append(blendshape_scores(lm.detect(img)))
                     if lv is not None:
                         t_ms = round(n * 1000.0 / out["fps"])
-                        out["clip_video"].append(_scores(lv.detect_for_video(img, t_ms)))
+                        out["clip_video"].append(blendshape_scores(lv.detect(img, t_ms)))
                     n += 1
             finally:
                 cap.release()
                 if lv is not None:
                     lv.close()
-    finally:
-        lm.close()
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.realcheck.peer")
+    p = OneLineParser(prog="python -m train.realcheck.peer")
     p.add_argument("--task", required=True)
     p.add_argument("--jobs", required=True)
     p.add_argument("--out", required=True)

@@ -1,5 +1,5 @@
-"""Seeded batches of ICT-driven renders over folders of real neutral photos (London neutral,
-Canada, ``media/people``).
+"""Seeded batches of ICT-driven renders over folders of real photos (London neutral, Canada,
+``media/people``; v3 also London smiling).
 
 Sample ``i`` depends only on ``(seed, i)`` (photo, AU mix, appearance draws), so workers can split
 the range and reruns match. Each photo's face mesh (``runtime.face.FaceStage``, image mode) and
@@ -8,26 +8,35 @@ model fit are computed once and reused. A sample is, with probability ``p_neutra
 prototypical expression (``facs.PROTOTYPES``) with each of its AUs at intensity C..E, labelled
 with that expression for MAL; else one AU alone at a uniformly drawn intensity A..E (expression
 -1: none). Photos where the face stage finds no face are skipped and counted in ``skipped``.
+
+That is version 2. ``options`` (``train.data.ict.options``) with version 3 draws a base photo
+(smiling with ``p_smiling_base`` when the folders hold London ``smiling/`` photos) and then one
+``compose.compose_v3`` sample: the v3 kinds, pose, look, light, occluders and camera; its labels
+hold only the known AUs (an AU left out is unknown).
 """
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from runtime.aus import au_name
 from train.data.ict.facs import (
     EXPRESSIONS,
     FACS_BANDS,
     LABELLED_AUS,
     OPTIONAL_AUS,
     PROTOTYPES,
+    V2_AUS,
     expression_index,
+    fac_intensity,
 )
 from train.data.ict.model import ICTModel, load_ict
+from train.data.ict.options import ICTOptions, ict_options
 from train.data.ict.projection import Correspondence, correspond
 from train.data.ict.render import points68, render_full
 
@@ -44,6 +53,8 @@ class Sample:
     expression: int            # index into ``EXPRESSIONS``; -1 = not a prototype
     face_id: str               # "<folder>/<file stem>"
     index: int                 # the sample number i
+    intensity: dict[str, float] = field(default_factory=dict)  # AU name -> FACS 0-5, where known
+    info: dict = field(default_factory=dict)  # v3: kind, pose, occluders, hidden AUs (to look at)
 
 
 def list_photos(folders: Sequence[str | Path], keep: Callable[[Path], bool] | None = None) -> list[Path]:
@@ -63,7 +74,7 @@ def list_photos(folders: Sequence[str | Path], keep: Callable[[Path], bool] | No
 
 
 def draw_mix(rng: np.random.Generator, p_neutral: float = 0.1, p_prototype: float = 0.45,
-             aus: Sequence[int] = LABELLED_AUS) -> tuple[dict[int, float], int]:
+             aus: Sequence[int] = V2_AUS) -> tuple[dict[int, float], int]:
     """A random AU mix and its expression label (see the module docstring)."""
     u = rng.random()
     if u < p_neutral:
@@ -86,27 +97,41 @@ class ICTBatch:
         folders: folders of neutral photos. n: samples. seed: the seed.
         model: the ICT model or the path of ``ict_face_model_light.npz``.
         face_model: the runtime face stage's model folder/bundle (see ``FaceStage``).
-        p_neutral / p_prototype: the mix of sample kinds (the rest are single AUs).
+        p_neutral / p_prototype: the mix of sample kinds (the rest are single AUs; version 2).
         keep: which photos may be rendered (e.g. ``train.data.ict.cache.trainable``: no held-out identity).
+        options: ``ICTOptions`` or a dict (``ict_options``); version 3 ignores p_neutral / p_prototype
+            given here and takes the options' own.
 
     Raises:
-        FileNotFoundError: no photos / no model. ValueError: bad n or probabilities.
+        FileNotFoundError: no photos / no model. ValueError: bad n, probabilities or options, or
+        smiling photos given to version 2.
     """
 
     def __init__(self, folders: Sequence[str | Path], n: int, seed: int, *, model: ICTModel | str | Path,
                  face_model: str | None = None, p_neutral: float = 0.1, p_prototype: float = 0.45,
-                 keep: Callable[[Path], bool] | None = None):
+                 keep: Callable[[Path], bool] | None = None, options: ICTOptions | dict | None = None):
+        from train.data.ict.bases import is_smiling
+
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         if not (0 <= p_neutral and 0 <= p_prototype and p_neutral + p_prototype <= 1):
             raise ValueError(f"need p_neutral, p_prototype >= 0 with a sum <= 1, got {p_neutral}, {p_prototype}")
+        self.options = ict_options(options if options is not None else {"version": 2})
         self.photos = list_photos(folders, keep)
+        self.smiling = [k for k, p in enumerate(self.photos) if is_smiling(p)]
+        self.neutral = [k for k, p in enumerate(self.photos) if not is_smiling(p)]
+        if self.options.version == 2 and self.smiling:
+            raise ValueError(f"ICT version 2 renders neutral photos only; {self.photos[self.smiling[0]].parent} "
+                             "holds smiling ones (use version 3)")
+        if not self.neutral:
+            raise FileNotFoundError(f"no neutral photos in {', '.join(map(str, folders))}")
         self.model = model if isinstance(model, ICTModel) else load_ict(model)
         self.n, self.seed = n, seed
         self.face_model = face_model
         self.p_neutral, self.p_prototype = p_neutral, p_prototype
         self.skipped: Counter[str] = Counter()
         self._faces: dict[int, tuple[np.ndarray, np.ndarray, Correspondence] | None] = {}
+        self._bases: dict = {}  # v3: photo index -> compose.BaseFace
 
     def _face(self, k: int, stage) -> tuple[np.ndarray, np.ndarray, Correspondence] | None:
         if k not in self._faces:
@@ -125,23 +150,45 @@ class ICTBatch:
             self._faces[k] = photo, mesh, correspond(self.model, points68(mesh), photo.shape[:2])
         return self._faces[k]
 
+    def _pick(self, rng: np.random.Generator) -> int:
+        if self.options.version == 2:
+            return int(rng.integers(len(self.photos)))
+        pool = self.smiling if self.smiling and rng.random() < self.options.p_smiling_base else self.neutral
+        return pool[int(rng.integers(len(pool)))]
+
     def __iter__(self) -> Iterator[Sample]:
         from runtime.face import FaceStage
 
         with FaceStage(face_model=self.face_model, detector="full", max_faces=1) as stage:
             for i in range(self.n):
                 rng = np.random.default_rng((self.seed, i))
-                k = int(rng.integers(len(self.photos)))
+                k = self._pick(rng)
                 face = self._face(k, stage)
                 if face is None:
                     self.skipped["sample of a photo without face"] += 1
                     continue
+                p = self.photos[k]
+                face_id = f"{p.parent.name}/{p.stem}"
+                if self.options.version >= 3:
+                    yield self._v3(k, face, rng, face_id, i)
+                    continue
                 photo, mesh, corr = face
                 weights, expression = draw_mix(rng, self.p_neutral, self.p_prototype)
                 r = render_full(photo, mesh, weights, rng, model=self.model, correspondence=corr)
-                p = self.photos[k]
-                yield Sample(r.image, r.flow, r.moved_points, r.labels, r.weights, expression,
-                             f"{p.parent.name}/{p.stem}", i)
+                intensity = {au_name(a): fac_intensity(weights.get(a, 0.0)) for a in LABELLED_AUS}
+                yield Sample(r.image, r.flow, r.moved_points, r.labels, r.weights, expression, face_id, i, intensity)
+
+    def _v3(self, k: int, face: tuple[np.ndarray, np.ndarray, Correspondence], rng: np.random.Generator,
+            face_id: str, i: int) -> Sample:
+        from train.data.ict.compose import BaseFace, compose_v3
+
+        if k not in self._bases:
+            self._bases[k] = BaseFace.of(self.photos[k], *face)
+        c = compose_v3(self._bases[k], rng, self.options, self.model)
+        info = {"kind": c.mix.kind, "pose": c.pose, "occluders": c.occluders, "hidden": c.hidden,
+                "sides": dict(c.mix.sides), "motion": dict(c.mix.motion)}
+        return Sample(c.image, c.flow, c.points, c.labels, dict(c.mix.weights), c.mix.expression, face_id, i,
+                      c.intensity, info)
 
 
 __all__ = ["EXPRESSIONS", "ICTBatch", "Sample", "draw_mix", "list_photos"]

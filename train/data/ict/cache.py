@@ -9,7 +9,6 @@ renders on one side; the held-out identities (``train.data.holdout``) are never 
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,10 +17,12 @@ import numpy as np
 
 from runtime.align import alignment_matrix, five_points, transform_points, warp
 from runtime.aus import DEFAULT_MODEL_AUS, au_name
-from train.data.cache import LABEL_KINDS, N_LANDMARKS, CacheData, empty_arrays, quarter_flow, write_shard
+from train.data.cache import CacheData
 from train.data.holdout import is_held_out_subject
+from train.data.records import LABEL_KINDS
+from train.data.shards import ShardWriter, cache_meta, write_meta
 
-DATASET_OF_FOLDER = {"neutral": "london", "canada": "canada", "people": "people"}
+DATASET_OF_FOLDER = {"neutral": "london", "smiling": "london", "canada": "canada", "people": "people"}
 
 
 def photo_subject(path: Path) -> str:
@@ -48,13 +49,26 @@ def align_sample(image_bgr: np.ndarray, mesh: np.ndarray, flow: np.ndarray,
     return crop, p5.astype(np.float32), points.astype(np.float32), crop_flow
 
 
+def ict_folders(data_dir: str | Path, options: dict | None = None) -> list[Path]:
+    """The open data's photo folders an ICT version renders: London neutral and Canada; v3 also
+    London smiling (``train.data.ict.options``)."""
+    from train.data.ict.options import ict_options
+
+    data_dir = Path(data_dir)
+    folders = [data_dir / "london" / "neutral", data_dir / "canada"]
+    return folders + ([data_dir / "london" / "smiling"] if ict_options(options).version >= 3 else [])
+
+
 def ict_cache(folders: Sequence[str | Path], out: str | Path, n: int, seed: int, *, model: str | Path,
               face_model: str | None = None, aus: Sequence[int] = DEFAULT_MODEL_AUS, crop_size: int = 256,
-              shard_size: int = 256, progress: bool = True) -> dict:
+              shard_size: int = 256, progress: bool = True, options: dict | None = None) -> dict:
     """Render ``n`` ICT-driven expressions of the trainable photos in ``folders`` into ``out``.
 
-    Every AU of ``aus`` is labelled exactly (kind "synthetic"); intensities are the rendered
-    weights on the FACS 0-5 scale. Returns the manifest (also written to ``out/manifest.json``).
+    Every AU of ``aus`` is labelled (kind "synthetic"), exactly or, where v3 hides its region or
+    a smiling base photo leaves it open, unknown (mask 0); intensities are the rendered weights on
+    the FACS 0-5 scale (NaN where unknown). ``options``: ``train.data.ict.options`` (a dict;
+    ``{"version": 3}`` for synthetic v3; None: ``DEFAULT_VERSION``). Returns the manifest (also
+    written to ``out/manifest.json``).
     """
     from tqdm import tqdm
 
@@ -64,46 +78,24 @@ def ict_cache(folders: Sequence[str | Path], out: str | Path, n: int, seed: int,
     out = Path(out)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     names = [au_name(a) for a in aus]
-    batch = ICTBatch(folders, n, seed, model=model, face_model=face_model, keep=trainable)
+    from train.data.ict.options import ict_options
+
+    opts = ict_options(options)
+    batch = ICTBatch(folders, n, seed, model=model, face_model=face_model, keep=trainable, options=opts)
     subjects = sorted({photo_subject(p) for p in batch.photos})
-    meta = {"dataset": "ict", "aus": names, "crop_size": crop_size, "template": "default", "scale": 1.0,
-            "subjects": subjects, "videos": ["ict"], "label_kinds": list(LABEL_KINDS), "n_landmarks": N_LANDMARKS,
-            "seed": seed, "n": n}
-    (out / "meta.json").write_text(json.dumps(meta, indent=1))
-    arrays, count, shard = empty_arrays(shard_size, len(names), crop_size), 0, 0
-    labels_all, masks_all = [], []
-
-    def flush() -> None:
-        nonlocal arrays, count, shard
-        if count:
-            write_shard(out, shard, arrays, count, {})
-            labels_all.append(arrays["labels"][:count].copy())
-            masks_all.append(arrays["mask"][:count].copy())
-            shard, count = shard + 1, 0
-            arrays = empty_arrays(shard_size, len(names), crop_size)
-
+    write_meta(out, cache_meta("ict", names, crop_size, subjects, ["ict"], seed=seed, n=n, ict=opts.as_dict()))
+    shards = ShardWriter(out, len(names), crop_size, shard_size)
     for s in tqdm(batch, total=n, desc="ICT warps", unit="render", disable=not progress):
         crop, p5, points, flow = align_sample(s.image, s.points, s.flow, crop_size)
-        j = count
-        arrays["image"][j] = crop
-        arrays["points5"][j] = p5
-        arrays["landmarks"][j, :len(points)] = points[:N_LANDMARKS]
-        arrays["labels"][j] = [s.labels.get(a, 0) for a in names]
-        arrays["mask"][j] = [a in s.labels for a in names]
-        arrays["intensity"][j] = [5.0 * s.weights.get(int(a[2:]), 0.0) for a in names]
-        arrays["kind"][j] = LABEL_KINDS.index("synthetic")
-        arrays["subject"][j] = subjects.index(photo_subject(Path(s.face_id + ".jpg")))
-        arrays["frame"][j] = s.index
-        arrays["flow"][j] = quarter_flow(flow)
-        arrays["flow_valid"][j] = True
-        count += 1
-        if count == shard_size:
-            flush()
-    flush()
-    labels = np.concatenate(labels_all) if labels_all else np.zeros((0, len(names)))
-    masks = np.concatenate(masks_all) if masks_all else np.zeros((0, len(names)), bool)
+        shards.add(image=crop, points5=p5, landmarks=points, labels=[s.labels.get(a, 0) for a in names],
+                   mask=[a in s.labels for a in names],
+                   intensity=[s.intensity.get(a, np.nan) for a in names],
+                   kind=LABEL_KINDS.index("synthetic"),
+                   subject=subjects.index(photo_subject(Path(s.face_id + ".jpg"))), frame=s.index, flow=flow)
+    shards.flush()
+    labels, masks = shards.labels_and_masks()
     manifest = {"dataset": "ict", "frames": n, "frames_with_face": len(CacheData(out)), "subjects": len(subjects),
                 "labels": label_counts(labels, masks, names), "label_kind": "synthetic",
-                "skipped": dict(batch.skipped)}
+                "skipped": dict(batch.skipped), "ict_version": opts.version}
     write_manifest(manifest, out / "manifest.json")
     return manifest

@@ -15,12 +15,27 @@ Three AUs of the contract set have no shape of their own there, so they are comp
   the lips thinned): FACS's narrowed, thinned, tense lips. ``mouthFunnel`` was tried first but it
   opens the lips at the centre (upper +0.6 cm, lower -0.9 cm), which AU23 does not.
 
-Weights: an AU weight ``w`` in [0, 1] multiplies the AU's shape mix; FACS intensities A..E are
-the bands of width 0.2 centred on 0.2, 0.4, ..., 1.0 (``FACS_BANDS``; ``FACS_WEIGHT`` the
-centres). Labels: an AU is present (1) when ``w >= PRESENT_AT`` = 0.3, the lower edge of band B,
+- AU43 (eyes closed) = ``eyeBlink_L`` + ``eyeBlink_R``; rendered (v3) only fully closed, with the
+  lids painted over the eye (``look``): a warp alone cannot hide the iris.
+
+Weights and the FACS 0-5 scale: an AU weight ``w`` in [0, 1] multiplies the AU's shape mix; FACS
+intensities A..E are the bands of width 0.2 centred on 0.2, 0.4, ..., 1.0 (``FACS_BANDS``;
+``FACS_WEIGHT`` the centres). The cache stores ``intensity = 5 * w`` (``fac_intensity``), so the
+letters land on the 0-5 scale of DISFA / BP4D as A = 1 (trace), B = 2 (slight), C = 3 (marked),
+D = 4 (severe), E = 5 (maximum); 0 = not rendered. Synthetic v3 renders a weight through a
+per-AU gain (``V3_GAIN``, shapes capped at ``V3_SHAPE_CAP`` instead of 1): ICT's sculpted shapes
+at full weight are milder than the maximum a real face shows (a closed-lips smile, brows 1 cm),
+so v3's E is the strongest real expression (the clip's laugh and grief), while the label keeps
+the letter: the gain changes how an E looks, not which letter it is.
+Labels: an AU is present (1) when ``w >= PRESENT_AT`` = 0.3, the lower edge of band B,
 i.e. at intensity B or above, else absent (0): trace (A-level) renders count as absent, the
 occurrence rule of DISFA (intensity >= 2), because a trace warp of a pixel or two is not
 visible at the crop sizes the models see.
+
+Sides: ``sides`` {AU: (left, right)} scales an AU's ``_L`` shapes (the subject's left, image right
+of a frontal photo) and ``_R`` shapes separately (unsided shapes by the mean): (1, 0) is a
+unilateral left action, (1, 0.5) an asymmetric one. FACS scores an asymmetric AU by its stronger
+side, so the label and intensity stay those of ``w``.
 """
 from __future__ import annotations
 
@@ -49,12 +64,27 @@ AU_SHAPES: dict[int, tuple[tuple[str, float], ...]] = {
     25: (("mouthLowerDown_L", 0.70), ("mouthLowerDown_R", 0.70), ("mouthUpperUp_L", 0.25),
          ("mouthUpperUp_R", 0.25), ("jawOpen", 0.03)),
     26: (("jawOpen", 0.30),),
+    43: (("eyeBlink_L", 1.0), ("eyeBlink_R", 1.0)),
 }
 
 # The AUs every render labels (the contract's 15 plus AU5 and AU20, which the fear, surprise and
 # anger prototypes need).
 CONTRACT_AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 17, 23, 24, 25, 26)
 LABELLED_AUS: tuple[int, ...] = tuple(sorted(AU_SHAPES))
+# The single-AU pool of synthetic v2 (frozen: v2 renders stay what they were before AU43 came in).
+V2_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26)
+# AUs with a left and a right shape for every part that matters (unilateral renders).
+SIDED_AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 9, 12, 14, 15, 20)
+
+# v3: gain on each AU's shape mix at weight 1 (1 = as sculpted), and the cap on a shape's summed
+# weight. Chosen by looking at contact sheets next to the clip's grief and laugh frames
+# (``python -m train.data.ict.sheet --version 3``).
+V3_GAIN: dict[int, float] = {1: 1.7, 2: 1.4, 4: 1.6, 6: 1.6, 7: 1.3, 9: 1.3, 10: 1.3, 12: 1.5, 14: 1.4,
+                             15: 1.7, 17: 1.4, 20: 1.4, 23: 1.2, 24: 1.3}
+V3_SHAPE_CAP = 1.8
+# v3: shapes an AU moves beside its own (FACS: the raised cheek pushes the lower lid up and bags
+# it, narrowing the eye from below; ICT's cheekSquint alone moves the lid 0.04 IOD).
+V3_EXTRA: dict[int, tuple[tuple[str, float], ...]] = {6: (("eyeSquint_L", 0.3), ("eyeSquint_R", 0.3))}
 
 FACS_WEIGHT: dict[str, float] = {"A": 0.2, "B": 0.4, "C": 0.6, "D": 0.8, "E": 1.0}
 FACS_BANDS: dict[str, tuple[float, float]] = {
@@ -81,6 +111,19 @@ PROTOTYPES: dict[str, tuple[int, ...]] = {
     "disgust": (9, 10),
 }
 OPTIONAL_AUS: dict[str, tuple[int, ...]] = {"disgust": (17,)}
+# v3 variants: (expression, AUs always, AUs each with probability 1/2). The laugh opens the mouth
+# (the clip's frames 312-456: AU6+12+25+26); crying adds the chin raiser and closed eyes (frames
+# 0-60: grief brows 1+4, lips pressed, chin up, eyes shut); surprise may keep the mouth closed.
+V3_VARIANTS: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]] = {
+    "smile": ("happiness", (6, 12), (25,)),
+    "laugh": ("happiness", (6, 12, 25, 26), ()),
+    "sadness": ("sadness", (1, 4, 15), (17,)),
+    "crying": ("sadness", (1, 4, 15, 17, 43), (24,)),
+    "surprise": ("surprise", (1, 2, 5), (26,)),
+    "fear": ("fear", (1, 2, 4, 5, 20), (26,)),
+    "anger": ("anger", (4, 5, 7, 23), (24,)),
+    "disgust": ("disgust", (9, 10), (17,)),
+}
 
 
 def check_weights(aus: Mapping[int, float]) -> dict[int, float]:
@@ -100,14 +143,41 @@ def check_weights(aus: Mapping[int, float]) -> dict[int, float]:
     return out
 
 
-def shape_weights(aus: Mapping[int, float]) -> dict[str, float]:
+Sides = Mapping[int, tuple[float, float]]
+
+
+def side_factor(shape: str, lr: tuple[float, float]) -> float:
+    """How much of ``shape`` a (left, right) side pair keeps."""
+    if shape.endswith("_L"):
+        return lr[0]
+    if shape.endswith("_R"):
+        return lr[1]
+    return (lr[0] + lr[1]) / 2
+
+
+def shape_weights(aus: Mapping[int, float], sides: Sides | None = None, version: int = 2) -> dict[str, float]:
     """ICT shape name -> summed weight for AU weights (AUs that share a shape add up, capped at 1
-    so no shape is pushed past what was sculpted)."""
+    so no shape is pushed past what was sculpted; v3: ``V3_GAIN``, ``V3_EXTRA``, ``V3_SHAPE_CAP``).
+
+    Args:
+        sides: AU -> (left, right) factors in [0, 1] (absent: both 1).
+        version: 2 (shapes as sculpted) or 3.
+    """
     mix: dict[str, float] = {}
+    sides = sides or {}
     for au, w in check_weights(aus).items():
-        for shape, k in AU_SHAPES[au]:
-            mix[shape] = mix.get(shape, 0.0) + w * k
-    return {s: min(v, 1.0) for s, v in mix.items() if v > 0}
+        gain = V3_GAIN.get(au, 1.0) if version >= 3 else 1.0
+        parts = AU_SHAPES[au] + (V3_EXTRA.get(au, ()) if version >= 3 else ())
+        for shape, k in parts:
+            f = side_factor(shape, sides[au]) if au in sides else 1.0
+            mix[shape] = mix.get(shape, 0.0) + w * k * gain * f
+    cap = V3_SHAPE_CAP if version >= 3 else 1.0
+    return {s: min(v, cap) for s, v in mix.items() if v > 0}
+
+
+def fac_intensity(w: float) -> float:
+    """An AU weight on the FACS 0-5 scale (A = 1 ... E = 5; see the module docstring)."""
+    return 5.0 * float(w)
 
 
 def labels_for(aus: Mapping[int, float], lips_apart: bool = False) -> dict[str, int]:

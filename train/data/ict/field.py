@@ -73,7 +73,7 @@ def _folds(src: np.ndarray, d: np.ndarray) -> tuple[Delaunay, np.ndarray]:
 
 
 def dense_maps(points: np.ndarray, disp: np.ndarray, zero: np.ndarray, shape: tuple[int, int],
-               protected: np.ndarray | None = None) -> Maps:
+               protected: np.ndarray | None = None, ring: bool = False, step: int = GRID_STEP) -> Maps:
     """Forward and backward maps of control ``points`` moved by ``disp``, ``zero`` held still.
 
     Where the displacement would fold the control triangulation (vertices a fraction of a pixel
@@ -86,6 +86,9 @@ def dense_maps(points: np.ndarray, disp: np.ndarray, zero: np.ndarray, shape: tu
         points: (K, 2) neutral positions (pixels). disp: (K, 2) their displacement.
         zero: (M, 2) anchor positions with zero displacement. shape: (height, width).
         protected: indices into ``points`` never dropped.
+        ring: from the second round on, drop the offending vertices' neighbours too (v3: a
+            turned head's or a strong AU's folds settle in two or three rounds instead of seven).
+        step: lattice (px) the maps are interpolated on.
     """
     keep = np.ones(len(points), bool)
     prot = np.zeros(len(points) + len(zero), bool)
@@ -98,10 +101,13 @@ def dense_maps(points: np.ndarray, disp: np.ndarray, zero: np.ndarray, shape: tu
         tri, bad = _folds(src, d)
         if not bad.any() or round_ == FOLD_ROUNDS - 1:
             break
-        if round_ == FOLD_ROUNDS - 3:  # last resort: landmark vertices may go too (not anchors)
+        if round_ == (2 if ring else FOLD_ROUNDS - 3):  # last resort: landmark vertices may go too (not anchors)
             prot[:len(points)] = False
         rows = np.concatenate([np.flatnonzero(keep), len(points) + np.arange(len(zero))])
-        drop = rows[np.unique(tri.simplices[bad])]
+        ids = np.unique(tri.simplices[bad])
+        if ring and round_ > 0:
+            ids = np.unique(tri.simplices[np.isin(tri.simplices, ids).any(axis=1)])
+        drop = rows[ids]
         drop = drop[~prot[drop]]
         if not len(drop):
             break
@@ -117,13 +123,13 @@ def dense_maps(points: np.ndarray, disp: np.ndarray, zero: np.ndarray, shape: tu
     moving = np.concatenate([points, points + disp, zero[_inside(zero, shape)]])
     x0, y0 = np.clip(np.floor(moving.min(0)).astype(int), 0, [w - 1, h - 1])
     x1, y1 = np.clip(np.ceil(moving.max(0)).astype(int), 0, [w - 1, h - 1])
-    xs = np.arange(x0, x1 + GRID_STEP, GRID_STEP, dtype=np.float64)
-    ys = np.arange(y0, y1 + GRID_STEP, GRID_STEP, dtype=np.float64)
+    xs = np.arange(x0, x1 + step, step, dtype=np.float64)
+    ys = np.arange(y0, y1 + step, step, dtype=np.float64)
     q = np.dstack(np.meshgrid(xs, ys)).reshape(-1, 2)
     size = (x1 - x0 + 1, y1 - y0 + 1)
     for out, interp in ((fwd, fwd_i), (bwd, bwd_i)):
         coarse = interp(q).reshape(len(ys), len(xs), 2).astype(np.float32)
-        m = np.array([[GRID_STEP, 0, 0], [0, GRID_STEP, 0]], np.float32)  # lattice -> pixels
+        m = np.array([[step, 0, 0], [0, step, 0]], np.float32)  # lattice -> pixels
         out[y0:y1 + 1, x0:x1 + 1] = cv2.warpAffine(coarse, m, size, flags=cv2.INTER_LINEAR,
                                                    borderMode=cv2.BORDER_REPLICATE)
     grid = _grid(shape).astype(np.float32)

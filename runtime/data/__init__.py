@@ -1,0 +1,1 @@
+"""Package data of the runtime (third-party data with its licence notice in NOTICE.md)."""
