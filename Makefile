@@ -2,10 +2,11 @@
 
 # The Python new venvs are made with: PYTHON=... when given, else the first of these that runs and
 # is >= 3.10. 3.11 first: every extra (torch, mediapipe, ai-edge-litert, litert-torch) has wheels for it.
+# Looked up once, and only when a venv is made (starting a pyenv shim can take seconds).
 PYTHON_CANDIDATES ?= python3.11 python3.12 python3.10 python3.13 python3
 ifeq ($(origin PYTHON),undefined)
-PYTHON := $(shell for p in $(PYTHON_CANDIDATES); do $$p -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-            >/dev/null 2>&1 && { echo $$p; break; }; done)
+PYTHON = $(eval PYTHON := $(shell for p in $(PYTHON_CANDIDATES); do \
+           $$p -c 'import sys; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1 && { echo $$p; break; }; done))$(PYTHON)
 endif
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
