@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from runtime.detector import AUDetector
-from runtime.interrupts import INTERRUPTS, Terminated, exit_code, ignored
 from runtime.errors import OutputError
+from runtime.interrupts import INTERRUPTS, Terminated, exit_code, ignored
 from runtime.outputs import Output, StatusLine
 from runtime.results import FrameResult, SkippedFile
 from runtime.shown import shown_name

@@ -26,7 +26,7 @@ def variable(name: str, *args: str, cwd: Path = ROOT) -> str:
     """A simply expanded variable's value (``PYTHON=x``: no Python lookup for this)."""
     proc = subprocess.run(["make", "-p", "-n", "demo-venv", "PYTHON=x", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=60, check=False)
-    return re.search(rf"^{name} := (.*)$", proc.stdout, re.M).group(1)
+    return re.search(rf"^{name} := (.*)$", proc.stdout, re.MULTILINE).group(1)
 
 
 def chosen(venv: Path, *args: str, path: str | None = None) -> str:

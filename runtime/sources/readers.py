@@ -192,7 +192,8 @@ class ImageReader:
             image = decode_image(path)
             if image is None:
                 self.skipped["unreadable_image"] += 1
-                self.skipped_files.append(SkippedFile(index, index / self.fps, shown_name(path.name), "unreadable_image"))
+                self.skipped_files.append(
+                    SkippedFile(index, index / self.fps, shown_name(path.name), "unreadable_image"))
                 continue
             return Frame(index, index / self.fps, image, shown_name(path.name))  # any bytes, as valid text
         return None
