@@ -273,6 +273,22 @@ def test_5_threads_beyond_the_cores_is_one_line():
     one_line_error(proc, "--threads", "1000", "<=", "core")
 
 
+THREADED_COMMANDS = ["runtime.camera", "runtime.ros2.node", "demo.__main__", "device_tests.bench", "device_tests.soak",
+                     "device_tests.jitter", "device_tests.pipeline", "device_tests.parity", "export.bench",
+                     "train.realcheck.__main__"]
+
+
+@pytest.mark.parametrize("module", THREADED_COMMANDS)
+def test_5_every_command_bounds_threads(module, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as ended:
+        importlib.import_module(module).main(["--threads", "1000"])
+    err = capsys.readouterr().err.strip()
+    assert ended.value.code == 2 and "\n" not in err and "Traceback" not in err, err
+    assert "--threads" in err and "<=" in err and "core" in err, err
+
+
 # --- 7: --record into a read-only folder ---------------------------------------------------------------
 
 @pytest.fixture
