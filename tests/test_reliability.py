@@ -239,6 +239,27 @@ def test_3_a_non_utf8_photo_name_is_written_escaped_or_named(data_dir, tmp_path)
     assert any(row.endswith("caf\\xe9 1.jpg") for row in rows[1:]), rows
 
 
+def test_3_videos_read_and_recorded_under_non_utf8_names(media, tmp_path):
+    """OpenCV takes names as UTF-8 text and crashed (SIGSEGV) on others, for a source and for --record."""
+    folder = tmp_path / os.fsdecode(b"d\xe9p\xf4t")
+    folder.mkdir()
+    source = folder / os.fsdecode(b"clip \xe9t\xe9.mp4")
+    source.write_bytes((media / "no_face.mp4").read_bytes())
+    record, jsonl = folder / os.fsdecode(b"r\xe9sultat.mp4"), folder / os.fsdecode(b"r\xe9sultat.jsonl")
+    proc = run_cli("--source", source, "--max-frames", "20", "--record", record, "--jsonl", jsonl)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    records = [json.loads(ln) for ln in jsonl.read_text().splitlines()]
+    assert len(records) == 20 and records[0]["source"] == "clip \\xe9t\\xe9.mp4"
+    link = tmp_path / "recorded.mp4"  # read it back through a UTF-8 name
+    link.symlink_to(record)
+    cap = cv2.VideoCapture(str(link))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+    cap.release()
+    assert sorted(os.listdir(folder)) == sorted(p.name for p in (source, record, jsonl))  # no partial left
+    url = run_cli("--source", os.fsdecode(b"http://127.0.0.1:9/\xe9t\xe9.mp4"), timeout=60)
+    one_line_error(url, "\\xe9t\\xe9.mp4", "UTF-8")
+
+
 # --- 4: two runs writing one path ---------------------------------------------------------------------
 
 def test_4_two_runs_on_one_path_never_corrupt_each_other(media, tmp_path):
@@ -426,3 +447,22 @@ def test_10_secrets_outside_urls_are_masked_and_the_message_kept(text, shown):
     from runtime.shown import redact
 
     assert "s3cr" not in redact(text) and redact(text).endswith(shown), redact(text)
+
+
+@pytest.mark.parametrize("name, folder", [("bag.v1", True), (os.fsdecode(b"caf\xe9.jsonl"), False)])
+def test_10_partials_of_killed_runs_are_found_for_folders_and_any_name(tmp_path, name, folder):
+    """A partial whose writer died (here: os._exit, no clean-up) is stale for the next writer of the target."""
+    target = tmp_path / name
+    child = ("import os, sys\nfrom runtime.atomic import Partial\n"
+             "Partial(os.fsdecode(sys.argv[1].encode('utf-8', 'surrogateescape')), 'out', folder=sys.argv[2] == '1')\n"
+             "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", child, os.fsencode(target).decode("utf-8", "surrogateescape"),
+                    str(int(folder))], check=True, cwd=REPO, env=_env())
+    from runtime.atomic import Partial
+
+    part = Partial(target, "out", folder=folder)
+    try:
+        assert [p.name for p in part.stale] == [n for n in os.listdir(tmp_path) if n != part.path.name]
+        assert len(part.stale) == 1 and part.stale[0].name.encode("utf-8")  # printable: a summary names it
+    finally:
+        part.discard()
