@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from runtime.errors import stderr_line
     from runtime.loop import run as run_loop
     from runtime.outputs import OutputError, StatusLine, build_outputs
+    from runtime.shown import quoted, shown_name
 
     det = AUDetector(args.engine, max_faces=args.max_faces, face_model=args.face_model, threads=args.threads)
     try:
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise OutputError(f"cannot create the output folder {out}: {e.strerror}; pass --out a writable "
+            raise OutputError(f"cannot create the output folder {quoted(out)}: {e.strerror}; pass --out a writable "
                               "folder") from None
         ffmpeg, why = ffmpeg_with_x264()
         if ffmpeg is None:
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - t0
         status.finish(stats.summary(det.skipped, args.max_faces))
         if stats.frames == 0:
-            raise OutputError(f"source {source!r} gave no frames; nothing to show (check it holds video or images)")
+            raise OutputError(f"source {quoted(source)} gave no frames; nothing to show (check it holds video or images)")
         if ffmpeg:
             to_h264(ffmpeg, record, out / VIDEO)
         tmp.cleanup()
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         det.close()
     print("\n".join(lines))
-    print(f"au-edge demo: open {out / REPORT} in a browser ({VIDEO}, {JSONL}, {CSV}, {TIMELINE}"
+    print(f"au-edge demo: open {shown_name(out / REPORT)} in a browser ({VIDEO}, {JSONL}, {CSV}, {TIMELINE}"
           f"{', ' + STILL if still is not None else ''} beside it)")
     return stats.exit_code
 

@@ -260,6 +260,17 @@ def test_3_videos_read_and_recorded_under_non_utf8_names(media, tmp_path):
     one_line_error(url, "\\xe9t\\xe9.mp4", "UTF-8")
 
 
+@pytest.mark.slow  # 10-25 s: the demo's H.264 pass, timeline and report
+def test_3_the_demo_writes_into_a_folder_whose_name_is_not_utf8(media, tmp_path):
+    out = tmp_path / os.fsdecode(b"d\xe9mo")
+    face_model = Path(os.environ.get("AU_DATA_DIR", "")) / "models" / "mediapipe-0.10.21"
+    proc = subprocess.run([sys.executable, "-m", "demo", "--source", media / "WolfgangLanger_Pexels.mp4", "--out", out,
+                           "--max-frames", "8", "--face-model", face_model, "--threads", "1", "--quiet"],
+                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert {"demo.mp4", "demo.jsonl", "frame.png"} <= set(os.listdir(out))
+
+
 # --- 4: two runs writing one path ---------------------------------------------------------------------
 
 def test_4_two_runs_on_one_path_never_corrupt_each_other(media, tmp_path):
