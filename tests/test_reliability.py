@@ -34,7 +34,7 @@ NON_FINITE = re.compile(r"\b(NaN|-?Infinity)\b")
 def run_cli(*args, preexec: Callable[[], None] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """``python -m runtime.camera ARGS`` with the open data's face models and one thread."""
     return subprocess.run(cli_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          preexec_fn=preexec, env=_env())
+                          preexec_fn=preexec, env=_env(), check=False)
 
 
 def cli_cmd(*args) -> list[str]:
@@ -102,22 +102,21 @@ def mounted_tmpfs(folder: Path, options: str) -> Iterator[None]:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root; the RLIMIT_FSIZE variant covers this case")
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True,
-                          text=True)
+                          text=True, check=False)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     try:
         yield
     finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
 
 def fill(folder: Path, leave: int) -> None:
     """Fill ``folder``'s file system, then free ``leave`` bytes (whole 4 KiB pages) again."""
     filler = folder / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        with contextlib.suppress(OSError):
-            while f.write(b"\0" * 4096):
-                pass
+    with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):
+        while f.write(b"\0" * 4096):
+            pass
     with open(filler, "r+b") as f:
         f.truncate(max(0, filler.stat().st_size - leave))
 
@@ -266,7 +265,7 @@ def test_3_the_demo_writes_into_a_folder_whose_name_is_not_utf8(media, tmp_path)
     face_model = Path(os.environ.get("AU_DATA_DIR", "")) / "models" / "mediapipe-0.10.21"
     proc = subprocess.run([sys.executable, "-m", "demo", "--source", media / "WolfgangLanger_Pexels.mp4", "--out", out,
                            "--max-frames", "8", "--face-model", face_model, "--threads", "1", "--quiet"],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, (proc.returncode, proc.stderr)
     assert {"demo.mp4", "demo.jsonl", "frame.png"} <= set(os.listdir(out))
 
@@ -411,7 +410,8 @@ def test_10_a_corrupt_last_pt_under_resume_auto_is_one_line(tmp_path):
     (run_dir / "last.pt").write_bytes(b"PK\x03\x04" + os.urandom(3000))  # a zip cut off mid-write
     proc = subprocess.run([sys.executable, "-m", "train", "--config", str(REPO / "configs" / "smoke.yaml"),
                            "threads=1", f"data={data}", f"run_dir={run_dir}", "build={}", "model.flow=false",
-                           "--resume", "auto"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+                           "--resume", "auto"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300,
+                          check=False)
     err = proc.stderr.strip()
     assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
     last = err.splitlines()[-1]
@@ -477,3 +477,14 @@ def test_10_partials_of_killed_runs_are_found_for_folders_and_any_name(tmp_path,
         assert len(part.stale) == 1 and part.stale[0].name.encode("utf-8")  # printable: a summary names it
     finally:
         part.discard()
+
+
+def test_10_commands_above_the_runtime_redact_their_one_line_too(capsys):
+    from train.cli import guarded
+
+    def body() -> int:
+        raise ValueError("source rtsp://cam:hunter2@127.0.0.1/live?token=SECRET123 gave no frame")
+
+    assert guarded(body) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "SECRET123" not in err and "rtsp://cam:***@127.0.0.1/live?token=***" in err, err
