@@ -174,6 +174,17 @@ def test_1_record_onto_a_full_disk_is_detected_and_keeps_the_old_video(full_disk
     assert snapshot(folder) == before
 
 
+def test_1_a_recording_whose_end_does_not_fit_is_refused_before_the_rename(full_disk, media):
+    """Ten frames fit (FFmpeg writes them in 32 KiB blocks), the rest of the file and its index do not: no
+    write reports it, the finished file read back does."""
+    folder, preexec = full_disk(72 * 1024)
+    before = snapshot(folder)
+    proc = run_cli("--source", media / "WolfgangLanger_Pexels.mp4", "--max-frames", "10", "--record",
+                   folder / "o.mp4", preexec=preexec)
+    one_line_error(proc, "o.mp4", "the finished file", "no output was committed")
+    assert snapshot(folder) == before
+
+
 # --- 2: a link planted at a partial name is never followed ----------------------------------------------
 
 def test_2_links_planted_at_partial_names_are_not_followed(media, tmp_path):

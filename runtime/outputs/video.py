@@ -148,8 +148,9 @@ class VideoRecorder(Output):
             finally:
                 cap.release()
             if count != self.frames_written:
-                held = "cannot be read back" if count < 0 else f"holds {count}"
-                self._failed(f"the finished file {held} of {self.frames_written} frames")
+                n = self.frames_written
+                self._failed(f"the finished file of {n} frames cannot be read back" if count < 0 else
+                             f"the finished file holds {count} of {n} frames")
         self._prepared = True
 
     def close(self) -> None:
