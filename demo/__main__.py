@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from runtime.errors import stderr_line
     from runtime.loop import run as run_loop
     from runtime.outputs import OutputError, StatusLine, build_outputs
+    from runtime.shown import quoted, shown_name
 
     # The sample clip (no --source) is a video; it is fetched only once the engine has loaded.
     cap = (args.max_faces if args.max_faces is not None
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise OutputError(f"cannot create the output folder {out}: {e.strerror}; pass --out a writable "
+            raise OutputError(f"cannot create the output folder {quoted(out)}: {e.strerror}; pass --out a writable "
                               "folder") from None
         ffmpeg, why = ffmpeg_with_x264()
         if ffmpeg is None:
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - t0
         status.finish(stats.summary(det.skipped, cap))
         if stats.frames == 0:
-            raise OutputError(f"source {source!r} gave no frames; nothing to show (check it holds video or images)")
+            raise OutputError(f"source {quoted(source)} gave no frames; nothing to show (check it holds video or images)")
         if ffmpeg:
             to_h264(ffmpeg, record, out / VIDEO)
         _replace_dir(photos if kind == "photos" else None, out / PHOTOS)
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         det.close()
     print("\n".join(lines))
-    print(f"au-edge demo: open {out / REPORT} in a browser ({VIDEO}, {JSONL}, {CSV}, {TIMELINE}"
+    print(f"au-edge demo: open {shown_name(out / REPORT)} in a browser ({VIDEO}, {JSONL}, {CSV}, {TIMELINE}"
           f"{', ' + STILL if still else ''}{', ' + PHOTOS + '/' if kind == 'photos' else ''} beside it)")
     return stats.exit_code
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from device_tests.results import finish
+from runtime.cli import threads_option
 from runtime.errors import AUEdgeError
 from train.cli import OneLineParser, guarded
 
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m device_tests.parity", description=__doc__.splitlines()[0])
     p.add_argument("--engine", required=True)
     p.add_argument("--reference", metavar="NPZ", help="default: ENGINE.parity.npz")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=threads_option(), default=None,
+                   help="CPU threads for inference (1 to 2 per CPU core)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="max |dprob| instead of the reference's (e.g. 0.01 for an FP16 engine vs an FP32 reference)")
     p.add_argument("--json", metavar="OUT")

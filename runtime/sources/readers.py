@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from runtime.bgr import as_bgr
+from runtime.cv_path import for_reading, text
 from runtime.errors import SourceError
 from runtime.results import SkippedFile
 from runtime.shown import shown_name
@@ -77,8 +78,8 @@ class CaptureReader:
     def open(self) -> None:
         if self.cap is not None:  # already opened (a URL probed for its length)
             return
-        with _quiet_opencv():
-            cap = cv2.VideoCapture(self.target, self.api, self.params)
+        with _quiet_opencv(), self._opencv_name() as target:
+            cap = cv2.VideoCapture(target, self.api, self.params)
         if not cap.isOpened():
             raise SourceError(self.cannot_open())
         if self.kind == "camera":
@@ -87,6 +88,17 @@ class CaptureReader:
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind in ("video", "url") else 0
         self.frame_count = max(0, self.frame_count)  # live streams report 0 or -1
+
+    @contextmanager
+    def _opencv_name(self):
+        """The target as OpenCV can take it: a video file of any name (``cv_path``); URLs and pipelines as UTF-8."""
+        if self.kind == "video":
+            with for_reading(self.target, "video", SourceError) as name:
+                yield name
+        elif isinstance(self.target, str):
+            yield text(self.target, "source", SourceError)
+        else:
+            yield self.target
 
     def probe_finite(self) -> None:
         """A URL to a finite file (a known frame count: FFmpeg knows the duration, so it can seek) is read
