@@ -92,3 +92,56 @@ def test_a_calibrated_card_decides_as_the_uncalibrated_one(tiny_engines, tmp_pat
                 decisions.append(eng.infer(crops) >= t)
         assert decisions[0].any() and not decisions[0].all()
         np.testing.assert_array_equal(decisions[1], decisions[0], err_msg=f"trial {trial}")
+
+
+# The shipped default model's per-AU thresholds before its cards were calibrated (commit 6fe0cec),
+# copied from those cards: the calibration must decide exactly as they did.
+ORIGINAL_THRESHOLDS = {
+    "au_default.onnx": {"AU01": 0.998, "AU02": 0.999, "AU04": 0.637, "AU06": 0.9, "AU07": 0.916, "AU09": 0.6,
+                        "AU10": 0.7, "AU12": 0.65, "AU14": 0.85, "AU15": 0.75, "AU17": 0.9, "AU23": 0.8,
+                        "AU24": 0.85, "AU25": 0.65, "AU26": 0.8},
+    "au_default_int8.tflite": {"AU01": 0.995, "AU02": 0.999, "AU04": 0.385, "AU06": 0.9, "AU07": 0.819,
+                               "AU09": 0.7, "AU10": 0.75, "AU12": 0.6, "AU14": 0.9, "AU15": 0.8, "AU17": 0.9,
+                               "AU23": 0.7, "AU24": 0.85, "AU25": 0.6, "AU26": 0.75},
+}
+
+
+@pytest.fixture(scope="module")
+def photos(data_dir) -> list[np.ndarray]:
+    """Real faces: London neutral and smiling photos, and one person at every distance and angle."""
+    import cv2
+
+    paths = [data_dir / "london" / kind / f"{i:03d}.jpg" for kind in ("neutral", "smiling") for i in range(1, 13)]
+    paths += sorted((data_dir / "media" / "people").glob("*.jpg"))
+    return [cv2.imread(str(p)) for p in paths if p.is_file()]
+
+
+def _decide(engine: Path, photos: list[np.ndarray], face_model: str) -> list[list[tuple[dict, set]]]:
+    from runtime import AUDetector
+
+    det = AUDetector(str(engine), mode="image", face_model=face_model, threads=1)
+    try:
+        return [[(f.au_prob, f.au_active) for f in det.process(img).faces] for img in photos]
+    finally:
+        det.close()
+
+
+@pytest.mark.slow  # four detectors over 32 photos (~20 s here)
+def test_the_default_model_decides_every_au_at_one_half_as_its_thresholds_did(photos, face_model, tmp_path):
+    from runtime.engines.default import DEFAULT_DIR
+
+    for name, original in ORIGINAL_THRESHOLDS.items():
+        shipped = DEFAULT_DIR / name
+        card = json.loads(card_path(shipped).read_text())
+        assert card["thresholds"] == {a: 0.5 for a in card["aus"]} and card["metrics"]["raw_thresholds"] == original
+        calibrated = _decide(shipped, photos, face_model)
+        faces = [f for per_photo in calibrated for f in per_photo]
+        assert len(faces) >= len(photos) - 2  # a face in (nearly) every photo
+        for prob, active in faces:  # image mode: au_prob >= 0.5 is au_active, for every AU
+            assert {a for a, p in prob.items() if p >= 0.5} == active
+        lit = {a for _, active in faces for a in active}
+        assert len(lit) >= 3 and any(not active for _, active in faces)  # decisions on both sides
+        # the same engine with the old card (per-AU thresholds, no calibration) decides the same
+        plain = _copy_with(shipped, tmp_path / name, calibration=None, thresholds=original)
+        before = _decide(plain, photos, face_model)
+        assert [[act for _, act in per] for per in before] == [[act for _, act in per] for per in calibrated], name
