@@ -394,10 +394,13 @@ def _card_norm(path: Path) -> tuple[list[float], list[float]]:
     return card["input"]["mean"], card["input"]["std"]
 
 
-@pytest.mark.slow  # its own export of a trained-split run (~17 s)
-def test_int8_thresholds_are_calibrated_on_its_own_validation_outputs(setup, tmp_path):
-    """A run with a val split and a neutral budget: the INT8 card's thresholds follow the run's rule
-    on the INT8 engine's own val outputs (run here through the runtime), and the budget holds there."""
+@pytest.mark.slow  # its own export of a trained-split run (~17 s each)
+@pytest.mark.parametrize("calibrated", [False, True], ids=["thresholds", "calibration"])
+def test_int8_decisions_are_fitted_on_its_own_validation_outputs(setup, tmp_path, calibrated):
+    """A run with a val split and a neutral budget: the INT8 card's decisions follow the run's rule
+    on the INT8 engine's own val outputs (run here through the runtime), and the budget holds there.
+    A run without calibration keeps per-AU thresholds; a calibrated one gets thresholds of 0.5 and a
+    calibration whose 0.5 is that rule's threshold, with the ONNX-embedded card alike."""
     from export.crops import load_crops
     from train.data.policy import split_indices_for
     from runtime import load_engine
@@ -412,21 +415,45 @@ def test_int8_thresholds_are_calibrated_on_its_own_validation_outputs(setup, tmp
     run = tmp_path / "run"
     run.mkdir()
     checkpoint.save(run / "best.pt", ck)
-    shutil.copy(setup["ckpt"].parent / "metrics.json", run / "metrics.json")
-    proc = run_export("--checkpoint", run / "best.pt", "--formats", "tflite-int8", "--calib", setup["cache"],
+    metrics = json.loads((setup["ckpt"].parent / "metrics.json").read_text())
+    if not calibrated:
+        metrics.pop("calibration")
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    formats = "onnx,onnx-int8,tflite-int8" if calibrated else "tflite-int8"
+    proc = run_export("--checkpoint", run / "best.pt", "--formats", formats, "--calib", setup["cache"],
                       "--out", tmp_path / "out", "--split", "test")
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: an untrained net may fail the F1 gate
-    engine = tmp_path / "out" / "au_int8.tflite"
-    card = json.loads(Path(str(engine) + ".json").read_text())
-
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: an untrained net may fail the INT8 gate
     val = load_crops(setup["cache"], SIZE, split_indices_for(CacheData(setup["cache"]), cfg.to_dict(), "val"),
                      aus=AUS)
     assert len(val) == 12 and val.real.any()  # 6 of the 24 identities, neutral + smiling
-    with load_engine(engine) as e:
-        probs = e.infer(val.crops)
-    want, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=0.0)
-    assert card["thresholds"] == {a: round(float(t), 4) for a, t in zip(AUS, want)}
-    assert card["thresholds"] != THRESHOLDS and card["metrics"]["threshold_rules"]["AU12"].startswith(
-        "f1 on real labels")
     neg = val.real & (val.labels < 0.5)
-    assert not (neg & (probs >= np.array([card["thresholds"][a] for a in AUS]))).any()  # the budget: none lit
+    for name in ("au_int8.onnx", "au_int8.tflite") if calibrated else ("au_int8.tflite",):
+        engine = tmp_path / "out" / name
+        card = json.loads(Path(str(engine) + ".json").read_text())
+        with load_engine(engine) as e:
+            probs = e.infer(val.crops, calibrated=False)
+            shown = e.infer(val.crops)
+        want, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=0.0)
+        assert card["metrics"]["threshold_rules"]["AU12"].startswith("f1 on real labels")
+        if not calibrated:
+            assert "calibration" not in card
+            assert card["thresholds"] == {a: round(float(t), 4) for a, t in zip(AUS, want)} != THRESHOLDS
+            assert not (neg & (probs >= np.array([card["thresholds"][a] for a in AUS]))).any()  # budget: none lit
+            continue
+        assert card["thresholds"] == {a: 0.5 for a in AUS}
+        assert card["calibration"]["fitted_on"].startswith("validation: this artifact's outputs")
+        assert card["calibration"] != {k: CALIBRATION[k] for k in ("method", "fitted_on", "aus")}
+        a = np.array([card["calibration"]["aus"][au]["a"] for au in AUS])
+        b = np.array([card["calibration"]["aus"][au]["b"] for au in AUS])
+        np.testing.assert_allclose(1 / (1 + np.exp(b / a)), want, rtol=1e-9)  # 0.5 is the rule's threshold
+        assert card["metrics"]["raw_thresholds"] == {au: round(float(t), 4) for au, t in zip(AUS, want)}
+        np.testing.assert_array_equal(shown >= 0.5, probs >= want)
+        assert not (neg & (shown >= 0.5)).any()  # the budget holds on the calibrated output
+        if name.endswith(".onnx"):
+            import onnx
+
+            props = {p.key: p.value for p in onnx.load(str(engine)).metadata_props}
+            assert json.loads(props["au_edge.model_card"])["calibration"] == card["calibration"]
+    if calibrated:  # the FP32 ONNX keeps the run's calibration
+        fp32 = json.loads((tmp_path / "out" / "au_fp32.onnx.json").read_text())
+        assert fp32["calibration"] == {k: CALIBRATION[k] for k in ("method", "fitted_on", "aus")}
