@@ -311,6 +311,8 @@ def test_cli_one_line_errors(setup, capsys, tmp_path):
     assert rc == 2 and err.count("\n") == 0 and "--split all" in err
     rc, err = _main(capsys, *base, "--formats", "onnx,onnx")
     assert rc == 2 and "twice" in err
+    rc, err = _main(capsys, *base, "--formats", "tflite-int8", "--int8-min-agreement", "1.5")
+    assert rc == 2 and err.count("\n") == 0 and "--int8-min-agreement" in err and "1.5" in err
 
 
 @pytest.mark.parametrize("formats, option, takers", [
