@@ -1,11 +1,13 @@
 """``python -m device_tests.parity``: does this engine, on this board, still give the exported answers?
 
-Runs ``runtime.load_engine(PATH).infer(crops)`` on the reference the export wrote beside the engine
-(``PATH.parity.npz``: aligned crops, the PyTorch model's probabilities, the allowed max |Δprob|) and
-compares. It catches a TensorRT engine built wrong on the board, a LiteRT delegate that changes the
-numbers, or a card that does not match its engine. For a TensorRT engine built on the board from
-``au_int8.onnx``, pass ``--reference au_int8.onnx.parity.npz``; an engine built at another precision
-than its reference (FP16 from ``au_fp32.onnx``) needs that precision's tolerance: ``--tolerance 0.01``.
+Runs ``runtime.load_engine(PATH).infer(crops, calibrated=False)`` on the reference the export wrote
+beside the engine (``PATH.parity.npz``: aligned crops, the PyTorch model's probabilities, the allowed
+max |Δprob|) and compares. Both sides are before the card's calibration: it checks the engine, and the
+calibration (``runtime.calibration``, numpy arithmetic) is the same on every board. It catches a
+TensorRT engine built wrong on the board, a LiteRT delegate that changes the numbers, or a card
+that does not match its engine. For a TensorRT engine built on the board from ``au_int8.onnx``,
+pass ``--reference au_int8.onnx.parity.npz``; an engine built at another precision than its
+reference (FP16 from ``au_fp32.onnx``) needs that precision's tolerance: ``--tolerance 0.01``.
 
 JSON: ``{"engine", "reference", "max_abs_dprob", "mean_abs_dprob", "tolerance", "passed"}``; exit 1
 when the check fails (after writing the JSON), 2 for a missing or malformed engine or reference.
@@ -84,7 +86,7 @@ def check(engine_path: str | Path, reference: str | Path | None = None, threads:
         if tuple(crops.shape[1:3]) != tuple(eng.input_size):
             raise ParityReferenceError(f"parity reference {ref_path} has {crops.shape[1]}x{crops.shape[2]} crops, the "
                                   f"engine takes {eng.input_size[0]}x{eng.input_size[1]}; use its own reference")
-        got = np.asarray(eng.infer(crops), np.float64)[:, [eng.aus.index(a) for a in aus]]
+        got = np.asarray(eng.infer(crops, calibrated=False), np.float64)[:, [eng.aus.index(a) for a in aus]]
     finally:
         eng.close()
     diff = np.abs(got - ref["expected"].astype(np.float64))

@@ -22,6 +22,7 @@ from export.parity import (
     board_tolerance,
     check_artifact,
     f1_scores,
+    raw_thresholds,
     write_reference,
     write_report,
 )
@@ -81,8 +82,8 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
     aus = list(em.ck.aus)
     calib_x = normalize_crops(calib_set.crops, em.ck.mean, em.ck.std)
     torch_probs = _torch_probs(em, eval_set)
-    thr = np.array([base.threshold(a) for a in aus])
-    _, torch_f1 = f1_scores(torch_probs, eval_set, thr)
+    thr = raw_thresholds(base)  # PyTorch's decisions: the run's thresholds (0.5 after its calibration)
+    _, torch_f1 = f1_scores(torch_probs >= thr[None, :], eval_set)
     log(f"calibration: {calib_set.source}; evaluation: {eval_set.source}")
 
     built: dict[str, Artifact] = {}
@@ -95,12 +96,11 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
     entries, warnings = [], [w for a in artifacts for w in a.warnings]
     val_set = validation_crops(em, calib) if any(a.precision == "int8" for a in artifacts) else None
     for art in artifacts:
-        own = None
         if art.precision == "int8" and val_set is not None:
-            own = own_thresholds(em, art, val_set)
-            log(f"{art.path.name}: thresholds calibrated on its own outputs ({val_set.source})")
-        entry = check_artifact(art.path, art.format, art.precision, eval_set, torch_probs, thr, aus, gate,
-                               own_thresholds=own)
+            own_thresholds(em, art, val_set)
+            log(f"{art.path.name}: thresholds{' and calibration' if art.card.calibration else ''} fitted on its "
+                f"own outputs ({val_set.source})")
+        entry = check_artifact(art.path, art.format, art.precision, eval_set, torch_probs, thr, aus, gate)
         tol = board_tolerance(entry, gate)
         ref = write_reference(art.path, eval_set.crops, torch_probs, tol, aus, art.precision)
         entry.pop("_probs")
@@ -128,21 +128,39 @@ def validation_crops(em: ExportModel, cache: Path) -> CropSet | None:
     return data
 
 
-def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> np.ndarray:
+def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> None:
     """An INT8 artifact's thresholds, by the run's rule (``train.metrics.calibrate``) on ITS outputs
-    on the validation split, written into its card. Quantisation moves probabilities near 1 the
-    most, where a neutral-face budget puts thresholds (0.99+), so PyTorch's cut would not fit."""
+    on the validation split, and (when the card is calibrated) its calibration fitted on them as the
+    run's was (``train.calibration``); written into its card before the gate reads it. Quantisation
+    moves probabilities near 1 the most, where a neutral-face budget puts thresholds (0.99+), so
+    PyTorch's cut would not fit."""
+    from train.calibration import fit
     from train.metrics import budget_rate, calibrate
 
     run, aus = em.ck.train_config, list(em.ck.aus)
     budget = float(run.get("neutral_fp_budget", -1.0))  # runs from before the budget: off
-    probs = artifact_probs(art.path, val.crops)
+    probs = artifact_probs(art.path, val.crops)  # before calibration
     thr, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=budget_rate(budget, len(aus)),
                            neutral_rule=run.get("neutral_fp_rule", "count"))
-    art.card.thresholds = {a: round(float(t), 4) for a, t in zip(aus, thr)}
     art.card.metrics = {**art.card.metrics, "threshold_rules": dict(zip(aus, rules)),
                         "thresholds_from": f"this artifact's outputs on {val.source}"}
-    return np.array([art.card.thresholds[a] for a in aus])
+    if art.card.calibration is None:
+        art.card.thresholds = {a: round(float(t), 4) for a, t in zip(aus, thr)}
+    else:
+        art.card.calibration, scale_rules = fit(probs, val.labels, val.mask, thr, aus, real=val.real,
+                                                fitted_on=f"validation: this artifact's outputs on {val.source}")
+        art.card.metrics["raw_thresholds"] = {a: round(float(t), 4) for a, t in zip(aus, thr)}
+        art.card.metrics["calibration_scale_rules"] = scale_rules
+    rewrite_card(art)
+
+
+def rewrite_card(art: Artifact) -> None:
+    """Write the artifact's card again (an ONNX embeds it first: ``export.tensorrt`` builds from that)."""
+    if art.path.suffix == ".onnx":
+        from export.to_onnx import embed_card
+
+        embed_card(art.path, art.card)
+    art.card.write(art.path)
 
 
 def _torch_probs(em: ExportModel, data: CropSet) -> np.ndarray:

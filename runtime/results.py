@@ -10,6 +10,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def shown_prob(p: float) -> float:
+    """A probability as the outputs write it (4 decimals), never rounded across 0.5: ``au_prob`` is
+    calibrated so that 0.5 is every AU's decision point, and an AU that is off at 0.49996 must not
+    read 0.5 in a JSONL or CSV file."""
+    r = round(float(p), 4)
+    return 0.4999 if p < 0.5 <= r else r
+
+
 @dataclass
 class FaceAU:
     """One tracked face and its AUs, in pixels of the source frame."""
@@ -35,7 +43,7 @@ class FaceAU:
             "bbox": [round(float(v), 2) for v in self.bbox],
             "score": round(float(self.score), 4),
             "landmarks5": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks5[:, :2]],
-            "au_prob": {k: round(float(v), 4) for k, v in self.au_prob.items()},
+            "au_prob": {k: shown_prob(v) for k, v in self.au_prob.items()},
             "au_active": sorted(self.au_active),
         }
         # Optional keys (CONTRACTS.md): written only when present, and only finite values (strict JSON).

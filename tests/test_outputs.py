@@ -135,6 +135,25 @@ def test_csv_header_rows_and_the_no_face_row(tmp_path):
     assert float(one["AU12_p"]) == pytest.approx(0.7) and one["AU12_c"] == "1" and one["AU01_c"] == "0"
 
 
+def test_a_probability_just_below_one_half_is_never_written_as_one_half(tmp_path):
+    """au_prob is calibrated: 0.5 is every AU's decision point, so an AU that is off at 0.49996
+    must not read 0.5 in JSONL, CSV or the OpenFace CSV (4 decimals); 0.5 itself stays 0.5."""
+    f = face(1)
+    f.au_prob = {"AU01": 0.49996, "AU02": 0.5, "AU04": 0.50004, "AU06": 0.49994, "AU12": 0.99996, "AU25": 0.0}
+    f.au_active = {"AU02", "AU04", "AU12"}
+    r = result(0, [f])
+    paths = {"jsonl": tmp_path / "o.jsonl", "csv": tmp_path / "o.csv", "openface": tmp_path / "of.csv"}
+    for kind, out in (("jsonl", JsonlOutput(paths["jsonl"])), ("csv", CsvOutput(paths["csv"], AUS)),
+                      ("openface", OpenFaceCsvOutput(paths["openface"], AUS))):
+        with out:
+            out.write(r, None)
+    want = {"AU01": 0.4999, "AU02": 0.5, "AU04": 0.5, "AU06": 0.4999, "AU12": 1.0, "AU25": 0.0}
+    assert json.loads(paths["jsonl"].read_text())["faces"][0]["au_prob"] == want
+    for kind in ("csv", "openface"):
+        row = next(csv.DictReader(paths[kind].open(), skipinitialspace=True))
+        assert {a: float(row[f"{a}_p"]) for a in AUS} == want, kind
+
+
 def test_csv_rejects_unknown_au_names(tmp_path):
     with pytest.raises(ValueError, match="AU99"):
         CsvOutput(tmp_path / "x.csv", ["AU01", "AU99"])

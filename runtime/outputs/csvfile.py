@@ -25,7 +25,7 @@ import numpy as np
 from runtime.aus import au_name, au_number
 from runtime.face.quality import success
 from runtime.outputs.base import TextOutput
-from runtime.results import FrameResult
+from runtime.results import FrameResult, shown_prob
 
 FIXED_COLUMNS = ("frame", "timestamp", "face_id", "confidence", "success")
 POSE_COLUMNS = ("pitch", "yaw", "roll", "tx", "ty", "tz")
@@ -64,7 +64,7 @@ class CsvOutput(TextOutput):
             return [head + ["", 0, 0] + [""] * (len(self.columns) - len(FIXED_COLUMNS) - len(tail)) + tail]
         out = []
         for face in result.faces:
-            probs = [f"{face.au_prob[a]:.4f}" if a in face.au_prob else "" for a in self.aus]
+            probs = [f"{shown_prob(face.au_prob[a]):.4f}" if a in face.au_prob else "" for a in self.aus]
             active = [int(a in face.au_active) if a in face.au_prob else "" for a in self.aus]
             intensity = face.au_intensity or {}
             r = [f"{intensity[a]:.3f}" if a in intensity else "" for a in self.intensity_aus]
