@@ -143,8 +143,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--ray-address needs --runner ray")
     say = (lambda line: None) if args.quiet else (lambda line: stderr_line(f"au-edge batch: {line}"))
     settings, said = settings_from(args)
-    if said:
-        say(said)
     out = Path(args.out).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise AUEdgeError(f"--out {quoted(out)} is a file; give a folder (it is created when missing)")
@@ -157,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         jobs, skipped, ignored, manifest = plan(args, out, settings)
         runner, workers = _runner(args, settings, len(jobs))
         total = len(jobs) + skipped
+        if said:
+            say(said)
         say(f"{total} inputs: {len(jobs)} to run, {skipped} done before and unchanged (skipped)"
             + (f", {ignored} other file{'s' * (ignored != 1)} left out (not video or image)" if ignored else "")
             + f"; {runner.name} runner, {workers or 'as many as the cluster has CPUs for'} worker"

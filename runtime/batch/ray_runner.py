@@ -9,6 +9,7 @@ the driver. A task whose worker died is retried once (Ray's ``max_retries``), th
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 from runtime.batch.job import THREAD_VARS, Job, Settings, failed, run_input
@@ -46,10 +47,15 @@ class RayRunner:
         ray = _ray()
         threads = self.settings.threads
         options: dict = {"address": self.address, "include_dashboard": False, "log_to_driver": False,
-                         "logging_level": logging.WARNING,
-                         "runtime_env": {"env_vars": {v: str(threads) for v in THREAD_VARS}}}
-        if self.address is None and self.workers:
-            options["num_cpus"] = self.workers * threads  # a local instance as large as asked
+                         "logging_level": logging.WARNING}
+        if self.address is None:
+            # A local instance's workers inherit this environment (a runtime_env would start a slower worker
+            # pool); on a cluster Ray sets OMP_NUM_THREADS to the task's num_cpus, and the engines and
+            # OpenCV get ``threads`` from the settings either way.
+            for var in THREAD_VARS:
+                os.environ[var] = str(threads)
+            if self.workers:
+                options["num_cpus"] = self.workers * threads  # a local instance as large as asked
         ray.init(**options)
         try:
             task = ray.remote(num_cpus=threads, max_retries=1)(run_input)
