@@ -67,7 +67,7 @@ def recordings(media, tmp_path_factory) -> Path:
 
 def batch(*args, face_model: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runtime", "batch", *map(str, args), "--face-model", face_model],
-                          capture_output=True, text=True, timeout=timeout, env=ENV)
+                          capture_output=True, text=True, timeout=timeout, env=ENV, check=False)
 
 
 def manifest_rows(out: Path) -> dict[str, dict]:
@@ -79,9 +79,10 @@ def manifest_rows(out: Path) -> dict[str, dict]:
     return {Path(r["input"]).name: r for r in rows}
 
 
-def check_outputs(out: Path, rows: dict[str, dict]) -> None:
+def check_outputs(out: Path, rows: dict[str, dict], openface: bool = False) -> None:
     """Every done row agrees with its files: JSONL lines = frames (each frame once, in order), faces in
-    them = faces = the CSV's face rows; no partial file anywhere in DIR."""
+    them = faces = the CSV's face rows (OpenFace's CSV: a row per face and one per frame without); no
+    partial file anywhere in DIR."""
     for name, row in rows.items():
         if row["status"] != "done":
             continue
@@ -90,7 +91,12 @@ def check_outputs(out: Path, rows: dict[str, dict]) -> None:
         assert len(records) == int(row["frames"]) and frames == sorted(set(frames)), name
         assert sum(len(r["faces"]) for r in records) == int(row["faces"]), name
         with open(out / row["csv"], newline="") as f:
-            assert sum(1 for r in csv.DictReader(f) if r["face_id"]) == int(row["faces"]), name
+            table = list(csv.DictReader(f, skipinitialspace=True))
+        if openface:
+            assert list(table[0])[:5] == ["frame", "face_id", "timestamp", "confidence", "success"], name
+            assert len(table) == sum(max(1, len(r["faces"])) for r in records), name
+        else:
+            assert sum(1 for r in table if r["face_id"]) == int(row["faces"]), name
         assert float(row["fps"]) > 0 and row["error"] == "", name
     assert [p.name for p in out.iterdir() if ".partial" in p.name] == []
 
@@ -264,7 +270,7 @@ def test_sigkill_mid_run_then_rerun_completes_without_duplicates_or_partials(lon
 def test_a_worker_killed_mid_input_fails_that_input_only(longer, face_model, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "runtime", "batch", str(longer), "--out", str(out), "--workers",
-                             "2", "--face-model", face_model], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "2", "--face-model", face_model, "--csv-format", "openface"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=ENV)
     try:
         _wait_for(lambda: any(".partial" in p.name for p in out.iterdir()) if out.is_dir() else False,
@@ -280,7 +286,7 @@ def test_a_worker_killed_mid_input_fails_that_input_only(longer, face_model, tmp
     failed = {n: r["error"] for n, r in rows.items() if r["status"] == "failed"}
     assert len(failed) == 1 and "killed by SIGKILL" in next(iter(failed.values())), rows
     assert sum(r["status"] == "done" for r in rows.values()) == 3  # a fresh worker took the rest
-    check_outputs(out, rows)
+    check_outputs(out, rows, openface=True)
 
 
 # --- faults and options ----------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ from runtime.cli import (
 from runtime.errors import AUEdgeError, stderr_line
 from runtime.shown import quoted
 
+DESCRIPTION = ("Many recordings, each to a JSONL and a CSV, on every core or on a Ray cluster; resumable "
+               "(DIR/manifest.csv). Exit 0: all done; 1: some input failed (the others ran); 2: bad option.")
 LOCK = ".au-edge-batch.lock"
 WORKERS = number(int, 1, hi=4096, why=" (processes or Ray tasks at once)")
 EPILOG = """examples:
@@ -45,7 +47,7 @@ Run the same command again to resume: inputs done and unchanged are skipped, cha
 def build_parser() -> argparse.ArgumentParser:
     from runtime import __version__
 
-    p = OneLineParser(prog="python -m runtime.batch", description=__doc__.splitlines()[0].split(": ", 1)[1],
+    p = OneLineParser(prog="python -m runtime.batch", description=DESCRIPTION,
                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"au-edge {__version__}")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video or image file, image folder, folder of "
