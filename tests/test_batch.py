@@ -370,6 +370,8 @@ def test_ray_runner_on_a_local_instance_gives_the_same_manifest(recordings, face
     inputs = (recordings / "clip2.mp4", recordings / "photos")
     local = batch(*inputs, "--out", tmp_path / "local", "--workers", "2", face_model=face_model)
     ray = batch(*inputs, "--out", tmp_path / "ray", "--workers", "2", "--runner", "ray", face_model=face_model)
+    if ray.returncode == 2 and "cannot start or reach a local Ray instance" in ray.stderr:  # Ray's fixed 30 s
+        ray = batch(*inputs, "--out", tmp_path / "ray", "--workers", "2", "--runner", "ray", face_model=face_model)
     assert local.returncode == 0 and ray.returncode == 0, (local.stderr, ray.stderr)
     assert "ray runner, 2 workers" in ray.stderr
     want, got = manifest_rows(tmp_path / "local"), manifest_rows(tmp_path / "ray")

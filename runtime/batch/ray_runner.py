@@ -8,13 +8,14 @@ the driver. A task whose worker died is retried once (Ray's ``max_retries``), th
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
 
 from runtime.batch.job import THREAD_VARS, Job, Settings, failed, run_input
 from runtime.batch.local import OnRow
-from runtime.errors import MissingDependency
+from runtime.errors import AUEdgeError, MissingDependency
 
 RAY_HINT = "pip install 'au-edge[ray]' (or: pip install 'ray>=2.9')"
 
@@ -56,7 +57,14 @@ class RayRunner:
                 os.environ[var] = str(threads)
             if self.workers:
                 options["num_cpus"] = self.workers * threads  # a local instance as large as asked
-        ray.init(**options)
+        try:
+            ray.init(**options)
+        except Exception as e:  # noqa: BLE001 - an address that does not answer, a local instance that did not start
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
+            raise AUEdgeError(f"cannot start or reach {where}: {' '.join(str(e).split())[:300]}; check `ray status` "
+                              "(Ray gives a local instance 30 s to start: on a busy machine try again)") from None
         try:
             task = ray.remote(num_cpus=threads, max_retries=1)(run_input)
             settings = ray.put(self.settings)
