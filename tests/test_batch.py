@@ -303,6 +303,7 @@ def test_expected_faults_are_one_line_and_exit_2(recordings, face_model, tmp_pat
     from runtime.atomic import held_lock
 
     one_line_error(batch(tmp_path / "nope.mp4", "--out", tmp_path / "o", face_model=face_model), "not found", "nope.mp4")
+    assert not (tmp_path / "o").exists()  # a wrong INPUT leaves nothing behind
     one_line_error(batch(recordings, "--out", tmp_path / "o", "--ray-address", "auto", face_model=face_model),
                    "--ray-address needs --runner ray")
     one_line_error(batch(recordings, "--out", tmp_path / "o", "--workers", "0", face_model=face_model), "--workers")

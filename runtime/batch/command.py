@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.batch.inputs import assign_stems, expand
+from runtime.batch.inputs import Expansion, assign_stems, expand
 from runtime.batch.job import Job, Settings
 from runtime.batch.manifest import DONE, Manifest, Row, fingerprint
 from runtime.cli import (
@@ -104,13 +104,9 @@ def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
-def plan(args: argparse.Namespace, out: Path, settings: Settings) -> tuple[list[Job], int, int, Manifest]:
-    """The jobs to run, the inputs skipped (done and unchanged), the non-media files left out, the manifest."""
+def plan(args: argparse.Namespace, found: Expansion, out: Path, settings: Settings) -> tuple[list[Job], int, Manifest]:
+    """The jobs to run, the inputs skipped (done and unchanged), the manifest."""
     manifest = Manifest.load(out)
-    found = expand(args.inputs)
-    if not found.inputs:
-        raise AUEdgeError(f"no video or image files in {' '.join(quoted(i) for i in args.inputs)} "
-                          f"({found.ignored} other files); give videos, images, image folders or lists of paths")
     stems = assign_stems(found.inputs, manifest.stems())
     key, jobs, skipped = settings.key(), [], 0
     for item in found.inputs:
@@ -119,7 +115,7 @@ def plan(args: argparse.Namespace, out: Path, settings: Settings) -> tuple[list[
             skipped += 1
             continue
         jobs.append(Job(item.path, item.kind, stems[item.path], str(out), fp, item.problem))
-    return jobs, skipped, found.ignored, manifest
+    return jobs, skipped, manifest
 
 
 def _runner(args: argparse.Namespace, settings: Settings, n_jobs: int):
@@ -145,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--ray-address needs --runner ray")
     say = (lambda line: None) if args.quiet else (lambda line: stderr_line(f"au-edge batch: {line}"))
     settings, said = settings_from(args)
+    found = expand(args.inputs)  # before DIR is created: a wrong INPUT leaves nothing behind
+    if not found.inputs:
+        raise AUEdgeError(f"no video or image files in {' '.join(quoted(i) for i in args.inputs)} "
+                          f"({found.ignored} other files); give videos, images, image folders or lists of paths")
     out = Path(args.out).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise AUEdgeError(f"--out {quoted(out)} is a file; give a folder (it is created when missing)")
@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
         raise AUEdgeError(f"cannot create --out {quoted(out)}: {e}; check the path and permissions") from e
     busy = f"another au-edge batch is writing {quoted(out)} now; wait for it to end or choose another --out"
     with held_lock(out / LOCK, busy):
-        jobs, skipped, ignored, manifest = plan(args, out, settings)
+        jobs, skipped, manifest = plan(args, found, out, settings)
+        ignored = found.ignored
         runner, workers = _runner(args, settings, len(jobs))
         total = len(jobs) + skipped
         if said:
