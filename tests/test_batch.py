@@ -267,6 +267,26 @@ def test_sigkill_mid_run_then_rerun_completes_without_duplicates_or_partials(lon
 
 
 @pytest.mark.slow
+def test_sigterm_stops_workers_keeps_finished_rows_and_leaves_no_partial(longer, face_model, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "runtime", "batch", str(longer), "--out", str(out), "--workers",
+                             "2", "--face-model", face_model], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    try:
+        _wait_for(lambda: _done_rows(out) >= 1, what="the first finished input")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "not run (interrupted; run the same command again to go on)" in err and "Traceback" not in err
+    rows = manifest_rows(out)
+    assert 1 <= len(rows) < 4 and all(r["status"] == "done" for r in rows.values())
+    check_outputs(out, rows)  # no partial file: the workers were stopped and what they wrote removed
+
+
+@pytest.mark.slow
 def test_a_worker_killed_mid_input_fails_that_input_only(longer, face_model, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "runtime", "batch", str(longer), "--out", str(out), "--workers",

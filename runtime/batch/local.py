@@ -82,11 +82,12 @@ class _Worker:
 
     def give(self, job: Job) -> bool:
         """Hand it ``job``; False when it is gone (it died while idle)."""
+        self.job = job  # first: a signal right after the send must still find the job held (stop cleans up)
         try:
             self.conn.send_bytes(json.dumps(asdict(job)).encode())
         except OSError:
+            self.job = None
             return False
-        self.job = job
         return True
 
     def take(self) -> Row | None:
