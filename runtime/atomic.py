@@ -106,6 +106,28 @@ def lock_state(path: str | os.PathLike) -> str | None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def held_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing, left in place) for the block: one
+    process at a time (the kernel drops the lock when the holder ends, however it ends).
+
+    Raises:
+        OutputError: another process holds it (``busy`` is the line), or the file cannot be created.
+    """
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        raise OutputError(f"cannot create the lock file {quoted(path)}: {reason(e)}; check the folder is "
+                          "writable") from e
+    try:
+        if not _lock(fd, exclusive=True):
+            raise OutputError(busy)
+        yield
+    finally:
+        os.close(fd)
+
+
 def siblings(target: str | os.PathLike, own: str | os.PathLike | None = None,
              folder_target: bool = False) -> tuple[list[Path], list[Path]]:
     """The other partials of ``target`` (a folder when ``folder_target``) in its folder: (live, stale), sorted."""

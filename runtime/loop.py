@@ -33,11 +33,12 @@ NAMES_SHOWN = 5  # skipped files named per reason in the summary line
 
 @dataclass
 class RunStats:
-    """What a run saw: frames, frames with a face, faces beyond ``max_faces``, and how it ended."""
+    """What a run saw: frames, frames with a face, faces, faces beyond ``max_faces``, and how it ended."""
 
     source: str = ""  # the source's name (a file name, ``camera0``, a URL's last part)
     frames: int = 0
     with_face: int = 0
+    faces: int = 0  # faces processed, summed over frames (one CSV row each)
     beyond: int = 0  # faces found but not processed (over max_faces), summed over frames
     beyond_max: int = 0  # the most in one frame
     interrupted: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM (Terminated)
@@ -47,6 +48,7 @@ class RunStats:
     def add(self, result: FrameResult) -> None:
         self.frames += 1
         self.with_face += bool(result.faces)
+        self.faces += len(result.faces)
         beyond = result.faces_beyond_max or 0  # None: no cap applied
         self.beyond += beyond
         self.beyond_max = max(self.beyond_max, beyond)
