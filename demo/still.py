@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 
 from demo.series import Series
+from runtime.cv_path import for_reading, for_writing
+from runtime.errors import OutputError
 
 
 def pick_frame(series: Series) -> int | None:
@@ -27,7 +29,8 @@ def write_still(video: Path, index: int, out: Path, width: int = 640) -> Path:
     Raises:
         ValueError: the video has fewer frames than ``index + 1``.
     """
-    cap = cv2.VideoCapture(str(video))
+    with for_reading(video, "demo video", OutputError) as name:  # any folder name (runtime.cv_path)
+        cap = cv2.VideoCapture(name)
     frame = None
     try:
         for _ in range(index + 1):  # decode in order: seeking is not frame-exact for every codec
@@ -36,8 +39,25 @@ def write_still(video: Path, index: int, out: Path, width: int = 640) -> Path:
                 raise ValueError(f"{video} has no frame {index}; the demo video is incomplete")
     finally:
         cap.release()
+    return _png(frame, out, width)
+
+
+def write_image(image: Path, out: Path, width: int = 640) -> Path:
+    """An annotated photo (``photos/NAME``) as the PNG still, at most ``width`` pixels wide.
+
+    Raises:
+        ValueError: the photo cannot be read back.
+    """
+    frame = cv2.imread(str(image))
+    if frame is None:
+        raise ValueError(f"{image} cannot be read back; the demo's photos are incomplete")
+    return _png(frame, out, width)
+
+
+def _png(frame: np.ndarray, out: Path, width: int) -> Path:
     if frame.shape[1] > width:
         frame = cv2.resize(frame, (width, round(frame.shape[0] * width / frame.shape[1])),
                            interpolation=cv2.INTER_AREA)
-    cv2.imwrite(str(out), frame)
+    with for_writing(out, "still", OutputError) as name:
+        cv2.imwrite(name, frame)
     return out

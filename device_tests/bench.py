@@ -10,6 +10,7 @@ import sys
 
 from device_tests.sysinfo import device, rss_mb
 from export.latency import time_engine
+from runtime.cli import threads_option
 from train.cli import OneLineParser, guarded
 
 
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engine", required=True)
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=threads_option(), default=None,
+                   help="CPU threads for inference (1 to 2 per CPU core)")
     p.add_argument("--json", metavar="OUT")
     return guarded(_run, p.parse_args(argv))
 

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from device_tests.sysinfo import device
+from runtime.cli import threads_option
 from train.cli import OneLineParser, guarded
 
 
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m device_tests.jitter", description=__doc__.splitlines()[0])
     p.add_argument("--engine", default="default")
     p.add_argument("--source", required=True)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=threads_option(), default=None,
+                   help="CPU threads for inference (1 to 2 per CPU core)")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--face-model", default=None)
     p.add_argument("--json", metavar="OUT")

@@ -1,11 +1,13 @@
 """``python -m device_tests.parity``: does this engine, on this board, still give the exported answers?
 
-Runs ``runtime.load_engine(PATH).infer(crops)`` on the reference the export wrote beside the engine
-(``PATH.parity.npz``: aligned crops, the PyTorch model's probabilities, the allowed max |Δprob|) and
-compares. It catches a TensorRT engine built wrong on the board, a LiteRT delegate that changes the
-numbers, or a card that does not match its engine. For a TensorRT engine built on the board from
-``au_int8.onnx``, pass ``--reference au_int8.onnx.parity.npz``; an engine built at another precision
-than its reference (FP16 from ``au_fp32.onnx``) needs that precision's tolerance: ``--tolerance 0.01``.
+Runs ``runtime.load_engine(PATH).infer(crops, calibrated=False)`` on the reference the export wrote
+beside the engine (``PATH.parity.npz``: aligned crops, the PyTorch model's probabilities, the allowed
+max |Δprob|) and compares. Both sides are before the card's calibration: it checks the engine, and the
+calibration (``runtime.calibration``, numpy arithmetic) is the same on every board. It catches a
+TensorRT engine built wrong on the board, a LiteRT delegate that changes the numbers, or a card
+that does not match its engine. For a TensorRT engine built on the board from ``au_int8.onnx``,
+pass ``--reference au_int8.onnx.parity.npz``; an engine built at another precision than its
+reference (FP16 from ``au_fp32.onnx``) needs that precision's tolerance: ``--tolerance 0.01``.
 
 JSON: ``{"engine", "reference", "max_abs_dprob", "mean_abs_dprob", "tolerance", "passed"}``; exit 1
 when the check fails (after writing the JSON), 2 for a missing or malformed engine or reference.
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from device_tests.results import finish
+from runtime.cli import threads_option
 from runtime.errors import AUEdgeError
 from train.cli import OneLineParser, guarded
 
@@ -86,7 +89,7 @@ def check(engine_path: str | Path, reference: str | Path | None = None, threads:
         if tuple(crops.shape[1:3]) != tuple(eng.input_size):
             raise ParityReferenceError(f"parity reference {ref_path} has {crops.shape[1]}x{crops.shape[2]} crops, the "
                                   f"engine takes {eng.input_size[0]}x{eng.input_size[1]}; use its own reference")
-        probs, intensity = eng.infer_with_intensity(crops)
+        probs, intensity = eng.infer_with_intensity(crops, calibrated=False)
         got = np.asarray(probs, np.float64)[:, [eng.aus.index(a) for a in aus]]
         intensity_aus = list(eng.intensity_aus)
     finally:
@@ -121,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m device_tests.parity", description=__doc__.splitlines()[0])
     p.add_argument("--engine", required=True)
     p.add_argument("--reference", metavar="NPZ", help="default: ENGINE.parity.npz")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=threads_option(), default=None,
+                   help="CPU threads for inference (1 to 2 per CPU core)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="max |dprob| instead of the reference's (e.g. 0.01 for an FP16 engine vs an FP32 reference)")
     p.add_argument("--json", metavar="OUT")

@@ -17,7 +17,8 @@ from train.cli import OneLineParser, guarded, warn
 # options of the format rows (``export.formats``): argparse dest -> Options/Gate field
 FORMAT_OPTIONS = {"opset": "opset", "no_simplify": "simplify", "fp16": "fp16", "tflite_layout": "tflite_layout",
                   "calib_size": "calib_size", "allow_trt_unsupported": "allow_trt_unsupported",
-                  "fp32_tol": "fp32_tol", "fp16_tol": "fp16_tol", "int8_max_f1_drop": "int8_max_f1_drop"}
+                  "fp32_tol": "fp32_tol", "fp16_tol": "fp16_tol", "int8_max_f1_drop": "int8_max_f1_drop",
+                  "int8_min_agreement": "int8_min_agreement"}
 
 
 def parser() -> OneLineParser:
@@ -37,7 +38,10 @@ def parser() -> OneLineParser:
     p.add_argument("--tflite-layout", default="NHWC", choices=("NHWC", "NCHW"), help="tflite, tflite-int8")
     p.add_argument("--fp32-tol", type=float, default=1e-3, help="max |Δprob| of FP32 artifacts")
     p.add_argument("--fp16-tol", type=float, default=1e-2, help="max |Δprob| of FP16 artifacts")
-    p.add_argument("--int8-max-f1-drop", type=float, default=1.0, help="mean-F1 points INT8 may lose")
+    p.add_argument("--int8-max-f1-drop", type=float, default=1.0,
+                   help="mean-F1 points INT8 may lose (fails when the delta's whole bootstrap CI is below -it)")
+    p.add_argument("--int8-min-agreement", type=float, default=0.9,
+                   help="per AU, the share of crops INT8 must decide as FP32 (one-sided 95%% Wilson bound)")
     p.add_argument("--allow-trt-unsupported", action="store_true",
                    help="onnx, onnx-int8: warn instead of failing on ops the TensorRT ONNX parser does not support")
     return p
@@ -68,7 +72,10 @@ def _run(args, given: dict) -> int:
     opts = Options(opset=args.opset, simplify=not args.no_simplify, fp16=args.fp16,
                    tflite_layout=args.tflite_layout, calib_size=args.calib_size,
                    allow_trt_unsupported=args.allow_trt_unsupported)
-    gate = Gate(fp32_max_dprob=args.fp32_tol, fp16_max_dprob=args.fp16_tol, int8_max_f1_drop=args.int8_max_f1_drop)
+    if not 0.0 <= args.int8_min_agreement <= 1.0:
+        raise ValueError(f"--int8-min-agreement must be a share in [0, 1], got {args.int8_min_agreement}")
+    gate = Gate(fp32_max_dprob=args.fp32_tol, fp16_max_dprob=args.fp16_tol, int8_max_f1_drop=args.int8_max_f1_drop,
+                int8_min_agreement=args.int8_min_agreement)
     res = export(args.checkpoint, formats, args.calib, args.out, args.eval, args.split, opts, gate,
                  args.eval_size)
     for w in res.warnings:
@@ -76,8 +83,11 @@ def _run(args, given: dict) -> int:
     print(f"parity report: {res.parity_path}")
     for e in res.parity:
         f1 = "n/a" if e["f1_mean"] is None else f"{e['f1_mean']:.2f} ({e['f1_mean_delta_vs_torch']:+.2f})"
+        ci = e.get("f1_mean_delta_ci")
+        extra = (f" CI [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "") + (
+            f"  agreement >= {e['agreement_min_lower']:.3f}" if e.get("agreement_min_lower") is not None else "")
         print(f"  {e['file']:18s} {e['precision']:5s} {e['size_bytes'] / 1e6:7.2f} MB  max|Δp| "
-              f"{e['max_abs_dprob']:.2e}  mean F1 {f1}  {'ok' if e['passed'] else 'FAILED'}")
+              f"{e['max_abs_dprob']:.2e}  mean F1 {f1}{extra}  {'ok' if e['passed'] else 'FAILED'}")
     if res.failures:
         for e in res.failures:
             print(failure_line(e), file=sys.stderr)

@@ -1,8 +1,9 @@
 """Model cards for exported artifacts, filled from the checkpoint, its run and the data cache.
 
-Everything a card says is read from somewhere recorded: thresholds and metrics from the run's
-``metrics.json`` (0.5 when the checkpoint has no run beside it), datasets and label kinds from the
-training cache's manifest, alignment from the cache the crops came from.
+Everything a card says is read from somewhere recorded: thresholds, calibration and metrics from
+the run's ``metrics.json`` (0.5 when the checkpoint has no run beside it; with the run's per-AU
+calibration the thresholds are 0.5 and the card carries the calibration), datasets and label kinds
+from the training cache's manifest, alignment from the cache the crops came from.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from export.model import ExportModel
-from runtime.card import InputSpec, ModelCard
+from runtime.calibration import Calibration
+from runtime.calibration import parse as parse_calibration
+from runtime.card import LABEL_KINDS, InputSpec, ModelCard
 
 VERSION = "0.1.0"
 
@@ -28,9 +31,11 @@ def _label_kinds(run_metrics: dict, manifest: dict) -> list[str]:
     if kinds:
         return list(kinds)
     kind = manifest.get("label_kind")
-    if kind == "mixed":
-        return ["real", "silver", "synthetic"]
-    return [kind] if kind in ("real", "silver", "synthetic") else []
+    if kind == "mixed":  # the kinds with known labels in the cache (open_data.kind_counts), else all
+        per_au = manifest.get("label_kinds") or {}
+        present = {k for kinds_of_au in per_au.values() if isinstance(kinds_of_au, dict) for k in kinds_of_au}
+        return [k for k in LABEL_KINDS if k in present] or list(LABEL_KINDS)
+    return [kind] if kind in LABEL_KINDS else []
 
 
 def _attribution(manifest: dict, em: ExportModel) -> list[str]:
@@ -62,6 +67,7 @@ def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
     run, ck = em.run_metrics, em.ck
     saved_thr = run.get("thresholds", {})
     thresholds = {a: float(saved_thr.get(a, 0.5)) for a in ck.aus}
+    calibration = run_calibration(run, list(ck.aus), Path(ck.path or ".").parent / "metrics.json")
     train_data = ck.train_config.get("data") or run.get("data")
     manifest = _manifest(train_data)
     metrics: dict[str, Any] = {}
@@ -76,6 +82,12 @@ def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
             metrics["teacher_f1_mean"] = (run["teacher"].get("f1") or {}).get("mean")
         if em.intensity_aus and run.get("intensity"):
             metrics["intensity"] = run["intensity"]  # the DISFA intensity protocol on the run's test split
+        if calibration is not None:  # the thresholds behind it, and how well it held on val (and test)
+            metrics["raw_thresholds"] = thresholds
+            metrics["calibration_ece"] = {part: run["calibration"][part]["ece"] for part in ("validation", "test")
+                                          if isinstance(run["calibration"].get(part), dict)}
+    if calibration is not None:
+        thresholds = {a: 0.5 for a in ck.aus}
     return ModelCard(
         aus=list(ck.aus),
         input=InputSpec(size=(ck.input_size, ck.input_size), layout="NCHW", dtype="float32",
@@ -94,5 +106,17 @@ def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:
                   "label_counts_by_kind": manifest.get("label_kinds", {}),
                   "attribution": _attribution(manifest, em)},
         metrics=metrics,
+        calibration=calibration,
         output={"intensity": em.intensity_card()} if em.intensity_aus else {},
     )
+
+
+def run_calibration(run: dict[str, Any], aus: list[str], source: Path) -> Calibration | None:
+    """The run's per-AU calibration (metrics.json ``calibration``, fitted on val by
+    ``train.calibration``), checked as a card's; None for runs without one (their cards keep
+    per-AU thresholds)."""
+    section = run.get("calibration")
+    if not section:
+        return None
+    return parse_calibration({k: section.get(k) for k in ("method", "fitted_on", "aus")}, aus,
+                             {a: 0.5 for a in aus}, where=f"{source}")

@@ -36,17 +36,18 @@ class Format:
 
 EXPORT_EXTRA = "pip install 'au-edge[export]'"
 TRT_PARSER = ("allow_trt_unsupported",)  # ONNX artifacts are checked against TensorRT's parser
+INT8_GATE = ("int8_max_f1_drop", "int8_min_agreement")  # export.parity.Gate's INT8 limits
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("onnx", "au_fp32.onnx", "fp32", ("onnx", "onnxsim", "onnxruntime"), EXPORT_EXTRA,
            options=("opset", "simplify", "fp32_tol", *TRT_PARSER), builder="build_onnx"),
     Format("onnx-int8", "au_int8.onnx", "int8", ("onnx", "onnxruntime"), EXPORT_EXTRA,
-           options=("opset", "simplify", "calib_size", "int8_max_f1_drop", *TRT_PARSER), builder="build_onnx_int8"),
+           options=("opset", "simplify", "calib_size", *INT8_GATE, *TRT_PARSER), builder="build_onnx_int8"),
     Format("tflite", "au_fp32.tflite", "fp32", ("litert_torch", "ai_edge_litert"), EXPORT_EXTRA,
            options=("fp16", "tflite_layout", "fp32_tol", "fp16_tol"), builder="build_tflite"),
     Format("tflite-int8", "au_int8.tflite", "int8", ("litert_torch", "ai_edge_quantizer", "ai_edge_litert"),
-           EXPORT_EXTRA, options=("calib_size", "tflite_layout", "int8_max_f1_drop"), builder="build_tflite_int8"),
+           EXPORT_EXTRA, options=("calib_size", "tflite_layout", *INT8_GATE), builder="build_tflite_int8"),
     Format("tensorrt", "au.trt", "fp16", ("tensorrt",), "pip install 'au-edge[tensorrt]' on the NVIDIA target",
-           needs_gpu=True, options=("fp16_tol", "int8_max_f1_drop"), builder="build_tensorrt",
+           needs_gpu=True, options=("fp16_tol", *INT8_GATE), builder="build_tensorrt",
            built_from=("onnx-int8", "onnx")),
 )}
 

@@ -5,7 +5,7 @@ Kept apart from the CLI so tests and ``export.bench`` call it directly.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from export.parity import (
     board_tolerance_intensity,
     check_artifact,
     f1_scores,
+    raw_thresholds,
     write_reference,
     write_report,
 )
@@ -82,8 +83,8 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
     aus = list(em.ck.aus)
     calib_x = normalize_crops(calib_set.crops, em.ck.mean, em.ck.std)
     torch_probs, torch_intensity = _torch_outputs(em, eval_set)
-    thr = np.array([base.threshold(a) for a in aus])
-    _, torch_f1 = f1_scores(torch_probs, eval_set, thr)
+    thr = raw_thresholds(base)  # PyTorch's decisions: the run's thresholds (0.5 after its calibration)
+    _, torch_f1 = f1_scores(torch_probs >= thr[None, :], eval_set)
     log(f"calibration: {calib_set.source}; evaluation: {eval_set.source}")
 
     built: dict[str, Artifact] = {}
@@ -96,12 +97,13 @@ def export(checkpoint: Path, formats: list[Format], calib: Path, out: Path, eval
     entries, warnings = [], list(em.warnings) + [w for a in artifacts for w in a.warnings]
     val_set = validation_crops(em, calib) if any(a.precision == "int8" for a in artifacts) else None
     for art in artifacts:
-        own = None
         if art.precision == "int8" and val_set is not None:
-            own = own_thresholds(em, art, val_set)
-            log(f"{art.path.name}: thresholds calibrated on its own outputs ({val_set.source})")
+            own_thresholds(em, art, val_set)
+            log(f"{art.path.name}: " + ("its logits mapped onto PyTorch's, the run's calibration kept"
+                                        if art.card.calibration else "thresholds fitted on its own outputs")
+                + f" ({val_set.source})")
         entry = check_artifact(art.path, art.format, art.precision, eval_set, torch_probs, thr, aus, gate,
-                               own_thresholds=own, torch_intensity=torch_intensity, intensity_aus=em.intensity_aus)
+                               torch_intensity=torch_intensity, intensity_aus=em.intensity_aus)
         tol = board_tolerance(entry, gate)
         ref_intensity = None
         if torch_intensity is not None and "max_abs_dintensity" in entry:
@@ -134,21 +136,65 @@ def validation_crops(em: ExportModel, cache: Path) -> CropSet | None:
     return data
 
 
-def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> np.ndarray:
-    """An INT8 artifact's thresholds, by the run's rule (``train.metrics.calibrate``) on ITS outputs
-    on the validation split, written into its card. Quantisation moves probabilities near 1 the
-    most, where a neutral-face budget puts thresholds (0.99+), so PyTorch's cut would not fit."""
+def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> None:
+    """An INT8 artifact's decisions, fitted on ITS outputs on the validation split and written into
+    its card before the gate reads it (quantisation moves probabilities near 1 the most, where a
+    neutral-face budget puts thresholds (0.99+), so PyTorch's cut would not fit).
+
+    A calibrated card keeps the run's calibration and maps this artifact's logits onto PyTorch's
+    (per AU, least squares: no labels, so no AU with few validation positives gets a new operating
+    point; ``int8_logit_map``); an uncalibrated one gets thresholds by the run's rule
+    (``train.metrics.calibrate``) on its outputs."""
     from train.metrics import budget_rate, calibrate
 
     run, aus = em.ck.train_config, list(em.ck.aus)
+    probs = artifact_probs(art.path, val.crops)  # before calibration
+    if art.card.calibration is not None:
+        alpha, beta = logit_map(probs, _torch_probs(em, val))
+        cal = art.card.calibration
+        art.card.calibration = replace(cal, a=cal.a * alpha, b=cal.a * beta + cal.b,
+                                       fitted_on=f"{cal.fitted_on}; this artifact's logits mapped onto PyTorch's "
+                                                 f"on {val.source}")
+        art.card.metrics = {**art.card.metrics, "int8_logit_map": {a: [round(float(x), 4), round(float(y), 4)]
+                                                                  for a, x, y in zip(aus, alpha, beta)}}
+        rewrite_card(art)
+        return
     budget = float(run.get("neutral_fp_budget", -1.0))  # runs from before the budget: off
-    probs = artifact_probs(art.path, val.crops)
     thr, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=budget_rate(budget, len(aus)),
                            neutral_rule=run.get("neutral_fp_rule", "count"))
-    art.card.thresholds = {a: round(float(t), 4) for a, t in zip(aus, thr)}
     art.card.metrics = {**art.card.metrics, "threshold_rules": dict(zip(aus, rules)),
                         "thresholds_from": f"this artifact's outputs on {val.source}"}
-    return np.array([art.card.thresholds[a] for a in aus])
+    art.card.thresholds = {a: round(float(t), 4) for a, t in zip(aus, thr)}
+    rewrite_card(art)
+
+
+def logit_map(probs: np.ndarray, reference: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Per AU ``(alpha, beta)`` with ``logit(reference) ~ alpha * logit(probs) + beta`` (least squares;
+    a non-positive or degenerate slope keeps alpha 1 and fits the shift alone)."""
+    z = np.log(np.clip(probs, eps, 1 - eps) / np.clip(1 - probs, eps, 1))
+    zr = np.log(np.clip(reference, eps, 1 - eps) / np.clip(1 - reference, eps, 1))
+    alpha, beta = np.ones(z.shape[1]), np.zeros(z.shape[1])
+    for j in range(z.shape[1]):
+        if z[:, j].std() > 1e-6:
+            slope, icpt = np.polyfit(z[:, j], zr[:, j], 1)
+            if 0.1 <= slope <= 10.0:
+                alpha[j], beta[j] = slope, icpt
+                continue
+        beta[j] = float(np.mean(zr[:, j] - z[:, j]))
+    return alpha, beta
+
+
+def rewrite_card(art: Artifact) -> None:
+    """Write the artifact's card again (an ONNX embeds it first: ``export.tensorrt`` builds from that)."""
+    if art.path.suffix == ".onnx":
+        from export.to_onnx import embed_card
+
+        embed_card(art.path, art.card)
+    art.card.write(art.path)
+
+
+def _torch_probs(em: ExportModel, data: CropSet) -> np.ndarray:
+    return _torch_outputs(em, data)[0]
 
 
 def _torch_outputs(em: ExportModel, data: CropSet) -> tuple[np.ndarray, np.ndarray | None]:

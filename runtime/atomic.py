@@ -11,6 +11,10 @@ plain ``open(..., "w")`` would have given. ``discard()`` removes it.
 While a partial is written, its writer holds an exclusive ``flock`` on it; the kernel drops the lock
 when the process ends, however it ends. That is how a run tells a live partial (another run writing the
 same target) from a stale one (left by a run that was killed): ``siblings``.
+
+A partial's own name is always printable UTF-8 text: STEM and SUFFIX as ``runtime.shown.shown_name``
+gives them (a byte that is not UTF-8 as ``\\xNN``), so OpenCV, which takes names as UTF-8 text, can write
+it (``runtime.cv_path``) and a summary can name it; the target keeps the bytes it was given.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from runtime.errors import OutputError
-from runtime.shown import quoted
+from runtime.shown import quoted, shown_name
 
 try:
     import fcntl
@@ -38,17 +42,22 @@ RANDOM_CHARS = "[a-z0-9_]{8}"  # tempfile's names: 8 characters of abcdefghijklm
 STALE_AGE_S = 10.0  # an unlocked partial younger than this may be a writer between create and lock
 
 
-def partial_pattern(target: str | os.PathLike) -> re.Pattern[str]:
+def _name_parts(target: Path, folder: bool) -> tuple[str, str]:
+    """What a partial's name holds around ``.XXXXXXXX.partial``: STEM and SUFFIX (a folder: NAME and ""), as text."""
+    stem, suffix = (target.stem, target.suffix) if target.suffix and not folder else (target.name, "")
+    return shown_name(stem), shown_name(suffix)
+
+
+def partial_pattern(target: str | os.PathLike, folder: bool = False) -> re.Pattern[str]:
     """Names of the partials for ``target`` (this version's, and ``.STEM.partial.SUFFIX`` of earlier ones)."""
-    t = Path(target)
-    stem, suffix = (t.stem, t.suffix) if t.suffix else (t.name, "")
+    stem, suffix = _name_parts(Path(target), folder)
     return re.compile(rf"^\.{re.escape(stem)}\.(?:{RANDOM_CHARS}\.)?partial{re.escape(suffix)}$")
 
 
-def partials(target: str | os.PathLike) -> list[Path]:
+def partials(target: str | os.PathLike, folder: bool = False) -> list[Path]:
     """Every partial of ``target`` in its folder now (live or stale, any kind of entry), sorted by name."""
     target = Path(target)
-    pattern = partial_pattern(target)
+    pattern = partial_pattern(target, folder)
     try:
         return sorted(target.parent / e.name for e in os.scandir(target.parent) if pattern.match(e.name))
     except OSError:
@@ -97,11 +106,34 @@ def lock_state(path: str | os.PathLike) -> str | None:
         os.close(fd)
 
 
-def siblings(target: str | os.PathLike, own: str | os.PathLike | None = None) -> tuple[list[Path], list[Path]]:
-    """The other partials of ``target`` in its folder: (live, stale), each sorted by name."""
+@contextlib.contextmanager
+def held_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing, left in place) for the block: one
+    process at a time (the kernel drops the lock when the holder ends, however it ends).
+
+    Raises:
+        OutputError: another process holds it (``busy`` is the line), or the file cannot be created.
+    """
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        raise OutputError(f"cannot create the lock file {quoted(path)}: {reason(e)}; check the folder is "
+                          "writable") from e
+    try:
+        if not _lock(fd, exclusive=True):
+            raise OutputError(busy)
+        yield
+    finally:
+        os.close(fd)
+
+
+def siblings(target: str | os.PathLike, own: str | os.PathLike | None = None,
+             folder_target: bool = False) -> tuple[list[Path], list[Path]]:
+    """The other partials of ``target`` (a folder when ``folder_target``) in its folder: (live, stale), sorted."""
     target = Path(target)
     folder = target.parent
-    pattern = partial_pattern(target)
+    pattern = partial_pattern(target, folder_target)
     own_name = Path(own).name if own is not None else None
     live: list[Path] = []
     stale: list[Path] = []
@@ -138,8 +170,8 @@ class Partial:
     def __init__(self, target: str | os.PathLike, what: str, *, folder: bool = False, exclusive: bool = True):
         self.target, self.what, self.folder = Path(target), what, folder
         t = self.target
-        prefix = f".{t.stem if t.suffix and not folder else t.name}."
-        suffix = ".partial" + (t.suffix if not folder else "")
+        stem, ext = _name_parts(t, folder)
+        prefix, suffix = f".{stem}.", f".partial{ext}"
         try:
             t.parent.mkdir(parents=True, exist_ok=True)
             if folder:
@@ -152,7 +184,7 @@ class Partial:
                               "writable") from e
         self.path, self.fd = Path(name), fd
         _lock(fd, exclusive=True)
-        live, self.stale = siblings(t, own=self.path)
+        live, self.stale = siblings(t, own=self.path, folder_target=folder)
         if exclusive and live:
             self.discard()
             raise OutputError(f"{what} {quoted(t)} is being written by another run now (its partial file "

@@ -27,6 +27,7 @@ EPILOG = """examples:
   au-edge camera --engine au.tflite --source 0 --show
   python -m runtime.camera --engine au.onnx --source clip.mp4 --no-show --jsonl - --csv out.csv
   python -m runtime.camera --engine au.onnx --source photos/ --csv au.csv --csv-format openface
+  au-edge camera --source photos/ --jsonl au.jsonl --csv au.csv --save-annotated annotated/
   python -m runtime.camera --engine au.trt --source "gst:nvarguscamerasrc sensor-id=0 ! \\
       video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! \\
       video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1"
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: frame, timestamp, face_id, confidence, success, AUxx_p, AUxx_c; openface: OpenFace "
                    "2 FeatureExtraction columns and conventions (frame from 1, ', ' separators) + AUxx_p")
     p.add_argument("--record", metavar="OUT.mp4", help="annotated video: boxes, 5 points, AU bars")
+    p.add_argument("--save-annotated", metavar="DIR", help="one annotated image per photo, named as the photo "
+                   "(image files and folders; videos: use --record)")
     show = p.add_mutually_exclusive_group()
     show.add_argument("--show", dest="show", action="store_true", default=None, help="on-screen overlay")
     show.add_argument("--no-show", dest="show", action="store_false", help="no window (default off a display)")
@@ -67,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "/humans/faces/...; DIR must not exist (needs au-edge[ros]; see docs/ros2.md)")
     p.add_argument("--ros-frame-id", default="camera", metavar="ID", help="header frame_id of the --rosbag "
                    "messages (default: camera)")
-    p.add_argument("--max-faces", type=MAX_FACES, default=4, help="faces tracked at once (default 4)")
+    p.add_argument("--max-faces", type=MAX_FACES, default=None, help="faces processed per frame (default: "
+                   "every face in image mode, 4 in video mode)")
     p.add_argument("--max-frames", type=MAX_FRAMES, default=None, help="stop after N frames (N >= 1)")
     p.add_argument("--detect-every", type=DETECT_EVERY, default=None, metavar="N",
                    help="run the face detector every N frames while fewer than --max-faces are tracked "
@@ -106,6 +110,15 @@ def _detector_options(args: argparse.Namespace) -> dict:
     return wanted
 
 
+def max_faces(args: argparse.Namespace) -> int | None:
+    """--max-faces, else the default of the mode the source will run in (no cap for photos)."""
+    from runtime.detector import default_max_faces
+
+    if args.max_faces is not None:
+        return args.max_faces
+    return default_max_faces(args.source, None if args.mode == "auto" else args.mode)
+
+
 def run(args: argparse.Namespace) -> int:
     """The command's body (inside ``runtime.cli.guarded``): its exit code."""
     try:
@@ -124,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         choice = default_engine_choice()
         status.note(choice.describe())
         engine = choice.path
-    det = AUDetector(engine, max_faces=args.max_faces, face_model=args.face_model,
+    cap = max_faces(args)
+    det = AUDetector(engine, max_faces=cap, face_model=args.face_model,
                      detector=args.detector, smooth=not args.no_smooth, threads=args.threads,
                      **_detector_options(args))
     try:
@@ -132,10 +146,11 @@ def run(args: argparse.Namespace) -> int:
             aus=det.output_aus, jsonl=args.jsonl, csv=args.csv, record=args.record, show=_show_default(args),
             publish=args.publish, allow_remote=args.allow_remote, csv_format=args.csv_format,
             image_source=src.is_image, intensity_aus=det.intensity_aus, rosbag=args.rosbag,
-            ros_frame_id=args.ros_frame_id, source=args.source, image_mode=det.running_mode == "image"), max_frames=args.max_frames, status=status)
+            ros_frame_id=args.ros_frame_id, source=args.source, image_mode=det.running_mode == "image",
+            save_annotated=args.save_annotated), max_frames=args.max_frames, status=status)
     finally:
         det.close()
-    status.finish(stats.summary(det.skipped, args.max_faces))
+    status.finish(stats.summary(det.skipped, cap))
     return stats.exit_code
 
 

@@ -2,7 +2,8 @@
 
 The card says which AUs the engine outputs and in what order, how to prepare its input (size,
 layout, dtype, mean/std, quantisation, colour order), how the face was aligned in training, the
-decision thresholds, and where the engine came from. The runtime trusts nothing else; it refuses
+decision thresholds (or, with ``calibration``, the per-AU map that puts every decision at 0.5:
+``runtime.calibration``), and where the engine came from. The runtime trusts nothing else; it refuses
 an engine whose card is missing, malformed, for another file, or inconsistent with the engine.
 
 Every field is checked for type and range (``LIMITS``): finite numbers, a positive and not vanishing
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime import calibration as calib
 from runtime import strict_json
 from runtime.align import TEMPLATES
 from runtime.atomic import atomic_write
@@ -39,7 +41,7 @@ REQUIRED_NESTED = {
     "model": ("name", "version", "backbone", "params"),
     "training": ("datasets", "label_kinds", "recipe"),
 }
-LABEL_KINDS = ("real", "silver", "synthetic")
+LABEL_KINDS = ("real", "silver", "synthetic", "eye")  # codes in caches: append only
 FLOAT_DTYPES = ("float32", "float16")
 INT_DTYPES = ("uint8", "int8")
 # TensorRT can build engines with these I/O types; the runtime feeds and reads only the ones above.
@@ -99,6 +101,7 @@ class ModelCard:
     parity: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
     output: dict[str, Any] = field(default_factory=dict)  # extra output keys (e.g. quant) kept as given
+    calibration: calib.Calibration | None = None  # per-AU logit scale/shift (thresholds then 0.5)
     extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept on write
 
     # ---- (de)serialisation -------------------------------------------------------------------
@@ -120,6 +123,8 @@ class ModelCard:
             "parity": dict(self.parity),
             "sha256": self.sha256,
         }
+        if self.calibration is not None:
+            d["calibration"] = self.calibration.to_dict(self.aus)
         d.update(self.extra)
         return d
 
@@ -170,10 +175,11 @@ class ModelCard:
         _check_training(d["training"], where)
         if not isinstance(d["sha256"], str):
             raise CardError(f"{where}: sha256 must be a hex string, got {d['sha256']!r}; {REEXPORT}")
-        extra = {k: v for k, v in d.items() if k not in REQUIRED_KEYS}
+        cal = None if d.get("calibration") is None else calib.parse(d["calibration"], aus, thresholds, where)
+        extra = {k: v for k, v in d.items() if k not in REQUIRED_KEYS and k != "calibration"}
         return cls(aus=aus, input=spec, output_kind=kind, thresholds=thresholds, alignment=align,
                    model=dict(d["model"]), training=dict(d["training"]), metrics=dict(d["metrics"]),
-                   parity=dict(d["parity"]), sha256=d["sha256"], output=output, extra=extra)
+                   parity=dict(d["parity"]), sha256=d["sha256"], output=output, calibration=cal, extra=extra)
 
     # ---- files -------------------------------------------------------------------------------
     def write(self, engine_path: str | os.PathLike, update_sha: bool = True) -> Path:

@@ -110,6 +110,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "camera": Command("runtime.camera", "live AU detection from a camera, file, folder, URL or gst: pipeline"),
+    "batch": Command("runtime.batch.command", "folders of recordings to JSONL + CSV on every core or a Ray cluster"),
     "ros2": Command("runtime.ros2.node", "live ROS 2 node: REP-155 face topics (needs a sourced ROS 2)"),
 }
 

@@ -6,10 +6,18 @@ det = AUDetector("au.tflite", max_faces=4)      # or AUDetector("default")
 result = det.process(frame_bgr, timestamp_s)    # FrameResult(faces=[FaceAU(...)]); video mode
 photo = AUDetector("au.tflite", mode="image").process(image_bgr)   # each call on its own
 for result in det.stream(source=0): ...         # same objects, from any source
+live = AUDetector("au.tflite", mode="live", result_callback=fn)    # fn(result, frame_bgr, timestamp_s)
+live.detect_async(frame_bgr, timestamp_s)       # returns at once; dropped while the worker is busy
 ```
+Threads: one detector may be shared by several threads (a ROS 2 multi-threaded executor does this).
+LiteRT interpreters are not reentrant, so each call runs under the detector's lock: calls from
+several threads run one after another and give exactly the results of the same calls made serially.
+For throughput on several cores, give each thread its own ``AUDetector``.
 """
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +30,7 @@ from runtime.align import align_face, five_points
 from runtime.bgr import to_bgr
 from runtime.engines import Engine, load_engine
 from runtime.face import FaceStage
+from runtime.live import LiveWorker, ResultCallback
 from runtime.mesh_measures import BLINK_AU, MeshMeasures
 from runtime.neutral import NeutralCalibration
 from runtime.results import FaceAU, FrameResult
@@ -31,10 +40,25 @@ if TYPE_CHECKING:
     from runtime.sources import FrameSource
 
 MIN_FRAME_SIDE = 16  # smaller frames cannot hold a detectable face; they are counted, not run
-MODES = ("video", "image")
+MODES = ("video", "image", "live")
+VIDEO_MAX_FACES = 4  # max_faces="auto" outside image mode: faces tracked at once
 RETIMED = "retimed_frame"  # a source frame whose time did not increase (given last time + 1 ms)
 LARGE_NO_FACE = "large_frame_no_face"  # processed, but a large frame gave no face (FaceStage.hint)
-__all__ = ["MODES", "AUDetector", "running_mode", "to_bgr"]
+__all__ = ["MODES", "VIDEO_MAX_FACES", "AUDetector", "default_max_faces", "max_faces_for", "running_mode",
+           "to_bgr"]
+
+
+def max_faces_for(mode: str) -> int | None:
+    """The default face cap of a running mode: none for photos (every face of a photo counts), else
+    ``VIDEO_MAX_FACES`` (tracking cost grows with every face)."""
+    return None if mode == "image" else VIDEO_MAX_FACES
+
+
+def default_max_faces(source: str | int | os.PathLike, mode: str | None = None) -> int | None:
+    """The command lines' ``--max-faces`` default: ``max_faces_for`` the mode ``source`` will run in."""
+    from runtime.sources import is_image_source
+
+    return max_faces_for(running_mode(mode, is_image_source(source)))
 
 
 def running_mode(mode: str | None, image_source: bool = False, calibrate_neutral_s: float = 0.0) -> str:
@@ -57,18 +81,29 @@ class AUDetector:
 
     Running modes, as MediaPipe's Tasks API has them: ``"video"`` tracks faces from call to call
     (ids, landmark and AU smoothing, hysteresis) and needs increasing timestamps; ``"image"``
-    treats every call as an unrelated photo (detected afresh, ids 1..n, no smoothing).
+    treats every call as an unrelated photo (detected afresh, ids 1..n, no smoothing); ``"live"``
+    tracks as video does, but frames go in through ``detect_async`` and results come out through
+    ``result_callback`` on a worker thread (``runtime.live``).
+
+    Thread safety: every call holds the detector's lock, so one detector may be shared by threads
+    (results equal serial calls). In video mode the calls then run in the order they take the lock,
+    and each must carry a later timestamp than the one run before it (else ``ValueError``): feed a
+    video-mode detector from one thread, or use live mode. ``stream()`` owns the detector while it
+    runs: ``process()`` from another thread meanwhile is a ``ValueError``.
 
     Args:
         engine: engine file (``.onnx``, ``.tflite``, ``.trt``...) with its card, or ``"default"``.
-        max_faces: faces tracked at once (the most confident detections are kept); ``None``: no cap.
+        max_faces: faces tracked at once (the most confident detections are kept); ``None``: no cap;
+            ``"auto"`` (default): no cap in image mode (every face of a photo; for ``stream`` with
+            ``mode=None``, decided by the source), else ``VIDEO_MAX_FACES``. A cap shows in every
+            result as ``faces_beyond_max``.
         face_model: folder or ``.task`` bundle with the face models (else AU_FACE_MODEL, cache, PyPI).
         detector: ``"full"`` (both BlazeFace ranges, tiles of large frames: faces of every size) or
             ``"short"`` (the short-range model alone: faces within ~2 m, cheapest).
         smooth: One Euro smoothing + threshold hysteresis per track (video mode).
         threads: CPU threads for the engines.
-        mode: ``"video"``, ``"image"``, or ``None``: video for ``process``, and for ``stream`` chosen
-            by the source (image files and folders: image; everything else: video).
+        mode: ``"video"``, ``"image"``, ``"live"``, or ``None``: video for ``process``, and for
+            ``stream`` chosen by the source (image files and folders: image; everything else: video).
         detect_every: while fewer than ``max_faces`` are tracked, the face detector also runs
             every N frames to pick up newcomers (default 10: a newcomer is found within 10
             frames for about a tenth of a detector run per frame; ``1``: every such frame;
@@ -80,19 +115,32 @@ class AUDetector:
         head_pose: ``FaceAU.head_pose`` from the mesh (``runtime.head_pose``).
         blink: AU45 (eye closure) from the mesh's eyelids in ``au_prob``/``au_active``
             (``runtime.blink``; per track in video mode); not when the engine outputs AU45 itself.
+        result_callback: live mode only, and required there: ``fn(result, frame_bgr, timestamp_s)``,
+            called on the worker thread for every frame ``detect_async`` accepted.
 
     Raises:
         ValueError: a bad option value, naming it.
     """
 
-    def __init__(self, engine: str | Path | Engine = "default", max_faces: int | None = 4,
+    def __init__(self, engine: str | Path | Engine = "default", max_faces: int | None | str = "auto",
                  face_model: str | None = None, detector: str = "full", smooth: bool = True,
                  threads: int | None = None, mode: str | None = None, detect_every: int = 10,
                  calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None,
-                 head_pose: bool = True, blink: bool = True):
-        if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 1):
-            raise ValueError(f"max_faces must be an integer >= 1 or None (no cap), got {max_faces!r}")
+                 head_pose: bool = True, blink: bool = True, result_callback: ResultCallback | None = None):
+        self._auto_cap = isinstance(max_faces, str) and max_faces == "auto"  # follows the running mode
+        if self._auto_cap:
+            max_faces = max_faces_for(mode or "video")
+        if max_faces is not None and (not isinstance(max_faces, int) or isinstance(max_faces, bool)
+                                      or max_faces < 1):
+            raise ValueError(f"max_faces must be an integer >= 1, None (no cap) or 'auto', got {max_faces!r}")
+        if mode == "live" and not callable(result_callback):
+            raise ValueError("mode='live' needs result_callback=fn(result, frame_bgr, timestamp_s): results "
+                             "of detect_async come back through it")
+        if mode != "live" and result_callback is not None:
+            raise ValueError(f"result_callback is for mode='live' only (this detector runs in mode={mode!r}); "
+                             "drop it, or pass mode='live' and feed frames with detect_async")
         self._mode = running_mode(mode, calibrate_neutral_s=calibrate_neutral_s)  # what process() runs in
+        self.max_faces = max_faces
         self.neutral = NeutralCalibration(calibrate_neutral_s)  # validates the value
         self.engine = engine if isinstance(engine, Engine) else load_engine(engine, threads=threads)
         card = self.engine.card
@@ -114,12 +162,18 @@ class AUDetector:
         self.smooth_landmarks = smooth if smooth_landmarks is None else bool(smooth_landmarks)
         self.landmark_smoother = LandmarkSmoother()
         self.skipped: Counter[str] = Counter()
+        self.skipped_files: list = []  # the last stream's files not read (runtime.results.SkippedFile)
         self._frames = 0
         self._last_t: float | None = None
+        self._lock = threading.RLock()  # the interpreters are not reentrant: one call at a time
+        self._streaming: int | None = None  # the thread running stream(), which owns the detector then
+        self._closed = False
+        self._live = (LiveWorker(self._run_live, result_callback, name="au-edge live")
+                      if mode == "live" else None)
 
     @property
     def running_mode(self) -> str:
-        """The mode ``process`` runs in now: ``"video"`` or ``"image"``."""
+        """The mode ``process`` runs in now: ``"video"``, ``"image"`` or ``"live"``."""
         return self._mode
 
     def _time(self, timestamp_s: float | None, index: int) -> float:
@@ -145,14 +199,66 @@ class AUDetector:
                 defaults to the last time + 1/30 s.
 
         Raises:
-            ValueError: not an image array, or (video mode) a timestamp not after the last one.
+            ValueError: not an image array, (video mode) a timestamp not after the last one, live
+                mode (use ``detect_async``), a closed detector, or a ``stream()`` running in
+                another thread.
         """
+        if self._mode == "live":
+            raise ValueError("process() is not available in mode='live'; use detect_async(frame, timestamp_s) "
+                             "(results come through result_callback), or create the detector with mode='video'")
+        if self._streaming is not None and self._streaming != threading.get_ident():
+            raise ValueError("this AUDetector is running stream() in another thread; give each thread its own "
+                             "AUDetector")
+        with self._lock:
+            return self._process(frame_bgr, timestamp_s)
+
+    def detect_async(self, frame_bgr: np.ndarray, timestamp_s: float) -> bool:
+        """Live mode: hand one frame to the worker and return at once (MediaPipe's ``detect_async``).
+
+        The frame is copied, so the caller may reuse its buffer. Its result reaches
+        ``result_callback(result, frame_bgr, timestamp_s)`` on the worker thread; while the worker
+        is busy the frame is dropped (counted in ``skipped["dropped"]``), as MediaPipe's
+        LIVE_STREAM mode drops frames.
+
+        Args:
+            frame_bgr: HxWx3 BGR uint8 (gray and BGRA are converted).
+            timestamp_s: capture time in seconds; must increase from call to call (dropped frames too).
+
+        Returns:
+            True when the frame will be run, False when it was dropped.
+
+        Raises:
+            ValueError: not live mode, not an image array, a timestamp not after the last one, or
+                a closed detector.
+            Exception: what the last frame's processing or the callback raised (raised once).
+        """
+        if self._live is None:
+            raise ValueError(f"detect_async() needs mode='live' (this detector runs in mode={self._mode!r}); "
+                             "use process(frame, timestamp_s), or create the detector with mode='live' and a "
+                             "result_callback")
+        if timestamp_s is None or isinstance(timestamp_s, bool) or not isinstance(timestamp_s, (int, float)):
+            raise ValueError(f"detect_async needs the frame's timestamp in seconds, got {timestamp_s!r}")
+        bgr = to_bgr(frame_bgr)
+        frame = bgr.copy() if bgr is frame_bgr or bgr.base is not None else bgr
+        accepted = self._live.submit(frame, float(timestamp_s))
+        if not accepted:
+            self.skipped["dropped"] += 1
+        return accepted
+
+    def _run_live(self, frame: np.ndarray, timestamp_s: float) -> FrameResult:
+        with self._lock:
+            return self._process(frame, timestamp_s)
+
+    def _process(self, frame_bgr: np.ndarray, timestamp_s: float | None) -> FrameResult:
+        """``process`` under the lock (the live worker calls it too)."""
+        if self._closed:
+            raise ValueError("this AUDetector is closed; create a new one")
         t0 = time.perf_counter()
         index = self._frames
         bgr = to_bgr(frame_bgr)
         t = self._time(timestamp_s, index)
         self._frames += 1
-        video = self._mode == "video"
+        video = self._mode != "image"  # live mode tracks as video mode does
         if video:
             self._last_t = t
         if min(bgr.shape[:2]) < MIN_FRAME_SIDE:
@@ -203,8 +309,9 @@ class AUDetector:
         t4 = time.perf_counter()
         stages = {"face": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3, "au": (t3 - t2) * 1e3,
                   "post": (t4 - t3) * 1e3}
+        beyond = None if self.max_faces is None else self.faces.beyond_max  # present only when capped
         return FrameResult(frame=index, time_s=t, faces=results, latency_ms=(t4 - t0) * 1e3,
-                           stages_ms=stages, faces_beyond_max=self.faces.beyond_max)
+                           stages_ms=stages, faces_beyond_max=beyond)
 
     def _infer(self, crops: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray | None]]:
         """AU probabilities (N×A) and, per face, its intensities (None when the model has none)."""
@@ -239,12 +346,31 @@ class AUDetector:
         """Like ``stream``, also yielding each BGR frame (for drawing and recording).
 
         With ``mode=None`` the source chooses (``running_mode``): image files and folders run in
-        image mode (each picture on its own), videos, cameras and streams in video mode.
+        image mode (each picture on its own), videos, cameras and streams in video mode. Files of a
+        folder that cannot be read are counted in ``skipped`` and listed in ``skipped_files``.
+
+        Raises:
+            ValueError: live mode (use ``detect_async``), or another thread is running a stream.
         """
+        if self.mode == "live":
+            raise ValueError("stream() is not available in mode='live'; feed frames with detect_async, or "
+                             "create the detector with mode=None or 'video'")
+        with self._lock:
+            if self._streaming is not None:
+                raise ValueError("this AUDetector is already running stream() in another thread; give each "
+                                 "stream its own AUDetector")
+            self._streaming = threading.get_ident()
+        try:
+            yield from self._stream_frames(source, max_frames)
+        finally:
+            self._streaming = None
+
+    def _stream_frames(self, source, max_frames: int | None) -> Iterator[tuple[FrameResult, np.ndarray]]:
         from runtime.sources import FrameSource, open_source
 
         with source if isinstance(source, FrameSource) else open_source(source) as src:
             self._mode = running_mode(self.mode, src.is_image, self.neutral.seconds)
+            self._follow_mode_cap()
             self.reset()
             n = 0
             t_wait = time.perf_counter()
@@ -266,22 +392,44 @@ class AUDetector:
                     t_wait = time.perf_counter()
             finally:
                 self.skipped.update(src.skipped)
+                self.skipped_files = list(src.skipped_files)
                 self._mode = running_mode(self.mode)
+                self._follow_mode_cap()
+
+    def _follow_mode_cap(self) -> None:
+        """``max_faces="auto"``: the cap of the mode now running (no cap while a stream of photos runs)."""
+        if self._auto_cap:
+            self.max_faces = max_faces_for(self._mode)
+            self.faces.max_faces = self.max_faces
 
     def reset(self) -> None:
         """Forget tracks and smoothing state (a new, unrelated source)."""
-        self.faces.reset()
-        self.smoother.reset()
-        self.intensity_smoother.reset()
-        self.landmark_smoother.reset()
-        self.neutral.reset()
-        self.measures.reset()
-        self._frames = 0
-        self._last_t = None
+        with self._lock:
+            self.faces.reset()
+            self.smoother.reset()
+            self.intensity_smoother.reset()
+            self.landmark_smoother.reset()
+            self.neutral.reset()
+            self.measures.reset()
+            self._frames = 0
+            self._last_t = None
 
     def close(self) -> None:
-        self.faces.close()
-        self.engine.close()
+        """Wait for the live worker (its accepted frame runs to its callback), then release the
+        interpreters; a call running in another thread finishes first. Closing twice is fine.
+
+        Raises:
+            Exception: what a live frame's processing or callback raised and was not raised yet.
+        """
+        try:
+            if self._live is not None:
+                self._live.close()
+        finally:
+            with self._lock:
+                if not self._closed:
+                    self._closed = True
+                    self.faces.close()
+                    self.engine.close()
 
     def __enter__(self) -> "AUDetector":
         return self

@@ -7,11 +7,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from pathlib import Path
 
 from runtime.errors import MissingDependency
 
 _quieted = False
+# fd 2 is process-wide: two threads saving and restoring it around their own interpreter interleave
+# (A saves the real stderr, B saves A's /dev/null, A restores, B restores /dev/null for good). One lock
+# makes the redirect-create-restore a unit; it is taken only until the first interpreter exists.
+_QUIET_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -63,7 +68,6 @@ def make_interpreter(model: str | Path | bytes, threads: int | None = None):
         except ImportError:
             raise MissingDependency(
                 "LiteRT", "pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)") from None
-    global _quieted
     kwargs = {"num_threads": int(threads or default_threads())}
     if isinstance(model, (bytes, bytearray, memoryview)):
         kwargs["model_content"] = bytes(model)
@@ -71,8 +75,22 @@ def make_interpreter(model: str | Path | bytes, threads: int | None = None):
         kwargs["model_path"] = str(model)
     if _quieted:
         return Interpreter(**kwargs)
-    with _quiet_native_stderr():
-        interp = Interpreter(**kwargs)
-        interp.allocate_tensors()  # the delegate (and its log line) is created here
-    _quieted = True
+    return _first_interpreter(Interpreter, kwargs)
+
+
+def _first_interpreter(interpreter: type, kwargs: dict):
+    """The process's first interpreter, created with fd 2 silenced, under the lock; threads that
+    waited for it find ``_quieted`` set and create theirs unsilenced (the line comes only once).
+
+    Other threads' writes to fd 2 during these few milliseconds are lost: the price of hiding a
+    native line no setting turns off, paid once per process.
+    """
+    global _quieted
+    with _QUIET_LOCK:
+        if _quieted:
+            return interpreter(**kwargs)
+        with _quiet_native_stderr():
+            interp = interpreter(**kwargs)
+            interp.allocate_tensors()  # the delegate (and its log line) is created here
+        _quieted = True
     return interp

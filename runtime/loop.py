@@ -10,6 +10,8 @@ detector into outputs, ending the same way after the last frame, a closed window
   (``MultiOutput.close``). Any other end (a write error, a failing source or stage) removes the partial
   files and leaves every existing output as it was. Closing is shielded from a second signal.
 - Partial files that killed runs left beside the targets are named in the summary (``RunStats.stale``).
+- Files of an image folder that cannot be read go to the outputs (``write_skipped``: a JSONL record) in
+  their place in the folder's order, and are named in the summary.
 """
 from __future__ import annotations
 
@@ -18,45 +20,56 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from runtime.detector import AUDetector
-from runtime.interrupts import INTERRUPTS, Terminated, exit_code, ignored
 from runtime.errors import OutputError
+from runtime.interrupts import INTERRUPTS, Terminated, exit_code, ignored
 from runtime.outputs import Output, StatusLine
-from runtime.results import FrameResult
+from runtime.results import FrameResult, SkippedFile
 from runtime.shown import shown_name
 from runtime.sources import FrameSource, open_source
 
 OpenOutputs = Callable[[FrameSource], Output]
+NAMES_SHOWN = 5  # skipped files named per reason in the summary line
 
 
 @dataclass
 class RunStats:
-    """What a run saw: frames, frames with a face, faces beyond ``max_faces``, and how it ended."""
+    """What a run saw: frames, frames with a face, faces, faces beyond ``max_faces``, and how it ended."""
 
     source: str = ""  # the source's name (a file name, ``camera0``, a URL's last part)
     frames: int = 0
     with_face: int = 0
+    faces: int = 0  # faces processed, summed over frames (one CSV row each)
     beyond: int = 0  # faces found but not processed (over max_faces), summed over frames
     beyond_max: int = 0  # the most in one frame
     interrupted: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM (Terminated)
+    skipped_files: list[SkippedFile] = field(default_factory=list)  # written to the outputs, in order
     stale: list[str] = field(default_factory=list)  # partial files of killed runs beside the outputs
 
     def add(self, result: FrameResult) -> None:
         self.frames += 1
         self.with_face += bool(result.faces)
-        self.beyond += result.faces_beyond_max
-        self.beyond_max = max(self.beyond_max, result.faces_beyond_max)
+        self.faces += len(result.faces)
+        beyond = result.faces_beyond_max or 0  # None: no cap applied
+        self.beyond += beyond
+        self.beyond_max = max(self.beyond_max, beyond)
 
     @property
     def exit_code(self) -> int:
         """0, 130 after Ctrl-C, 143 after SIGTERM."""
         return exit_code(self.interrupted)
 
-    def summary(self, skipped: Mapping[str, int], max_faces: int) -> str:
-        """The closing line: frames, faces, every skipped frame by reason, faces over the cap, how it ended."""
-        counts = ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) or "none"
+    def summary(self, skipped: Mapping[str, int], max_faces: int | None) -> str:
+        """The closing line: frames, faces, every skipped frame by reason (skipped files by name), faces
+        over the cap (``max_faces`` None: no cap), how it ended."""
+        counts = ", ".join(f"{k}={v}{self._names(k)}" for k, v in sorted(skipped.items())) or "none"
         line = f"{self.frames} frames, {self.with_face} with a face, skipped: {counts}"
-        line += (f", {self.beyond} faces beyond --max-faces {max_faces} not processed (at most {self.beyond_max} "
-                 f"in a frame; raise --max-faces)" if self.beyond else f", faces beyond --max-faces {max_faces}: 0")
+        if max_faces is None:
+            line += ", no face cap"
+        elif self.beyond:
+            line += (f", {self.beyond} faces beyond --max-faces {max_faces} not processed (at most "
+                     f"{self.beyond_max} in a frame; raise --max-faces)")
+        else:
+            line += f", faces beyond --max-faces {max_faces}: 0"
         if self.interrupted is not None:
             line += " (terminated)" if isinstance(self.interrupted, Terminated) else " (interrupted)"
         if self.stale:
@@ -64,6 +77,13 @@ class RunStats:
             line += (f"; partial files left by killed runs beside the outputs: {shown} (incomplete; remove "
                      "them, or rename one to keep what it holds)")
         return line
+
+    def _names(self, reason: str) -> str:
+        names = [s.source for s in self.skipped_files if s.reason == reason]
+        if not names:
+            return ""
+        more = f", +{len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+        return f" ({', '.join(names[:NAMES_SHOWN])}{more})"
 
 
 def run(det: AUDetector, source: str | int | os.PathLike, open_outputs: OpenOutputs, *,
@@ -98,12 +118,17 @@ def run(det: AUDetector, source: str | int | os.PathLike, open_outputs: OpenOutp
                 outputs = open_outputs(src)
                 stats.stale = [shown_name(p.name) for p in outputs.stale]
             with INTERRUPTS.atomic():
+                _write_skipped(outputs, src, stats, before=result.frame)
                 outputs.write(result, image)
             stats.add(result)
             if status is not None:
                 status.update(result)
             if outputs.quit_requested:
                 break
+        else:  # the source ended (or max_frames): the files after the last frame, when it was all read
+            if outputs is not None and (max_frames is None or stats.frames < max_frames):
+                with INTERRUPTS.atomic():
+                    _write_skipped(outputs, src, stats, before=None)
         ended_well = True
     except KeyboardInterrupt as e:
         stats.interrupted = e
@@ -123,6 +148,17 @@ def run(det: AUDetector, source: str | int | os.PathLike, open_outputs: OpenOutp
                 else:
                     outputs.abort()
     return stats
+
+
+def _write_skipped(outputs: Output, src: FrameSource, stats: RunStats, before: int | None) -> None:
+    """The source's skipped files not written yet that come before frame ``before`` (None: all of them;
+    files with no frame number, e.g. a folder's non-images, come first)."""
+    done = len(stats.skipped_files)
+    for skipped in src.skipped_files[done:]:
+        if before is not None and skipped.frame is not None and skipped.frame >= before:
+            break
+        outputs.write_skipped(skipped)
+        stats.skipped_files.append(skipped)
 
 
 def _commit(outputs: Output, stats: RunStats) -> None:

@@ -6,7 +6,8 @@ df = read_results("run.jsonl").to_dataframe()      # or run.csv (either --csv-fo
 df[df.AU12_c == 1].groupby("face_id").size()
 ```
 One row per face per frame, and one row (``success`` 0, the rest empty) for a frame without a face,
-as the CSV outputs write them. Columns, py-feat's names where py-feat has the quantity:
+as the CSV outputs write them (a JSONL ``skipped`` record, a file that was not processed, gives none).
+Columns, py-feat's names where py-feat has the quantity:
 ``frame`` (0-based), ``face_id`` (the track id; OpenFace CSV: its face_id), ``timestamp`` (s),
 ``source`` (JSONL ``source``; CSV ``file`` column), ``success``, ``FaceRectX/Y/Width/Height``,
 ``FaceScore``, ``x_0..x_4``/``y_0..y_4`` (the five points, JSONL only), ``Pitch, Roll, Yaw``
@@ -122,6 +123,8 @@ def _jsonl_rows(path: Path) -> list[dict]:
             except json.JSONDecodeError as e:
                 raise ResultsFileError(f"{path}: line {n} is not JSON ({e.msg}); a run cut short leaves a "
                                        "partial last line: drop it") from None
+            if "skipped" in rec:  # a file of an image folder that was not processed: no frame, no row
+                continue
             head = {"frame": int(rec["frame"]), "timestamp": float(rec.get("time_s", math.nan)),
                     "source": rec.get("source", "")}
             if not rec.get("faces"):

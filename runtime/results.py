@@ -10,6 +10,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def shown_prob(p: float) -> float:
+    """A probability as the outputs write it (4 decimals), never rounded across 0.5: ``au_prob`` is
+    calibrated so that 0.5 is every AU's decision point, and an AU that is off at 0.49996 must not
+    read 0.5 in a JSONL or CSV file."""
+    r = round(float(p), 4)
+    return 0.4999 if p < 0.5 <= r else r
+
+
 @dataclass
 class FaceAU:
     """One tracked face and its AUs, in pixels of the source frame."""
@@ -35,7 +43,7 @@ class FaceAU:
             "bbox": [round(float(v), 2) for v in self.bbox],
             "score": round(float(self.score), 4),
             "landmarks5": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks5[:, :2]],
-            "au_prob": {k: round(float(v), 4) for k, v in self.au_prob.items()},
+            "au_prob": {k: shown_prob(v) for k, v in self.au_prob.items()},
             "au_active": sorted(self.au_active),
         }
         # Optional keys (CONTRACTS.md): written only when present, and only finite values (strict JSON).
@@ -59,8 +67,8 @@ class FrameResult:
     source: str = ""
     # Faces the detector found in this frame but not processed because max_faces were held
     # (counted on frames where the detector ran: every image in image mode; in video mode when
-    # a face is missing, or every detect_every frames).
-    faces_beyond_max: int = 0
+    # a face is missing, or every detect_every frames). None: no cap applied (max_faces=None).
+    faces_beyond_max: int | None = None
 
     def to_json(self) -> dict:
         """The JSONL record of the project CONTRACTS.md."""
@@ -70,4 +78,20 @@ class FrameResult:
             "source": self.source,
             "latency_ms": round(float(self.latency_ms), 3),
             "faces": [f.to_json() for f in self.faces],
-        }
+        } | ({} if self.faces_beyond_max is None else {"faces_beyond_max": int(self.faces_beyond_max)})
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file of an image folder that was not processed: its place in the folder's numbering, its
+    name and why (``unreadable_image``: not decodable; ``not_image``: no image suffix, no frame)."""
+
+    frame: int | None
+    time_s: float | None
+    source: str
+    reason: str
+
+    def to_json(self) -> dict:
+        """The JSONL record of a skipped file: the frame's keys, ``skipped`` and no faces."""
+        time_s = None if self.time_s is None else round(float(self.time_s), 4)
+        return {"frame": self.frame, "time_s": time_s, "source": self.source, "skipped": self.reason, "faces": []}

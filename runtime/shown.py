@@ -18,9 +18,12 @@ from urllib.parse import urlsplit
 
 MASK = "***"
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`]+")
-# key=value pairs whose value is a secret, outside URLs (GStreamer properties, connection strings).
+# key=value pairs whose value is a secret, outside URLs (GStreamer properties, connection strings). An
+# unquoted value also ends at a quote that ends a word (the quote closing a name in a message, "'...?token=x':"),
+# so the message after it stays readable; a quote inside the value is masked with it.
 _SECRET_KEYS = re.compile(r"(?i)\b(user-pw|password|passwd|passphrase|pwd|pass|token|access[_-]?token|secret|"
-                          r"api[_-]?key|access[_-]?key|auth|sig|signature)(\s*=\s*)(\"[^\"]*\"|'[^']*'|[^\s!,;&]+)")
+                          r"api[_-]?key|access[_-]?key|auth|sig|signature)(\s*=\s*)(\"[^\"]*\"|'[^']*'|"
+                          r"(?:[^\s!,;&'\"]|['\"](?![\s:;,)]|$))+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

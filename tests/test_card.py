@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from engine_factory import AUS
 
@@ -34,6 +35,14 @@ def _with(card: dict, path: str, value) -> dict:
 
 
 LANDMARKS = {"name": "mesh", "points": 468, "coords": "crop_unit", "dtype": "float32", "quant": None}
+CAL = {"method": "test", "fitted_on": "validation: none", "aus": {a: {"a": 1.0, "b": 0.0} for a in AUS}}
+
+
+def _cal(au: str, ab) -> dict:
+    """CAL with AU ``au``'s entry replaced by ``ab`` (``...`` removes it)."""
+    aus = {k: v for k, v in CAL["aus"].items() if k != au}
+    return {**CAL, "aus": aus if ab is ... else {**aus, au: ab}}
+
 
 BAD = [  # (key path, value, words the message must hold)
     ("input.quant", {"scale": 0.02, "zero_point": 0}, ["input.quant", "float32", "null"]),
@@ -76,6 +85,22 @@ BAD = [  # (key path, value, words the message must hold)
     ("input.landmarks", {**LANDMARKS, "dtype": "int8", "quant": {"zero_point": 3}}, ["scale"]),
     ("input.landmarks", {k: v for k, v in LANDMARKS.items() if k != "points"}, ["missing points"]),
     ("input.landmarks", {**LANDMARKS, "points": 0}, ["points"]),
+    # hostile calibrations: every one a single line naming the value (runtime.calibration)
+    ("calibration", [], ["calibration must be an object"]),
+    ("calibration", {**CAL, "method": 3}, ["calibration.method"]),
+    ("calibration", _cal("AU12", {"a": 0, "b": 0.0}), ["calibration.aus['AU12'].a", "> 0"]),
+    NEGATIVE_SCALE := ("calibration", _cal("AU12", {"a": -1.0, "b": 0.0}), ["calibration.aus['AU12'].a"]),
+    ("calibration", _cal("AU12", {"a": 1e9, "b": 0.0}), ["calibration.aus['AU12'].a", "[0.01, 100.0]"]),
+    ("calibration", _cal("AU12", {"a": True, "b": 0.0}), ["calibration.aus['AU12'].a"]),
+    ("calibration", _cal("AU12", {"a": 1.0, "b": float("inf")}), ["calibration.aus['AU12'].b"]),
+    ("calibration", _cal("AU12", {"a": 1.0, "b": 10 ** 400}), ["calibration.aus['AU12'].b"]),
+    ("calibration", _cal("AU12", {"a": 1.0, "b": -1e6}), ["calibration.aus['AU12'].b", "[-100.0, 100.0]"]),
+    ("calibration", _cal("AU12", {"a": 1.0, "b": "0"}), ["calibration.aus['AU12'].b"]),
+    ("calibration", _cal("AU12", {"a": 1.0}), ["calibration.aus['AU12'] must be"]),
+    ("calibration", _cal("AU12", [1.0, 0.0]), ["calibration.aus['AU12'] must be"]),
+    ("calibration", _cal("AU12", ...), ["calibration.aus lacks AU12"]),
+    ("calibration", _cal("AU99", {"a": 1.0, "b": 0.0}), ["calibration.aus", "AU99"]),
+    ("calibration", _cal("AU05", {"a": 1.0, "b": 0.0}), ["does not output", "AU05"]),
 ]
 
 
@@ -87,6 +112,22 @@ def test_every_bad_card_is_one_card_error_naming_it(good, path, value, words):
     assert msg.startswith("model card X.onnx.json: ") and "\n" not in msg, msg
     for w in words:
         assert w in msg, msg
+
+
+def test_calibration_parses_round_trips_and_needs_thresholds_of_one_half(good):
+    cal = _cal("AU12", {"a": 1.5, "b": -2.25})
+    card = ModelCard.from_dict(_with(good, "calibration", cal))
+    assert card.calibration is not None and "calibration" not in card.extra
+    j = AUS.index("AU12")
+    assert (card.calibration.a[j], card.calibration.b[j]) == (1.5, -2.25)
+    assert card.calibration.thresholds()[j] == pytest.approx(1 / (1 + np.exp(-1.5)))  # sigmoid(2.25 / 1.5)
+    assert json.loads(card.to_json())["calibration"] == cal
+    assert ModelCard.from_dict(_with(good, "calibration", None)).calibration is None  # null: none
+    assert ModelCard.from_dict(good).calibration is None and "calibration" not in ModelCard.from_dict(good).to_dict()
+    with pytest.raises(CardError) as err:
+        ModelCard.from_dict(_with(_with(good, "calibration", cal), "thresholds", {"AU12": 0.7}), where="card C")
+    msg = str(err.value)
+    assert "\n" not in msg and "thresholds['AU12']" in msg and "0.5" in msg, msg
 
 
 def test_quant_without_scale_and_int_input(good):
@@ -121,8 +162,8 @@ def test_a_factory_card_parses(tiny_engines):
         assert load_card(tiny_engines[kind]).aus == AUS
 
 
-@pytest.mark.parametrize("path, value, words", [BAD[0], BAD[2], BAD[5], BAD[16], BAD[26]],
-                         ids=["quant-on-float", "non-square", "bf16", "unknown-au", "no-recipe"])
+@pytest.mark.parametrize("path, value, words", [BAD[0], BAD[2], BAD[5], BAD[16], BAD[26], NEGATIVE_SCALE],
+                         ids=["quant-on-float", "non-square", "bf16", "unknown-au", "no-recipe", "negative-scale"])
 def test_cli_bad_card_exits_2_with_one_line(tiny_engines, tmp_path, good, path, value, words, media):
     eng = tmp_path / "e.onnx"
     shutil.copy(tiny_engines["onnx"], eng)

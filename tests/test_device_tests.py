@@ -69,6 +69,21 @@ def test_parity_passes_on_the_engine_and_fails_once_it_is_perturbed(engine_with_
     assert json.loads(out.read_text())["tolerance"] == pytest.approx(loose)
 
 
+def test_parity_compares_before_the_cards_calibration(engine_with_reference, tmp_path):
+    """References hold PyTorch's probabilities before calibration: an engine whose card calibrates
+    (here: a strong scale and shift) still matches its reference, as the same engine uncalibrated."""
+    from runtime.calibration import from_thresholds
+
+    card = base_card()
+    card.calibration = from_thresholds({a: 0.8 for a in AUS}, AUS, "test", "validation: none",
+                                       scales={a: 3.0 for a in AUS})
+    card.write(engine_with_reference)
+    out = tmp_path / "parity.json"
+    proc = _dt("parity", "--engine", engine_with_reference, "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["max_abs_dprob"] < 1e-4
+
+
 def test_parity_bad_references_are_one_line_exit_2(engine_with_reference, tmp_path):
     proc = _dt("parity", "--engine", engine_with_reference, "--reference", tmp_path / "none.npz")
     assert proc.returncode == 2 and "none.npz" in proc.stderr and proc.stderr.count("\n") == 1

@@ -280,6 +280,12 @@ def test_distill_end_to_end_reload_and_resume(small_data, teacher_ckpt, tmp_path
     for key in ("f1", "auc"):
         assert set(m["teacher"][key]) == set(AUS) | {"mean"}
     assert m["f1"] != m["teacher"]["f1"]  # two models, not one reported twice
+    cal = m["calibration"]  # per-AU, fitted on val, in the card's form (train.calibration)
+    assert set(cal["aus"]) == set(AUS) and cal["fitted_on"].startswith("validation: ")
+    for a in AUS:  # each AU's threshold maps to 0.5: a * logit(t) + b = 0
+        t, ab = m["thresholds"][a], cal["aus"][a]
+        assert ab["a"] > 0 and abs(ab["a"] * np.log(t / (1 - t)) + ab["b"]) < 1e-3 * ab["a"]
+    assert set(cal["validation"]["ece"]["after"]) == set(AUS) | {"mean"}
 
     # exact resume: stopped after step 2, continued to 4, the same losses at steps 3 and 4
     run(distill_cmd(teacher, f"data={small_data}", f"run_dir={cut}", "max_steps=2", *COMMON))

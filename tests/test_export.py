@@ -25,6 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 AUS = ["AU01", "AU04", "AU12", "AU25", "AU26"]
 SIZE, CROP = 64, 96
 THRESHOLDS = {"AU01": 0.45, "AU04": 0.5, "AU12": 0.4, "AU25": 0.55, "AU26": 0.5}
+SCALES = {"AU01": 1.5, "AU04": 1.0, "AU12": 0.7, "AU25": 2.0, "AU26": 1.2}
+# the run's per-AU calibration as train.calibration writes it: each threshold maps to 0.5
+CALIBRATION = {"method": "test scales", "fitted_on": "validation: london_test",
+               "aus": {a: {"a": SCALES[a], "b": -SCALES[a] * float(np.log(t / (1 - t)))} for a, t in THRESHOLDS.items()},
+               "validation": {"ece": {"before": {"mean": 0.2}, "after": {"mean": 0.1}}}}
 FORMATS = "onnx,onnx-int8,tflite,tflite-int8"
 MODEL_CFG = {"backbone": "test_convnext", "pretrained": False, "dim": 32, "relation_depth": 1,
              "relation_heads": 2, "inpaint": False, "flow": False}
@@ -76,7 +81,7 @@ def _checkpoint(path: Path, cache: Path) -> Path:
     checkpoint.save(path, {"model": model.state_dict(), **task.checkpoint_meta(MODEL_CFG, AUS, SIZE)})
     (path.parent / "metrics.json").write_text(json.dumps({
         "f1": {a: 0.5 for a in AUS} | {"mean": 0.5}, "auc": {"mean": 0.6}, "thresholds": THRESHOLDS,
-        "data": str(cache), "split": "fold1/test", "label_kinds": ["real"]}))
+        "calibration": CALIBRATION, "data": str(cache), "split": "fold1/test", "label_kinds": ["real"]}))
     return path
 
 
@@ -123,15 +128,31 @@ def test_float_artifacts_match_pytorch_within_the_gate(setup, exported):
     crops = _runtime_crops(setup["cache"])
     ref = _torch_probs(setup["ckpt"], crops)
     assert ref.std() > 1e-3  # a model whose outputs vary, so matching them means something
+    want, slope = _calibrated(ref)
     for fmt in ("onnx", "tflite"):
         with load_engine(exported["files"][fmt], threads=1) as eng:
-            got = np.concatenate([eng.infer(crops[:3]), eng.infer(crops[3:])])  # odd and large batches
-        np.testing.assert_allclose(got, ref, atol=1e-3, err_msg=fmt)
+            got = np.concatenate([eng.infer(crops[:3], calibrated=False), eng.infer(crops[3:], calibrated=False)])
+            cal = eng.infer(crops)
+        np.testing.assert_allclose(got, ref, atol=1e-3, err_msg=fmt)  # odd and large batches
+        # the card's calibration survives the export: the runtime's calibrated output is PyTorch's
+        # probability through it, within the gate carried through the map's slope
+        assert (np.abs(cal - want) <= 1e-3 * slope + 1e-6).all(), fmt
     for fmt in ("onnx-int8", "tflite-int8"):  # INT8 is judged by F1, but must still be the same model
         with load_engine(exported["files"][fmt], threads=1) as eng:
-            got = eng.infer(crops)
+            got = eng.infer(crops, calibrated=False)
+            cal = eng.infer(crops)
         assert np.abs(got - ref).mean() < 0.05, fmt
         assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.9, fmt
+        assert np.abs(cal - want).mean() < 0.05 * slope.mean(), fmt
+
+
+def _calibrated(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The run's calibration applied to probabilities ``p`` (N x A, AUS order), and its slope dp'/dp."""
+    a = np.array([CALIBRATION["aus"][au]["a"] for au in AUS])
+    b = np.array([CALIBRATION["aus"][au]["b"] for au in AUS])
+    p = np.clip(p.astype(np.float64), 1e-12, 1 - 1e-12)
+    q = 1 / (1 + np.exp(-(a * np.log(p / (1 - p)) + b)))
+    return q, a * q * (1 - q) / (p * (1 - p))
 
 
 def test_int8_artifacts_hold_int8_tensors(exported):
@@ -173,7 +194,11 @@ def test_cards_are_complete_with_the_right_sha256(setup, exported):
         card = json.loads((path.parent / (path.name + ".json")).read_text())
         assert set(REQUIRED_KEYS) <= set(card), fmt
         assert card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), fmt
-        assert card["aus"] == AUS and card["thresholds"] == THRESHOLDS
+        assert card["aus"] == AUS and card["thresholds"] == {a: 0.5 for a in AUS}  # calibrated: 0.5 each
+        # no validation split in this export: every artifact carries the run's calibration as it is
+        assert card["calibration"] == {k: CALIBRATION[k] for k in ("method", "fitted_on", "aus")}, fmt
+        assert card["metrics"]["raw_thresholds"] == THRESHOLDS
+        assert card["metrics"]["calibration_ece"] == {"validation": CALIBRATION["validation"]["ece"]}
         assert card["input"]["size"] == [SIZE, SIZE]
         assert card["output"]["kind"] == ("logit" if fmt == "tflite-int8" else "prob"), fmt  # int8 logits
         assert card["alignment"] == {"template": "default", "crop_size": CROP, "scale": 1.0}
@@ -193,6 +218,7 @@ def test_cards_are_complete_with_the_right_sha256(setup, exported):
         embedded = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["au_edge.model_card"])
         side = json.loads((path.parent / (path.name + ".json")).read_text())
         assert embedded["aus"] == side["aus"] and embedded["input"] == side["input"]
+        assert embedded["calibration"] == side["calibration"]  # export.tensorrt builds from this card
         assert embedded["tensorrt_parser"] == {"supported": True}
 
 
@@ -209,7 +235,7 @@ def test_runtime_reproduces_the_parity_run(setup, exported):
         assert ref["crops"].shape[1:] == (SIZE, SIZE, 3) and 16 <= len(ref["crops"]) <= 64
         np.testing.assert_allclose(ref["expected"], _torch_probs(setup["ckpt"], ref["crops"]), atol=1e-5)
         with load_engine(path, threads=1) as eng:
-            got = eng.infer(ref["crops"])
+            got = eng.infer(ref["crops"], calibrated=False)  # references are before the calibration
         d = np.abs(got - ref["expected"])
         assert d.max() <= float(ref["tolerance"])
         assert d.max() <= entry["max_abs_dprob"] + 1e-6  # a subset of the parity run's crops
@@ -285,6 +311,8 @@ def test_cli_one_line_errors(setup, capsys, tmp_path):
     assert rc == 2 and err.count("\n") == 0 and "--split all" in err
     rc, err = _main(capsys, *base, "--formats", "onnx,onnx")
     assert rc == 2 and "twice" in err
+    rc, err = _main(capsys, *base, "--formats", "tflite-int8", "--int8-min-agreement", "1.5")
+    assert rc == 2 and err.count("\n") == 0 and "--int8-min-agreement" in err and "1.5" in err
 
 
 @pytest.mark.parametrize("formats, option, takers", [
@@ -368,10 +396,14 @@ def _card_norm(path: Path) -> tuple[list[float], list[float]]:
     return card["input"]["mean"], card["input"]["std"]
 
 
-@pytest.mark.slow  # its own export of a trained-split run (~17 s)
-def test_int8_thresholds_are_calibrated_on_its_own_validation_outputs(setup, tmp_path):
-    """A run with a val split and a neutral budget: the INT8 card's thresholds follow the run's rule
-    on the INT8 engine's own val outputs (run here through the runtime), and the budget holds there."""
+@pytest.mark.slow  # its own export of a trained-split run (~17 s each)
+@pytest.mark.parametrize("calibrated", [False, True], ids=["thresholds", "calibration"])
+def test_int8_decisions_are_fitted_on_its_own_validation_outputs(setup, tmp_path, calibrated):
+    """A run with a val split and a neutral budget. Without calibration, the INT8 card's thresholds
+    follow the run's rule on the INT8 engine's own val outputs (run here through the runtime) and the
+    budget holds there. A calibrated run's INT8 card keeps the run's calibration, composed with the
+    least-squares map of the INT8 logits onto FP32's on val (no labels: an AU with few positives gets
+    no new operating point), thresholds 0.5, with the ONNX-embedded card alike."""
     from export.crops import load_crops
     from train.data.policy import split_indices_for
     from runtime import load_engine
@@ -386,21 +418,55 @@ def test_int8_thresholds_are_calibrated_on_its_own_validation_outputs(setup, tmp
     run = tmp_path / "run"
     run.mkdir()
     checkpoint.save(run / "best.pt", ck)
-    shutil.copy(setup["ckpt"].parent / "metrics.json", run / "metrics.json")
-    proc = run_export("--checkpoint", run / "best.pt", "--formats", "tflite-int8", "--calib", setup["cache"],
+    metrics = json.loads((setup["ckpt"].parent / "metrics.json").read_text())
+    if not calibrated:
+        metrics.pop("calibration")
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    formats = "onnx,onnx-int8,tflite-int8" if calibrated else "tflite-int8"
+    proc = run_export("--checkpoint", run / "best.pt", "--formats", formats, "--calib", setup["cache"],
                       "--out", tmp_path / "out", "--split", "test")
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: an untrained net may fail the F1 gate
-    engine = tmp_path / "out" / "au_int8.tflite"
-    card = json.loads(Path(str(engine) + ".json").read_text())
-
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: an untrained net may fail the INT8 gate
     val = load_crops(setup["cache"], SIZE, split_indices_for(CacheData(setup["cache"]), cfg.to_dict(), "val"),
                      aus=AUS)
     assert len(val) == 12 and val.real.any()  # 6 of the 24 identities, neutral + smiling
-    with load_engine(engine) as e:
-        probs = e.infer(val.crops)
-    want, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=0.0)
-    assert card["thresholds"] == {a: round(float(t), 4) for a, t in zip(AUS, want)}
-    assert card["thresholds"] != THRESHOLDS and card["metrics"]["threshold_rules"]["AU12"].startswith(
-        "f1 on real labels")
     neg = val.real & (val.labels < 0.5)
-    assert not (neg & (probs >= np.array([card["thresholds"][a] for a in AUS]))).any()  # the budget: none lit
+    for name in ("au_int8.onnx", "au_int8.tflite") if calibrated else ("au_int8.tflite",):
+        engine = tmp_path / "out" / name
+        card = json.loads(Path(str(engine) + ".json").read_text())
+        with load_engine(engine) as e:
+            probs = e.infer(val.crops, calibrated=False)
+            shown = e.infer(val.crops)
+        if not calibrated:
+            want, rules = calibrate(probs, val.labels, val.mask, real=val.real, max_fp_rate=0.0)
+            assert card["metrics"]["threshold_rules"]["AU12"].startswith("f1 on real labels")
+            assert "calibration" not in card
+            assert card["thresholds"] == {a: round(float(t), 4) for a, t in zip(AUS, want)} != THRESHOLDS
+            assert not (neg & (probs >= np.array([card["thresholds"][a] for a in AUS]))).any()  # budget: none lit
+            continue
+        assert card["thresholds"] == {a: 0.5 for a in AUS}
+        assert card["calibration"]["fitted_on"].startswith(CALIBRATION["fitted_on"] + "; this artifact's logits")
+        # the map, refitted here: FP32 logits (the FP32 ONNX, = PyTorch within 1e-5) on INT8 logits, per AU
+        with load_engine(tmp_path / "out" / "au_fp32.onnx") as e:
+            ref = e.infer(val.crops, calibrated=False)
+        z, zr = (np.log(np.clip(q, 1e-6, 1 - 1e-6) / np.clip(1 - q, 1e-6, 1)) for q in (probs, ref))
+        fits = [np.polyfit(z[:, j], zr[:, j], 1) for j in range(len(AUS))]
+        mapped = card["metrics"]["int8_logit_map"]
+        for au, (slope, icpt) in zip(AUS, fits):
+            if 0.1 <= slope <= 10:
+                np.testing.assert_allclose(mapped[au], [slope, icpt], atol=2e-3, err_msg=au)
+        run_a = np.array([CALIBRATION["aus"][au]["a"] for au in AUS])
+        run_b = np.array([CALIBRATION["aus"][au]["b"] for au in AUS])
+        alpha, beta = np.array([mapped[au] for au in AUS]).T
+        a = np.array([card["calibration"]["aus"][au]["a"] for au in AUS])
+        b = np.array([card["calibration"]["aus"][au]["b"] for au in AUS])
+        np.testing.assert_allclose(a, run_a * alpha, rtol=1e-3)
+        np.testing.assert_allclose(b, run_a * beta + run_b, rtol=1e-3, atol=1e-3)
+        np.testing.assert_array_equal(shown >= 0.5, a * z + b >= 0)  # the runtime decides by the card
+        if name.endswith(".onnx"):
+            import onnx
+
+            props = {p.key: p.value for p in onnx.load(str(engine)).metadata_props}
+            assert json.loads(props["au_edge.model_card"])["calibration"] == card["calibration"]
+    if calibrated:  # the FP32 ONNX keeps the run's calibration
+        fp32 = json.loads((tmp_path / "out" / "au_fp32.onnx.json").read_text())
+        assert fp32["calibration"] == {k: CALIBRATION[k] for k in ("method", "fitted_on", "aus")}

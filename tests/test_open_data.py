@@ -1,6 +1,7 @@
-"""Open data v2 (`python -m train.data open`): every label with its kind, counted right, on a small subset."""
+"""Open data (`python -m train.data open`, labels v3): every label with its kind, counted right, on a small subset."""
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -43,10 +44,17 @@ def test_every_label_kind_is_counted(open_v2, data_dir):
     # synthetic: every AU of every render is known
     for au in m["labels"]:
         assert sum(kinds[au]["synthetic"].values()) == N_ICT
-    # silver: the clip frames (and the smiles' other AUs) only
+    # labels v3 (the default): no silver label at all; the clip's frames are kept, every AU unknown
     clip = m["parts"]["real"]["frames"] - len(smiling) - len(neutral)
-    assert clip == LIMIT
-    assert sum(kinds["AU25"].get("silver", {}).values()) <= clip + len(smiling)
+    assert clip == LIMIT and m["labels_policy"] == "v3"
+    assert not any("silver" in kinds[au] for au in m["labels"])
+    # eye: the smiles' AU01/AU04/AU25/AU26 as the two coders agreed (read from the table itself)
+    with (Path(__file__).parents[1] / "train" / "data" / "eye" / "consensus.csv").open() as fh:
+        table = {row["image"]: row for row in csv.DictReader(fh)}
+    for au in ("AU01", "AU04", "AU25", "AU26"):
+        codes = [int(table[f"london_{s}.png"][au]) for s in smiling]
+        assert kinds[au].get("eye", {"pos": 0, "neg": 0}) == {"pos": codes.count(1), "neg": codes.count(0)}, au
+    assert "eye" not in kinds["AU12"] and "eye" not in kinds["AU06"]
     assert m["attribution"] and any("CC BY" in a for a in m["attribution"])
 
 

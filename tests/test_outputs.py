@@ -135,6 +135,25 @@ def test_csv_header_rows_and_the_no_face_row(tmp_path):
     assert float(one["AU12_p"]) == pytest.approx(0.7) and one["AU12_c"] == "1" and one["AU01_c"] == "0"
 
 
+def test_a_probability_just_below_one_half_is_never_written_as_one_half(tmp_path):
+    """au_prob is calibrated: 0.5 is every AU's decision point, so an AU that is off at 0.49996
+    must not read 0.5 in JSONL, CSV or the OpenFace CSV (4 decimals); 0.5 itself stays 0.5."""
+    f = face(1)
+    f.au_prob = {"AU01": 0.49996, "AU02": 0.5, "AU04": 0.50004, "AU06": 0.49994, "AU12": 0.99996, "AU25": 0.0}
+    f.au_active = {"AU02", "AU04", "AU12"}
+    r = result(0, [f])
+    paths = {"jsonl": tmp_path / "o.jsonl", "csv": tmp_path / "o.csv", "openface": tmp_path / "of.csv"}
+    for kind, out in (("jsonl", JsonlOutput(paths["jsonl"])), ("csv", CsvOutput(paths["csv"], AUS)),
+                      ("openface", OpenFaceCsvOutput(paths["openface"], AUS))):
+        with out:
+            out.write(r, None)
+    want = {"AU01": 0.4999, "AU02": 0.5, "AU04": 0.5, "AU06": 0.4999, "AU12": 1.0, "AU25": 0.0}
+    assert json.loads(paths["jsonl"].read_text())["faces"][0]["au_prob"] == want
+    for kind in ("csv", "openface"):
+        row = next(csv.DictReader(paths[kind].open(), skipinitialspace=True))
+        assert {a: float(row[f"{a}_p"]) for a in AUS} == want, kind
+
+
 def test_csv_rejects_unknown_au_names(tmp_path):
     with pytest.raises(ValueError, match="AU99"):
         CsvOutput(tmp_path / "x.csv", ["AU01", "AU99"])
@@ -459,3 +478,70 @@ def test_a_fifo_output_is_written_directly(tmp_path):
     reader.join(timeout=10)
     assert len(got) == 1 and json.loads(got[0])["frame"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.jsonl"]
+
+
+# --- overlay text and panel placement -----------------------------------------------------------------
+
+def _shadow_fit(image: np.ndarray) -> tuple[float, int, int, int]:
+    """How well the dark pixels are the bright text shifted: (fit in [0, 1], dx, dy, text height px).
+
+    Measured on the pixels alone (white text, black shadow, a gray frame): the shadow of glyphs must
+    lie where the text lies shifted, and fill it where the text does not cover it.
+    """
+    g = image[..., 1].astype(int)
+    H, W = g.shape
+    text, text_any, dark, dark_any = g > 200, g > 140, g < 50, g < 116
+    best = (0.0, 0, 0, 0)
+    for dy in range(6):
+        for dx in range(6):
+            if dx == dy == 0:
+                continue
+            moved, moved_any = np.zeros_like(text), np.zeros_like(text)
+            moved[dy:, dx:], moved_any[dy:, dx:] = text[:H - dy, :W - dx], text_any[:H - dy, :W - dx]
+            uncovered = moved & ~text_any
+            fills = (uncovered & dark_any).sum() / max(1, uncovered.sum())
+            inside = (dark & moved_any).sum() / max(1, dark.sum())
+            if min(fills, inside) > best[0]:
+                rows = np.flatnonzero(text.any(axis=1))
+                best = (min(fills, inside), dx, dy, int(rows[-1] - rows[0] + 1) if len(rows) else 0)
+    return best
+
+
+@pytest.mark.parametrize("width", [320, 1600])
+def test_overlay_text_shadow_is_the_text_shifted_at_every_size(width):
+    """The header was illegible on large frames: its shadow was a thicker stroke, and Hershey glyphs
+    advance by their thickness, so shadow and text drifted apart along the line."""
+    frame = np.full((width * 3 // 4, width, 3), 128, np.uint8)
+    drawn = draw_result(frame, FrameResult(frame=12345, time_s=0.0, latency_ms=12.3), ["AU12"])
+    fit, dx, dy, height = _shadow_fit(drawn)
+    assert fit > 0.85 and dx == dy >= 1, (fit, dx, dy)
+    assert height >= width / 80  # the text grows with the frame (>= 20 px tall at 1600 px)
+
+
+def test_au_panels_stay_off_the_face_when_the_frame_has_room(face_model, media):
+    from runtime.aus import DEFAULT_MODEL_AUS, names
+    from runtime.face import FaceStage
+
+    aus = names(DEFAULT_MODEL_AUS)  # 15 AUs: tall panels
+    photos = sorted((media / "people").glob("*.jpg"))
+    assert len(photos) >= 8
+    with FaceStage(face_model=face_model, max_faces=None) as stage:
+        for path in photos:  # close-ups: the face fills most of a 600x800 frame
+            image = cv2.imread(str(path))
+            found = stage.detect(image, bgr=True)
+            assert len(found) == 1, path.name
+            x, y, w, h = (float(v) for v in found[0].bbox)
+            face_au = FaceAU(track_id=1, bbox=(x, y, w, h), score=0.9, landmarks5=found[0].points5,
+                             au_prob={a: 0.5 for a in aus}, au_active={"AU12"})
+            panels: list = []
+            draw_result(image, FrameResult(frame=0, time_s=0.0, faces=[face_au]), aus, panels=panels)
+            assert len(panels) == 1, path.name
+            px, py, pw, ph = panels[0]
+            assert px + pw <= x or x + w <= px or py + ph <= y or y + h <= py, (path.name, panels[0], (x, y, w, h))
+    # a face that fills the frame leaves no room: its panel is still drawn (the smallest, over it)
+    image = np.full((480, 640, 3), 90, np.uint8)
+    full = FaceAU(track_id=1, bbox=(0, 0, 640, 480), score=0.9, landmarks5=np.full((5, 2), 200.0),
+                  au_prob={a: 0.5 for a in aus}, au_active=set())
+    panels = []
+    draw_result(image, FrameResult(frame=0, time_s=0.0, faces=[full]), aus, panels=panels)
+    assert len(panels) == 1

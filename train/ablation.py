@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from runtime.card import LABEL_KINDS
 from train.cli import OneLineParser, guarded
 
 VARIANTS: dict[str, list[str]] = {
@@ -33,14 +34,15 @@ def _run(args) -> int:
     from train.config import TrainConfig
     from train.engine import train
 
-    rows = ["| variant | mean F1 | AUC | F1 real | F1 silver | F1 synthetic | loss terms |", "|---|---|---|---|---|---|---|"]
+    rows = ["| variant | mean F1 | AUC | " + " | ".join(f"F1 {k}" for k in LABEL_KINDS) + " | loss terms |",
+            "|---|---|---|" + "---|" * len(LABEL_KINDS) + "---|"]
     for name in args.variants.split(","):
         cfg = TrainConfig.from_yaml(args.config, [*args.overrides, *VARIANTS[name], f"run_dir={args.out / name}"])
         m = train(cfg, log=lambda msg: print(msg, file=sys.stderr))
         kinds = m.get("by_label_kind", {})
         terms = ", ".join(f"{k} {v:.3f}" for k, v in m["loss_terms"].items())
         rows.append(f"| {name} | {m['f1']['mean']} | {m['auc']['mean']} | "
-                    + " | ".join(str(kinds.get(k, {}).get("mean", "-")) for k in ("real", "silver", "synthetic"))
+                    + " | ".join(str(kinds.get(k, {}).get("mean", "-")) for k in LABEL_KINDS)
                     + f" | {terms} |")
         print(rows[-1], file=sys.stderr)
     text = "\n".join(rows)

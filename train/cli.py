@@ -8,11 +8,10 @@ alone.
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 from runtime.camera import OneLineParser  # the runtime's one-line argparse (one home for the CLI's options)
-from runtime.errors import AUEdgeError
+from runtime.errors import AUEdgeError, print_error, stderr_line
 
 __all__ = ["EXPECTED", "OneLineParser", "error_line", "fail", "guarded", "warn"]
 
@@ -26,13 +25,14 @@ def error_line(e: BaseException) -> str:
 
 
 def fail(message: str) -> int:
-    """Print ``au-edge: error: message`` on stderr; returns the exit code 2."""
-    print(f"au-edge: error: {message}", file=sys.stderr)
+    """Print ``au-edge: error: message`` on stderr (``runtime.errors.print_error``: secrets redacted);
+    returns the exit code 2."""
+    print_error(message)
     return 2
 
 
 def warn(message: str) -> None:
-    print(f"au-edge: warning: {message}", file=sys.stderr)
+    stderr_line(f"au-edge: warning: {message}")
 
 
 def guarded(run: Callable[..., int | None], *args, expected: tuple[type[BaseException], ...] = (), **kwargs) -> int:

@@ -1,5 +1,6 @@
-"""A finished run's evaluation: the best checkpoint, thresholds calibrated on val, metrics on
-test -> ``run_dir/metrics.json`` (the CONTRACTS form, with F1 per label kind)."""
+"""A finished run's evaluation: the best checkpoint, thresholds and the per-AU probability
+calibration fitted on val, metrics on test -> ``run_dir/metrics.json`` (the CONTRACTS form, with F1
+per label kind, and ``calibration``: the card's form plus ECE / reliability on val)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from train import distributed
+from train.calibration import metrics_section
 from train.checkpoint import Checkpoint
 from train.config import TrainConfig
 from train.data.cache import LABEL_KINDS, CacheData
@@ -21,7 +23,7 @@ from train.task import Task, TeacherTask
 
 def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[str, np.ndarray],
                  d: distributed.Dist, loss_terms: dict[str, float], task: Task | None = None) -> dict:
-    """Best checkpoint: thresholds calibrated on val, metrics on test -> metrics.json (plus the
+    """Best checkpoint: thresholds and calibration fitted on val, metrics on test -> metrics.json (plus the
     task's ``extra_metrics``, e.g. a student's teacher on the same split)."""
     task = task or TeacherTask()
     ck = Checkpoint.read(run_dir / "best.pt")
@@ -36,11 +38,17 @@ def evaluate_run(run_dir: Path, cfg: TrainConfig, cache: CacheData, idx: dict[st
         return calibrate(pv, lv, mv, real=val_real, max_fp_rate=budget_rate(cfg.neutral_fp_budget, len(aus)),
                          neutral_rule=cfg.neutral_fp_rule)
 
-    thr, rules = thresholds(*predict(model, val_dl, d, ck.mean, ck.std))
+    pv, lv, mv = predict(model, val_dl, d, ck.mean, ck.std)
+    thr, rules = thresholds(pv, lv, mv)
     test_out = predict_outputs(model, test_dl, d, ck.mean, ck.std)
     pt, lt, mt = test_out.probs, test_out.labels, test_out.mask
     report = {**au_report(pt, lt, mt, aus, thr), "threshold_rules": dict(zip(aus, rules))}
     test_kind = cache.field("kind")[np.sort(idx[test_split])][:, cols]
+    if len(pv):  # per-AU calibration on the same validation outputs (0.5 = each AU's threshold)
+        report["calibration"] = metrics_section(
+            pv, lv, mv, thr, aus, real=val_real,
+            test=(pt, lt, mt, test_kind == LABEL_KINDS.index("real")) if test_split == "test" else None,
+            fitted_on=f"validation: {cfg.data} split {split_name(cfg)}/val ({len(pv)} samples)")
     report["neutral_faces"] = neutral_lit(pt, lt, mt, test_kind == LABEL_KINDS.index("real"), aus, thr)
     kinds = cache.meta.get("label_kinds", [])
     test_kinds = cache.field("kind")[idx[test_split]][:, cols][cache.field("mask")[idx[test_split]][:, cols]]

@@ -68,6 +68,20 @@ def neutral_tail_bound(neg: np.ndarray, max_fp_rate: float) -> float | None:
     return float(1 / (1 + np.exp(-bound)))
 
 
+def decision_rows(labels: np.ndarray, mask: np.ndarray, real: np.ndarray | None, min_real: int = 3
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per AU, the labels a decision is fitted on: the real ones where validation has at least
+    ``min_real`` real positives and negatives for it, else every known label.
+
+    Returns:
+        (rows, use_real): N×A row mask, and A bools (True: the AU's rows are its real labels).
+    """
+    real = np.zeros_like(mask) if real is None else (real & mask)
+    pos = labels > 0.5
+    use_real = ((real & pos).sum(0) >= min_real) & ((real & ~pos).sum(0) >= min_real)
+    return np.where(use_real, real, mask), use_real
+
+
 def calibrate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, *, real: np.ndarray | None = None,
               max_fp_rate: float | None = None, min_real: int = 3, neutral_rule: str = "count",
               grid: np.ndarray = GRID) -> tuple[np.ndarray, list[str]]:
@@ -90,8 +104,7 @@ def calibrate(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, *, real: 
     """
     real = np.zeros_like(mask) if real is None else (real & mask)
     pos = labels > 0.5
-    use_real = ((real & pos).sum(0) >= min_real) & ((real & ~pos).sum(0) >= min_real)
-    rows = np.where(use_real, real, mask)  # per AU: the labels its F1 is maximised on
+    rows, use_real = decision_rows(labels, mask, real, min_real)
     f1 = np.stack([f1_per_au(probs, labels, rows, t) for t in grid])  # grid x A
     has_pos = (rows & pos).any(0)
     thr = np.where(has_pos, grid[np.argmax(np.nan_to_num(f1, nan=-1.0), axis=0)], 0.5)

@@ -1,6 +1,7 @@
 """The one engine interface: a batch of aligned RGB crops in, AU probabilities out.
 
-Pre- and post-processing are driven by the model card, so every backend only moves tensors.
+Pre- and post-processing are driven by the model card, so every backend only moves tensors; the
+card's per-AU calibration (``runtime.calibration``) is applied here too, for every backend.
 Batching is decided here too, once for every backend: a backend declares the batch sizes its
 engine file takes (``BatchPolicy``: a static size, or a dynamic range such as a TensorRT
 optimisation profile) and runs one batch of a legal size; ``Engine.infer`` chunks a request to the
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.calibration import logit
 from runtime.card import ModelCard
 from runtime.engines.intensity import IntensityOutputs
 from runtime.errors import CardError, EngineError
@@ -180,8 +182,9 @@ class Engine(IntensityOutputs):
         axis = 1 if inp.layout == "NCHW" else 3
         return np.stack([self._lut[c][src[..., c]] for c in range(3)], axis=axis)
 
-    def finish(self, raw: np.ndarray) -> np.ndarray:
-        """Raw engine output -> N x A float32 probabilities in [0, 1]."""
+    def finish(self, raw: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Raw engine output -> N x A float32 probabilities in [0, 1], through the card's calibration
+        when it has one and ``calibrated`` (the one place every backend's output is calibrated)."""
         out = raw.reshape(raw.shape[0], -1)
         quant = self._output_quant()
         if quant is None and self.card.output.get("quant"):
@@ -193,17 +196,25 @@ class Engine(IntensityOutputs):
         if not np.isfinite(out).all():  # NaN/inf would reach the JSONL; a sane engine never gives them
             raise EngineError(f"engine {self.path.name} gave non-finite AU outputs (NaN or infinity): the engine "
                               "or its card's input normalisation is broken; re-export it with `python -m export`")
+        if calibrated and self.card.calibration is not None:
+            # from the logits themselves where the engine gives them: sigmoid in float32 would round
+            # a logit above ~17 to 1 and lose its value
+            z = out if self.card.output_kind == "logit" else logit(np.clip(out, 0.0, 1.0))
+            return self.card.calibration.apply(z)
         if self.card.output_kind == "logit":
             with np.errstate(over="ignore"):  # exp(-(-1000)) = inf gives probability 0, as it should
                 out = 1.0 / (1.0 + np.exp(-out))
         return np.clip(out, 0.0, 1.0)
 
-    def infer(self, crops: np.ndarray) -> np.ndarray:
-        """AU probabilities (N x A float32) for a batch of aligned RGB uint8 crops (N x H x W x 3)."""
+    def infer(self, crops: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """AU probabilities (N x A float32) for a batch of aligned RGB uint8 crops (N x H x W x 3).
+
+        ``calibrated=False``: the engine's own probabilities, before the card's calibration (what
+        export's parity references hold, and what a calibration is fitted on)."""
         crops = self._checked_crops(crops)
         if len(crops) == 0:
             return np.zeros((0, len(self.aus)), np.float32)
-        return self._forward(self.prepare(crops))
+        return self._forward(self.prepare(crops), calibrated)
 
     def _checked_crops(self, crops: np.ndarray) -> np.ndarray:
         """N x H x W x 3 uint8 at the input size (one crop gains its batch axis), else ValueError."""
@@ -229,11 +240,11 @@ class Engine(IntensityOutputs):
             raise EngineError(f"engine {self.path.name} returned {raw.shape[0]} rows for a batch of "
                               f"{size}; re-export it (its output batch must follow its input)")
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def _forward(self, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Run every chunk of the batch policy and slice the padding off."""
         out = []
         for chunk, rows in self._chunks(x):
             raw = self._run(chunk)
             self._check_rows(raw, len(chunk))
-            out.append(self.finish(np.array(raw[:rows])))  # copy: raw may be a reused buffer
+            out.append(self.finish(np.array(raw[:rows]), calibrated))  # copy: raw may be a reused buffer
         return out[0] if len(out) == 1 else np.concatenate(out)

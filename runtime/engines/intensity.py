@@ -91,11 +91,12 @@ class IntensityOutputs:
                               "re-export it with `python -m export`")
         return np.clip(out, *spec.range)
 
-    def infer_with_intensity(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def infer_with_intensity(self, crops: np.ndarray, calibrated: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """``(probabilities N×A, intensities N×len(intensity_aus) | None)`` for aligned RGB uint8
-        crops; None (and exactly ``infer``'s probabilities) when the card declares no intensity."""
+        crops; None (and exactly ``infer``'s probabilities) when the card declares no intensity.
+        ``calibrated`` applies to the probabilities as in ``infer``; intensities have no calibration."""
         if self.card.intensity is None:
-            return self.infer(crops), None
+            return self.infer(crops, calibrated), None
         crops = self._checked_crops(crops)
         if len(crops) == 0:
             return np.zeros((0, len(self.aus)), np.float32), np.zeros((0, len(self.intensity_aus)), np.float32)
@@ -104,6 +105,6 @@ class IntensityOutputs:
             raw_p, raw_i = self._run_with_intensity(chunk)
             self._check_rows(raw_p, len(chunk))
             self._check_rows(raw_i, len(chunk))
-            probs.append(self.finish(np.array(raw_p[:rows])))  # copies: raw may be reused buffers
+            probs.append(self.finish(np.array(raw_p[:rows]), calibrated))  # copies: raw may be reused buffers
             intensity.append(self.finish_intensity(np.array(raw_i[:rows])))
         return np.concatenate(probs), np.concatenate(intensity)

@@ -70,9 +70,7 @@ class FaceStage:
                  grace_frames: int = GRACE_FRAMES, scene_cuts: bool = True):
         if detector not in DETECTOR_KINDS:
             raise ValueError(f"detector must be one of {DETECTOR_KINDS}, got {detector!r}")
-        if max_faces is not None and (not isinstance(max_faces, int) or isinstance(max_faces, bool)
-                                      or max_faces < 1):
-            raise ValueError(f"max_faces must be an integer >= 1 or None (no cap), got {max_faces!r}")
+        _check_max_faces(max_faces)
         if not isinstance(detect_every, int) or detect_every < 0:
             raise ValueError(f"detect_every must be an integer >= 0 (0: only when a face is missing), "
                              f"got {detect_every!r}")
@@ -109,6 +107,16 @@ class FaceStage:
     def _faces(self, frame: np.ndarray, tracks: list[Track]) -> list[Face]:
         self._large_empty = not tracks and max(frame.shape[:2]) > LARGE_FRAME
         return [_face(t) for t in tracks]
+
+    @property
+    def max_faces(self) -> int | None:
+        """Most faces tracked (and returned) at once; ``None``: no cap. Settable (a new source's mode)."""
+        return self._tracker.max_faces
+
+    @max_faces.setter
+    def max_faces(self, value: int | None) -> None:
+        _check_max_faces(value)
+        self._tracker.set_cap(value)
 
     @property
     def beyond_max(self) -> int:
@@ -148,6 +156,11 @@ class FaceStage:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_max_faces(max_faces: int | None) -> None:
+    if max_faces is not None and (not isinstance(max_faces, int) or isinstance(max_faces, bool) or max_faces < 1):
+        raise ValueError(f"max_faces must be an integer >= 1 or None (no cap), got {max_faces!r}")
 
 
 def _check(frame: np.ndarray) -> np.ndarray:

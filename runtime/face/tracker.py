@@ -83,12 +83,16 @@ class Tracker:
                  min_presence: float, grace_frames: int = GRACE_FRAMES, scene_cuts: bool = True):
         self.search, self.mesh = search, mesh
         self.bgr = False  # the frames' channel order (set per call by FaceStage)
-        self.max_faces = max_faces
-        self._cap = math.inf if max_faces is None else max_faces
+        self.set_cap(max_faces)
         self.detect_every, self.grace_frames = detect_every, grace_frames
         self._min_logit = logit_of(min_presence)
         self.cuts = SceneCuts() if scene_cuts else None
         self.reset()
+
+    def set_cap(self, max_faces: int | None) -> None:
+        """Most faces held at once from the next frame on (``None``: no cap); for a new source, before ``reset``."""
+        self.max_faces = max_faces
+        self._cap = math.inf if max_faces is None else max_faces
 
     def reset(self) -> None:
         self.tracks: list[Track] = []  # seen and lost-in-grace tracks

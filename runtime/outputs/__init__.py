@@ -1,5 +1,5 @@
-"""Where results go: JSONL, CSV (ours or OpenFace 2's), an annotated video, a window, UDP datagrams,
-a ROS 2 bag (REP-155 topics).
+"""Where results go: JSONL, CSV (ours or OpenFace 2's), an annotated video, annotated photos, a window,
+UDP datagrams, a ROS 2 bag (REP-155 topics).
 
 Every output has ``write(result, frame_bgr)`` and ``close()``; ``MultiOutput`` fans out to several.
 ``build_outputs`` maps the ``python -m runtime.camera`` flags onto them; ``StatusLine`` is the stderr
@@ -16,6 +16,7 @@ from runtime.outputs.csvfile import CsvOutput
 from runtime.outputs.draw import Annotator, draw_result
 from runtime.outputs.jsonl import JsonlOutput
 from runtime.outputs.openface import OpenFaceCsvOutput
+from runtime.outputs.photos import AnnotatedImages
 from runtime.outputs.rosbag import RosbagOutput
 from runtime.outputs.show import ShowOutput
 from runtime.outputs.status import StatusLine
@@ -24,6 +25,7 @@ from runtime.outputs.video import VideoRecorder
 
 __all__ = [
     "CSV_FORMATS",
+    "AnnotatedImages",
     "Annotator",
     "CsvOutput",
     "JsonlOutput",
@@ -46,17 +48,18 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
                   record: str | None = None, show: bool = False, publish: str | None = None,
                   allow_remote: bool = False, record_fps: float | None = None, csv_format: str = "default",
                   image_source: bool = False, intensity_aus: Sequence[str] = (), rosbag: str | None = None,
-                  ros_frame_id: str = "camera", source: str | int | None = None,
-                  image_mode: bool = False) -> MultiOutput:
+                  ros_frame_id: str = "camera", source: str | int | None = None, image_mode: bool = False,
+                  save_annotated: str | None = None) -> MultiOutput:
     """The outputs the CLI flags ask for, opened now so bad paths/hosts fail before the first frame.
 
     Args:
         csv_format: ``"default"`` (CONTRACTS.md) or ``"openface"`` (OpenFace 2 FeatureExtraction).
-        image_source: the source is an image file or folder (the OpenFace CSV then names the file).
+        image_source: the source is an image file or folder (both CSVs then name the file).
         rosbag: a new rosbag2 (MCAP) folder for the REP-155 topics; ``ros_frame_id`` is its header
             frame id, ``source`` (the source spec) decides its stamps and ``image_mode`` (the detector's
             running mode is "image") its face ids (``outputs.rosbag``).
         intensity_aus: AUs the model estimates intensity for (CSV ``AUxx_r``; ``AUDetector.intensity_aus``).
+        save_annotated: a folder for one annotated image per photo (image sources only).
 
     Raises:
         OutputError, ValueError: an output that cannot be opened or a bad value (one line each).
@@ -65,6 +68,9 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
         raise ValueError("--jsonl - and --csv - both want stdout; send one of them to a file")
     if csv_format not in CSV_FORMATS:
         raise ValueError(f"--csv-format {csv_format!r}: use one of {', '.join(CSV_FORMATS)}")
+    if save_annotated and not image_source:
+        raise OutputError("--save-annotated writes one image per photo, for image files and folders; for a "
+                          "video, camera or stream use --record OUT.mp4")
     outputs: list[Output] = []
     annotator = Annotator(aus)
     try:
@@ -72,13 +78,16 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
             outputs.append(JsonlOutput(jsonl))
         if csv:
             outputs.append(OpenFaceCsvOutput(csv, aus, intensity_aus=intensity_aus, image_source=image_source)
-                           if csv_format == "openface" else CsvOutput(csv, aus, intensity_aus=intensity_aus))
+                           if csv_format == "openface"
+                           else CsvOutput(csv, aus, intensity_aus=intensity_aus, image_source=image_source))
         if publish:
             outputs.append(UdpPublisher(publish, allow_remote=allow_remote))
         if rosbag:
             outputs.append(RosbagOutput(rosbag, frame_id=ros_frame_id, source=source, image_mode=image_mode))
         if record:
             outputs.append(VideoRecorder(record, aus, fps=record_fps, annotator=annotator))
+        if save_annotated:
+            outputs.append(AnnotatedImages(save_annotated, aus, source=source, annotator=annotator))
         if show:
             outputs.append(ShowOutput(aus, annotator=annotator))
     except BaseException:

@@ -17,7 +17,7 @@ import numpy as np
 
 from runtime.atomic import Partial, write_error
 from runtime.errors import OutputError
-from runtime.results import FrameResult
+from runtime.results import FrameResult, SkippedFile
 
 __all__ = ["MultiOutput", "Output", "OutputError", "TextOutput"]
 
@@ -35,6 +35,10 @@ class Output:
 
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         raise NotImplementedError
+
+    def write_skipped(self, skipped: SkippedFile) -> None:
+        """A file of the source that was not processed (an image folder's unreadable file). Only the
+        outputs that keep a record per input (JSONL) write it; the others have nothing to draw."""
 
     def prepare(self) -> None:
         """Complete the output without committing it (raises OutputError when it cannot be completed)."""
@@ -65,6 +69,10 @@ class MultiOutput(Output):
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         for out in self.outputs:
             out.write(result, frame_bgr)
+
+    def write_skipped(self, skipped: SkippedFile) -> None:
+        for out in self.outputs:
+            out.write_skipped(skipped)
 
     @property
     def quit_requested(self) -> bool:  # type: ignore[override]

@@ -32,6 +32,7 @@ class Annotator:
 
 Rect = tuple[int, int, int, int]  # x, y, w, h
 PANEL_SHRINK = (1.0, 0.75, 0.55)  # panel sizes tried, as fractions of the frame's drawing scale
+LABEL_H = 16  # height of a face's label line above its box, at drawing scale 1
 
 
 def draw_result(frame_bgr: np.ndarray, result: FrameResult, aus: Sequence[str],
@@ -44,7 +45,11 @@ def draw_result(frame_bgr: np.ndarray, result: FrameResult, aus: Sequence[str],
     """
     image = np.ascontiguousarray(frame_bgr).copy()
     scale = max(0.75, min(image.shape[:2]) / 480.0)
-    places = layout_panels(image.shape[:2], [f.bbox for f in result.faces], len(aus), scale)
+    header = f"frame {result.frame}  {result.latency_ms:.1f} ms  faces {len(result.faces)}"
+    org, font = (int(6 * scale), int(18 * scale)), 0.5 * scale
+    (tw, _), base = cv2.getTextSize(header + "  (panels hidden: 9)", FONT, font, text_style(font)[0])
+    header_rect = (0, 0, org[0] + tw + 4, org[1] + base + text_style(font)[1] + 2)
+    places = layout_panels(image.shape[:2], [f.bbox for f in result.faces], len(aus), scale, [header_rect])
     hidden = 0
     for face, place in zip(result.faces, places):
         _draw_face(image, face, scale)
@@ -55,10 +60,9 @@ def draw_result(frame_bgr: np.ndarray, result: FrameResult, aus: Sequence[str],
         _draw_bars(image, face, aus, rect, s)
         if panels is not None:
             panels.append(rect)
-    header = f"frame {result.frame}  {result.latency_ms:.1f} ms  faces {len(result.faces)}"
     if hidden:
         header += f"  (panels hidden: {hidden})"
-    _text(image, header, (int(6 * scale), int(18 * scale)), 0.5 * scale, TEXT_ON)
+    _text(image, header, org, font, TEXT_ON)
     return image
 
 
@@ -69,42 +73,54 @@ def panel_size(n_aus: int, scale: float) -> tuple[int, int]:
 
 
 def layout_panels(shape: tuple[int, int], boxes: Sequence[Sequence[float]], n_aus: int,
-                  scale: float) -> list[tuple[Rect, float] | None]:
+                  scale: float, reserved: Sequence[Rect] = ()) -> list[tuple[Rect, float] | None]:
     """One place per face for its AU panel: (rectangle, drawing scale), or None when none is free.
 
-    Panels never overlap each other and stay inside the frame; among the free places the one
-    nearest to its face, not covering any face box, wins (beside the face when it fits). When no
-    place is free, smaller panels are tried (``PANEL_SHRINK``). Faces are placed largest first, so
-    the nearest faces keep the best spots.
+    Panels never overlap each other and stay inside the frame, and never cover a face box while
+    the frame has room for them elsewhere: beside the face on the side with the most room, else
+    the free place nearest to it, trying smaller panels (``PANEL_SHRINK``) before covering any
+    face. Only a frame without such room (a face filling it) gets the smallest panel over a face,
+    as near the face's edge as it can be. Faces are placed largest first, so the nearest faces keep
+    the best spots. A face's box includes its label line above it (``id 1  0.98``); ``reserved``
+    rectangles (the frame's header line) are kept free like other panels.
     """
     H, W = shape
     order = sorted(range(len(boxes)), key=lambda i: -float(boxes[i][2]) * float(boxes[i][3]))
     faces = np.array([[float(v) for v in b] for b in boxes], np.float64).reshape(-1, 4)
-    placed: list[Rect] = []
+    label = LABEL_H * scale
+    faces[:, 1] -= label
+    faces[:, 3] += label
+    placed: list[Rect] = list(reserved)
     out: list[tuple[Rect, float] | None] = [None] * len(boxes)
     if n_aus == 0:
         return out
     for i in order:
-        for shrink in PANEL_SHRINK:
-            s = scale * shrink
-            pw, ph = panel_size(n_aus, s)
-            if pw > W or ph > H:
-                continue
-            rect = _best_place(faces[i], faces, placed, pw, ph, W, H, step=max(4, int(8 * s)))
-            if rect is not None:
-                placed.append(rect)
-                out[i] = (rect, s)
+        for cover in (False, True):  # off every face at any size first; covering only as a last resort
+            for shrink in (PANEL_SHRINK[::-1] if cover else PANEL_SHRINK):
+                s = scale * shrink
+                pw, ph = panel_size(n_aus, s)
+                if pw > W or ph > H:
+                    continue
+                rect = _best_place(faces[i], faces, placed, pw, ph, W, H, step=max(4, int(8 * s)), cover=cover)
+                if rect is not None:
+                    placed.append(rect)
+                    out[i] = (rect, s)
+                    break
+            if out[i] is not None:
                 break
     return out
 
 
 def _best_place(box: np.ndarray, faces: np.ndarray, placed: list[Rect], pw: int, ph: int, W: int, H: int,
-                step: int) -> Rect | None:
-    """The free pw x ph rectangle nearest ``box``: first beside it, else anywhere on a grid."""
+                step: int, cover: bool = False) -> Rect | None:
+    """The free pw x ph rectangle nearest ``box``: first beside it (the side with the most room
+    first), else anywhere on a grid; over a face box only when ``cover``."""
     x, y, w, h = box
     gap = 6
-    beside = [(x + w + gap, y), (x - pw - gap, y), (x, y + h + gap), (x, y - ph - gap)]
-    cand = np.array([(int(np.clip(cx, 0, W - pw)), int(np.clip(cy, 0, H - ph))) for cx, cy in beside])
+    beside = [((x + w + gap, y), W - (x + w)), ((x - pw - gap, y), x), ((x, y + h + gap), H - (y + h)),
+              ((x, y - ph - gap), y)]  # (top-left corner, room on that side)
+    beside.sort(key=lambda c: -c[1])
+    cand = np.array([(int(np.clip(cx, 0, W - pw)), int(np.clip(cy, 0, H - ph))) for (cx, cy), _ in beside])
     rect = _first_free(cand, faces, placed, pw, ph, strict_faces=True)
     if rect is not None:
         return rect
@@ -118,7 +134,12 @@ def _best_place(box: np.ndarray, faces: np.ndarray, placed: list[Rect], pw: int,
     if not free.any():
         return None
     covers = _overlaps(grid, pw, ph, faces)
-    cost = np.hypot(dx, dy) + covers * (W + H)  # covering a face only when nothing else is free
+    if not cover:
+        free &= ~covers
+        if not free.any():
+            return None
+    # over a face: as far out from its centre as possible, so the least of it is hidden
+    cost = np.where(covers, -np.hypot(dx, dy), np.hypot(dx, dy)) if cover else np.hypot(dx, dy)
     cost[~free] = np.inf
     k = int(np.argmin(cost))
     return int(grid[k, 0]), int(grid[k, 1]), pw, ph
@@ -177,8 +198,16 @@ def _draw_bars(image: np.ndarray, face: FaceAU, aus: Sequence[str], rect: Rect, 
                 cv2.rectangle(image, (bx, top + 2), (bx + fill, top + row - 2), ACTIVE if active else INACTIVE, -1)
 
 
-def _text(image: np.ndarray, text: str, org: tuple[int, int], font_scale: float, color, shadow: bool = True) -> None:
+def text_style(font_scale: float) -> tuple[int, int]:
+    """Stroke thickness and drop-shadow offset (px) for text at ``font_scale``."""
     thick = max(1, round(font_scale * 1.5))
+    return thick, max(1, round(thick * 0.75 + 0.25))
+
+
+def _text(image: np.ndarray, text: str, org: tuple[int, int], font_scale: float, color, shadow: bool = True) -> None:
+    """Text with a drop shadow: the same glyphs in black, shifted down-right. (A thicker black stroke
+    is not a shadow: Hershey glyphs advance by their thickness, so it drifted from the text.)"""
+    thick, off = text_style(font_scale)
     if shadow:
-        cv2.putText(image, text, org, FONT, font_scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(image, text, (org[0] + off, org[1] + off), FONT, font_scale, (0, 0, 0), thick, cv2.LINE_AA)
     cv2.putText(image, text, org, FONT, font_scale, color, thick, cv2.LINE_AA)

@@ -1,4 +1,5 @@
-"""JSONL output: one compact CONTRACTS record per processed frame, to a file or stdout (``-``).
+"""JSONL output: one compact CONTRACTS record per processed frame, to a file or stdout (``-``), and one
+record per file of an image folder that was not processed (``"skipped": reason``, ``"faces": []``).
 
 A file is written under a partial name (``.name.XXXXXXXX.partial.jsonl``, ``runtime.atomic``) and renamed
 into place when the run ends well. Lines are strict JSON (``runtime.strict_json.dumps``): a non-finite
@@ -14,7 +15,7 @@ import numpy as np
 
 from runtime.errors import OutputError
 from runtime.outputs.base import TextOutput
-from runtime.results import FrameResult
+from runtime.results import FrameResult, SkippedFile
 from runtime.strict_json import dumps
 
 
@@ -31,10 +32,17 @@ class JsonlOutput(TextOutput):
     def write(self, result: FrameResult, frame_bgr: np.ndarray | None = None) -> None:
         if self._f is None:
             return
+        self._line(result.to_json(), f"frame {result.frame}")
+
+    def write_skipped(self, skipped: SkippedFile) -> None:
+        if self._f is not None:
+            self._line(skipped.to_json(), f"skipped file {skipped.source}")
+
+    def _line(self, record: dict, what: str) -> None:
         try:
-            line = dumps(result.to_json())
+            line = dumps(record)
         except ValueError as e:
-            raise OutputError(f"JSONL {self._shown()}, frame {result.frame}: {e}; this is a bug in the "
+            raise OutputError(f"JSONL {self._shown()}, {what}: {e}; this is a bug in the "
                               "stage that made it, please report it") from None
         try:
             with self._writing():

@@ -35,7 +35,7 @@ import numpy as np
 from runtime.aus import au_name, au_number
 from runtime.face.quality import success
 from runtime.outputs.base import TextOutput
-from runtime.results import FrameResult
+from runtime.results import FrameResult, shown_prob
 
 SEQUENCE_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success")
 POSE_COLUMNS = ("pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz")
@@ -92,7 +92,7 @@ class OpenFaceCsvOutput(TextOutput):
             intensity = getattr(face, "au_intensity", None) or {}
             r = [f"{float(intensity.get(a, 0.0)):.2f}" for a in self.intensity_aus]
             c = ["1" if a in face.au_active else "0" for a in self.aus]
-            p = [f"{float(face.au_prob.get(a, 0.0)):.4f}" for a in self.aus]
+            p = [f"{shown_prob(face.au_prob.get(a, 0.0)):.4f}" for a in self.aus]
             ok = str(int(success(face.score)))
             out.append(head + [str(self._face_id(face.track_id, i)), ts, f"{float(face.score):.2f}", ok]
                        + (_pose(face.head_pose) if self.pose_columns else []) + r + c + p + tail)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from runtime.atomic import Partial, unreported_write_failure
+from runtime.cv_path import for_reading, for_writing
 from runtime.errors import OutputError, stderr_line
 from runtime.outputs.base import Output
 from runtime.outputs.draw import Annotator
@@ -69,7 +70,12 @@ class VideoRecorder(Output):
 
     def _probe(self) -> None:
         """Open a tiny writer on the partial file now, so a missing codec fails before the run starts."""
-        writer = cv2.VideoWriter(str(self.tmp), self.fourcc, 30.0, (64, 64))
+        try:
+            with for_writing(self.tmp, "--record", OutputError) as name:
+                writer = cv2.VideoWriter(name, self.fourcc, 30.0, (64, 64))
+        except OutputError:
+            self._partial.discard()
+            raise
         ok = writer.isOpened()
         writer.release()
         if not ok or not self._partial.is_ours():
@@ -98,7 +104,8 @@ class VideoRecorder(Output):
             self.fps = float(np.clip((n - 1) / dt, *_FPS_RANGE)) if n > 1 and dt > 0 else 30.0
         h, w = self._pending[0][1].shape[:2]
         self._size = (w, h)
-        self._writer = cv2.VideoWriter(str(self.tmp), self.fourcc, self.fps, self._size)
+        with for_writing(self.tmp, "--record", OutputError) as name:
+            self._writer = cv2.VideoWriter(name, self.fourcc, self.fps, self._size)
         if not self._writer.isOpened() or not self._partial.is_ours():
             raise OutputError(f"cannot open a video writer for {quoted(self.path)} at {w}x{h}, {self.fps:.1f} fps")
         pending, self._pending = self._pending, []
@@ -134,14 +141,16 @@ class VideoRecorder(Output):
             self._writer.release()
             self._writer = None
             self._partial.check()
-            cap = cv2.VideoCapture(str(self.tmp))
+            with for_reading(self.tmp, "--record", OutputError) as name:
+                cap = cv2.VideoCapture(name)
             try:
                 count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
             finally:
                 cap.release()
             if count != self.frames_written:
-                held = "cannot be read back" if count < 0 else f"holds {count}"
-                self._failed(f"the finished file {held} of {self.frames_written} frames")
+                n = self.frames_written
+                self._failed(f"the finished file of {n} frames cannot be read back" if count < 0 else
+                             f"the finished file holds {count} of {n} frames")
         self._prepared = True
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
-from runtime.errors import AUEdgeError, MissingDependency
+from runtime.errors import AUEdgeError, MissingDependency, print_error
 from runtime.ros2.definitions import QOS_DEPTH
 from runtime.ros2.images import image_to_bgr
 from runtime.ros2.messages import FaceIds, Time, build
@@ -219,12 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(ours)
     try:
         return run(args, ros_args)
-    except AUEdgeError as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except ValueError as e:
-        print(f"au-edge: error: {e}", file=sys.stderr)
-        return 2
+    except (AUEdgeError, ValueError) as e:
+        return print_error(e)  # the one error line, secrets redacted
     except KeyboardInterrupt:
         return 130
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from runtime.errors import SourceError, stderr_line
+from runtime.results import SkippedFile
 from runtime.sources.classify import IMAGE_KINDS, LIVE_KINDS, classify
 from runtime.sources.handover import END, Bounded, Newest
 from runtime.sources.readers import CaptureReader, Frame, reader_for
@@ -63,6 +64,11 @@ class FrameSource:
         if self._chan.dropped:
             out["dropped"] = self._chan.dropped
         return out
+
+    @property
+    def skipped_files(self) -> list[SkippedFile]:
+        """Files of an image folder not delivered, in order (a snapshot; empty for other sources)."""
+        return list(getattr(self._reader, "skipped_files", ()))
 
     def _capture(self, frame: Frame | None) -> None:
         pace = self.is_live and self.kind == "video" and self.fps > 0  # a file played as a camera

@@ -20,7 +20,9 @@ import cv2
 import numpy as np
 
 from runtime.bgr import as_bgr
+from runtime.cv_path import for_reading, text
 from runtime.errors import SourceError
+from runtime.results import SkippedFile
 from runtime.shown import shown_name
 from runtime.sources.classify import IMAGE_KINDS, IMAGE_SUFFIXES, SourceSpec
 
@@ -76,8 +78,8 @@ class CaptureReader:
     def open(self) -> None:
         if self.cap is not None:  # already opened (a URL probed for its length)
             return
-        with _quiet_opencv():
-            cap = cv2.VideoCapture(self.target, self.api, self.params)
+        with _quiet_opencv(), self._opencv_name() as target:
+            cap = cv2.VideoCapture(target, self.api, self.params)
         if not cap.isOpened():
             raise SourceError(self.cannot_open())
         if self.kind == "camera":
@@ -86,6 +88,17 @@ class CaptureReader:
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind in ("video", "url") else 0
         self.frame_count = max(0, self.frame_count)  # live streams report 0 or -1
+
+    @contextmanager
+    def _opencv_name(self):
+        """The target as OpenCV can take it: a video file of any name (``cv_path``); URLs and pipelines as UTF-8."""
+        if self.kind == "video":
+            with for_reading(self.target, "video", SourceError) as name:
+                yield name
+        elif isinstance(self.target, str):
+            yield text(self.target, "source", SourceError)
+        else:
+            yield self.target
 
     def probe_finite(self) -> None:
         """A URL to a finite file (a known frame count: FFmpeg knows the duration, so it can seek) is read
@@ -156,7 +169,8 @@ class CaptureReader:
 
 
 class ImageReader:
-    """One image file, or a folder of images in sorted order; unreadable files are counted, not fatal."""
+    """One image file, or a folder of images in sorted order; unreadable files are counted and named
+    (``skipped_files``, appended before the next frame is returned), not fatal."""
 
     live = False
 
@@ -164,6 +178,7 @@ class ImageReader:
         self.path, self.fps, self.kind = Path(spec.target), fps, spec.kind
         self.name, self.label = spec.name, spec.label
         self.skipped: Counter[str] = Counter()
+        self.skipped_files: list[SkippedFile] = []
         self.files: list[Path] = []
         self.next_index = 0
 
@@ -176,8 +191,10 @@ class ImageReader:
         except OSError as e:
             raise SourceError(f"cannot list image folder {self.label}: {e.strerror}; check its permissions") from e
         self.files = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
-        if len(entries) > len(self.files):
-            self.skipped["not_image"] += len(entries) - len(self.files)
+        others = [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES]
+        if others:
+            self.skipped["not_image"] += len(others)
+            self.skipped_files += [SkippedFile(None, None, shown_name(p.name), "not_image") for p in others]
 
     def read(self) -> Frame | None:
         while self.next_index < len(self.files):
@@ -187,6 +204,8 @@ class ImageReader:
             image = decode_image(path)
             if image is None:
                 self.skipped["unreadable_image"] += 1
+                self.skipped_files.append(
+                    SkippedFile(index, index / self.fps, shown_name(path.name), "unreadable_image"))
                 continue
             return Frame(index, index / self.fps, image, shown_name(path.name))  # any bytes, as valid text
         return None

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--ict", type=int, default=2400, help="ICT-FaceKit FACS warps of the neutral photos (0: none)")
     op.add_argument("--ict-version", type=int, choices=(2, 3), default=None,
                     help="synthetic data version (default: train.data.ict.options.DEFAULT_VERSION)")
+    op.add_argument("--labels", choices=("v2", "v3"), default="v3",
+                    help="v3: real and eye-coded labels only, the clip unlabelled (no silver); v2: the shipped "
+                         "v2 model's (silver from MediaPipe on London smiling and the clip)")
     op.add_argument("--limit", type=int, default=None, help="first N photos per folder and N clip frames (tests)")
     op.add_argument("--every", type=int, default=2, help="use every k-th frame of the clip")
     op.add_argument("--seed", type=int, default=0)
@@ -92,7 +95,8 @@ def _run(args) -> int:
             raise ValueError("--data is required (or set AU_DATA_DIR to the open data)")
         manifest = open_cache(args.data, args.out, args.ict, args.seed, args.every, args.workers,
                               args.face_model, limit=args.limit,
-                              ict_options=None if args.ict_version is None else {"version": args.ict_version})
+                              ict_options=None if args.ict_version is None else {"version": args.ict_version},
+                              labels=args.labels)
     elif args.command == "pairs":
         from train.data.build import video_records
         from train.data.cache import CacheSpec, build_cache

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from runtime.cli import threads_option
 from train.cli import OneLineParser, guarded
 
 USAGE_DATA = "set --data or AU_DATA_DIR to the open data folder (london/, canada/, media/, models/)"
@@ -22,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None,
                    help="at most N photos per group and N clip frames (a quick look; not the real check)")
     p.add_argument("--face-model", default=None, help="face models for the runtime (as runtime.camera)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=threads_option(), default=None,
+                   help="CPU threads for inference (1 to 2 per CPU core)")
     return p
 
 

@@ -45,11 +45,13 @@ def run_photos(engine: str, faces: Sequence[HeldOutFace], face_model: str | None
 
 def run_clip(engine: str, clip: Path, max_frames: int | None, face_model: str | None = None,
              threads: int | None = None) -> tuple[list[dict], dict]:
-    """Per frame ``{"frame", "time_s", "prob"}`` (``prob`` None where no face was found)."""
+    """Per frame ``{"frame", "time_s", "prob", "active"}`` (``prob`` None where no face was found;
+    ``active`` the runtime's decisions, with its smoothing and hysteresis)."""
     frames: list[dict] = []
     with _detector(engine, "video", face_model, threads) as det:
         for result in det.stream(str(clip), max_frames=max_frames):
             frames.append({"frame": int(result.frame), "time_s": float(result.time_s),
-                           "prob": dict(result.faces[0].au_prob) if result.faces else None})
+                           "prob": dict(result.faces[0].au_prob) if result.faces else None,
+                           "active": sorted(result.faces[0].au_active) if result.faces else None})
         skipped = dict(det.skipped)
     return frames, {"mode": "video", "smooth": True, "skipped": skipped}

@@ -9,12 +9,11 @@ render does not set it (``combine``).
 """
 from __future__ import annotations
 
-import csv
 import math
-from functools import lru_cache
 from pathlib import Path
 
-CONSENSUS = Path(__file__).resolve().parents[1] / "eye" / "consensus.csv"
+from train.data.eye import CONSENSUS, london_codes
+
 SMILING_FOLDER = "smiling"
 SMILE_AU = "AU12"
 
@@ -24,41 +23,12 @@ def is_smiling(photo: Path) -> bool:
     return Path(photo).parent.name == SMILING_FOLDER
 
 
-@lru_cache(maxsize=4)
-def consensus_london(path: str | Path = CONSENSUS) -> dict[str, dict[str, int]]:
-    """London face id ("003") -> {AU: 0 | 1} of the consensus table (-1, unknown, left out).
-
-    Raises:
-        FileNotFoundError: no table at ``path``. ValueError: a value other than -1, 0, 1.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"eye-coded consensus table not found: {p} (train/data/eye/consensus.csv)")
-    out: dict[str, dict[str, int]] = {}
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        aus = [c for c in reader.fieldnames or () if c.startswith("AU")]
-        for row in reader:
-            name = row["image"]
-            if not name.startswith("london_"):
-                continue
-            codes = {}
-            for au in aus:
-                v = int(row[au])
-                if v not in (-1, 0, 1):
-                    raise ValueError(f"{p}: {name} {au} = {row[au]!r}; expected -1, 0 or 1")
-                if v >= 0:
-                    codes[au] = v
-            out[name[len("london_"):].split(".")[0]] = codes
-    return out
-
-
 def base_labels(photo: Path, table: str | Path = CONSENSUS) -> dict[str, int] | None:
     """Known labels of a base photo: None for a neutral one (every AU 0, as the render's own labels
     say); for a smiling one AU12 = 1 plus its consensus row (AUs absent from it are unknown)."""
     if not is_smiling(photo):
         return None
-    return {**consensus_london(table).get(Path(photo).stem, {}), SMILE_AU: 1}
+    return {**london_codes(table).get(Path(photo).stem, {}), SMILE_AU: 1}
 
 
 def combine(rendered: dict[str, int], base: dict[str, int] | None) -> dict[str, int]:
