@@ -104,8 +104,8 @@ def declared_intensity(logits: nn.Module, aus: Sequence[str], run_metrics: dict[
     labels = run_metrics.get("intensity_labels") or {}
     declared = [a for a in aus if a in labels]
     if not declared:
-        return [], ["the model has an intensity head but its run records no intensity labels (metrics.json "
-                    "intensity_labels); exported without the intensity output"]
+        return [], [("the model has an intensity head but its run records no intensity labels (metrics.json "
+                     "intensity_labels); exported without the intensity output")]
     return declared, []
 
 

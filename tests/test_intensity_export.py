@@ -16,8 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from test_export import AUS, MODEL_CFG, SIZE, THRESHOLDS, _cache, _runtime_crops, run_export
+from test_export import AUS, MODEL_CFG, SIZE, _cache, _runtime_crops, run_export
 
 pytestmark = [pytest.mark.export, pytest.mark.slow]
 
@@ -44,30 +43,28 @@ def _intensity_cache(root: Path, data_dir: Path) -> Path:
 
 
 def _checkpoint(path: Path, cache: Path) -> Path:
-    """The tiny teacher with an intensity head, as a run writes it, and its metrics.json with the
-    ``intensity_labels`` evaluate_run records."""
+    """test_export's tiny teacher (the same weights, run metrics and calibration, so its
+    probabilities pass the same gate) with an intensity head added, and ``intensity_labels`` in its
+    metrics.json as evaluate_run records them."""
+    from test_export import _checkpoint as plain_checkpoint
+
     from train import checkpoint
     from train.task import TeacherTask
 
+    plain = checkpoint.load(plain_checkpoint(path, cache))
     cfg = {**MODEL_CFG, "intensity_head": True}
-    torch.manual_seed(0)
     task = TeacherTask()
     model = task.build_model(cfg, AUS, SIZE)
-    with torch.no_grad():  # an untrained net has zero-init residual scales; randomise every norm
-        for m in model.modules():
-            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm, torch.nn.GroupNorm)) and m.weight is not None:
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-            if hasattr(m, "gamma") and isinstance(m.gamma, torch.nn.Parameter):
-                m.gamma.uniform_(0.5, 1.5)
-        head = model.net.au_branch.intensity
-        head.weight.mul_(4.0)  # intensities spread over the scale, so matching them means something
-    path.parent.mkdir(parents=True, exist_ok=True)
+    missing, unexpected = model.load_state_dict(plain["model"], strict=False)
+    assert not unexpected and all(k.startswith("net.au_branch.intensity.") for k in missing)
+    head = model.net.au_branch.intensity
+    with torch.no_grad():  # intensities spread over the scale, so matching them means something
+        dim = head.weight.shape[1]  # logits of spread ~2: sigmoids that neither saturate nor stay flat
+        head.weight.copy_(2 * dim ** -0.5 * torch.randn(head.weight.shape, generator=torch.Generator().manual_seed(5)))
     checkpoint.save(path, {"model": model.state_dict(), **task.checkpoint_meta(cfg, AUS, SIZE)})
-    (path.parent / "metrics.json").write_text(json.dumps({
-        "f1": {a: 0.5 for a in AUS} | {"mean": 0.5}, "auc": {"mean": 0.6}, "thresholds": THRESHOLDS,
-        "data": str(cache), "split": "fold1/test", "label_kinds": ["real", "synthetic"],
-        "intensity_labels": {a: {"known": 24, "label_kinds": KINDS[a]} for a in LABELLED}}))
+    metrics = json.loads((path.parent / "metrics.json").read_text())
+    metrics["intensity_labels"] = {a: {"known": 24, "label_kinds": KINDS[a]} for a in LABELLED}
+    (path.parent / "metrics.json").write_text(json.dumps(metrics))
     return path
 
 
@@ -140,12 +137,13 @@ def test_every_backend_returns_intensity_within_parity_of_pytorch(exported_inten
     for fmt, path in exported_intensity["files"].items():
         with load_engine(path, threads=1) as eng:
             assert eng.intensity_aus == LABELLED
-            p1, i1 = eng.infer_with_intensity(crops[:3])  # odd and large batches
-            p2, i2 = eng.infer_with_intensity(crops[3:])
+            p1, i1 = eng.infer_with_intensity(crops[:3], calibrated=False)  # odd and large batches
+            p2, i2 = eng.infer_with_intensity(crops[3:], calibrated=False)
             got_p, got = np.concatenate([p1, p2]), np.concatenate([i1, i2])
-            np.testing.assert_array_equal(got_p, eng.infer(crops))  # the probabilities are infer's
+            np.testing.assert_array_equal(got_p, eng.infer(crops, calibrated=False))  # the probabilities are infer's
+            np.testing.assert_array_equal(eng.infer_with_intensity(crops)[0], eng.infer(crops))  # calibrated too
         assert got.shape == ref.shape and got.min() >= 0 and got.max() <= 5, fmt
-        if fmt in ("onnx", "tflite"):
+        if fmt in ("onnx", "tflite"):  # probabilities before the card's calibration, as PyTorch's
             np.testing.assert_allclose(got, ref, atol=5e-3, err_msg=fmt)
             np.testing.assert_allclose(got_p, probs_ref, atol=1e-3, err_msg=fmt)
         else:  # INT8: the parity gate's mean |Δ| on the 0-5 scale, and the same ordering of faces

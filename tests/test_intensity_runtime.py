@@ -8,8 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from engine_factory import AUS, MEAN, SIZE, STD, base_card, random_crops, reference_probs, write_onnx
+from engine_factory import (
+    AUS,
+    MEAN,
+    SIZE,
+    STD,
+    base_card,
+    random_crops,
+    reference_probs,
+)
 
 INTENSITY_AUS = ["AU12", "AU25"]
 RNG = np.random.default_rng(7)
@@ -31,9 +38,8 @@ def reference_intensity(crops: np.ndarray) -> np.ndarray:
 def write_two_output_onnx(path: Path, intensity_name: str = "intensity", first: str = "au") -> Path:
     """engine_factory's tiny model plus a second head: 5 * sigmoid(pooled @ W2 + B2)."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     from engine_factory import B, W
+    from onnx import TensorProto, helper, numpy_helper
 
     nodes = [helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[2, 3], keepdims=0),
              helper.make_node("MatMul", ["pooled", "W"], ["mm"]), helper.make_node("Add", ["mm", "B"], ["z"]),
