@@ -118,8 +118,10 @@ def markdown(report: Mapping) -> str:
     lines += ["", ("Clip rows compare against silver labels made by MediaPipe itself (IMAGE mode, dead zone "
               f"{report['clip'].get('silver', {}).get('rule', {}).get('neg', '?')}-"
               f"{report['clip'].get('silver', {}).get('rule', {}).get('pos', '?')}); the peer's clip rows are "
-              "MediaPipe in VIDEO mode against its own IMAGE-mode labels, not against ground truth. The clip is "
-              "also part of the open training data (silver), so it is not held out."), ""]
+              "MediaPipe in VIDEO mode against its own IMAGE-mode labels, not against ground truth (MediaPipe "
+              "calls the clip's sad face a smile; `python -m train.clipcheck` reads the clip against eye-coded "
+              "labels). The clip's frames are in the open training data (labels v3: unlabelled, for flow and "
+              "inpainting; v2: silver), so it is not held out."), ""]
     lit_o = ours.get("neutral_lit_per_face", {}).get("per_au", {})
     lit_p = {} if peer is None else peer.get("neutral_lit_per_face", {}).get("per_au", {})
     lines += ["## Which AUs lit on neutral faces (count of faces)", "", "| AU | ours | MediaPipe |", "|---|---|---|"]
