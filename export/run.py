@@ -134,7 +134,7 @@ def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> None:
     run's was (``train.calibration``); written into its card before the gate reads it. Quantisation
     moves probabilities near 1 the most, where a neutral-face budget puts thresholds (0.99+), so
     PyTorch's cut would not fit."""
-    from train.calibration import fit
+    from train.calibration import fit, report
     from train.metrics import budget_rate, calibrate
 
     run, aus = em.ck.train_config, list(em.ck.aus)
@@ -151,6 +151,8 @@ def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> None:
                                                 fitted_on=f"validation: this artifact's outputs on {val.source}")
         art.card.metrics["raw_thresholds"] = {a: round(float(t), 4) for a, t in zip(aus, thr)}
         art.card.metrics["calibration_scale_rules"] = scale_rules
+        own = report(probs, val.labels, val.mask, art.card.calibration, aus, real=val.real)
+        art.card.metrics["calibration_ece"] = {"validation": own["ece"]}  # this artifact's, not the run's
     rewrite_card(art)
 
 

@@ -449,6 +449,8 @@ def test_int8_decisions_are_fitted_on_its_own_validation_outputs(setup, tmp_path
         b = np.array([card["calibration"]["aus"][au]["b"] for au in AUS])
         np.testing.assert_allclose(1 / (1 + np.exp(b / a)), want, rtol=1e-9)  # 0.5 is the rule's threshold
         assert card["metrics"]["raw_thresholds"] == {au: round(float(t), 4) for au, t in zip(AUS, want)}
+        assert card["metrics"]["calibration_ece"]["validation"] != CALIBRATION["validation"]["ece"]  # its own
+        assert set(card["metrics"]["calibration_ece"]["validation"]["after"]) == set(AUS) | {"mean"}
         np.testing.assert_array_equal(shown >= 0.5, probs >= want)
         assert not (neg & (shown >= 0.5)).any()  # the budget holds on the calibrated output
         if name.endswith(".onnx"):
