@@ -145,6 +145,7 @@ def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> None:
     (per AU, least squares: no labels, so no AU with few validation positives gets a new operating
     point; ``int8_logit_map``); an uncalibrated one gets thresholds by the run's rule
     (``train.metrics.calibrate``) on its outputs."""
+    from train.calibration import report
     from train.metrics import budget_rate, calibrate
 
     run, aus = em.ck.train_config, list(em.ck.aus)
@@ -157,6 +158,8 @@ def own_thresholds(em: ExportModel, art: Artifact, val: CropSet) -> None:
                                                  f"on {val.source}")
         art.card.metrics = {**art.card.metrics, "int8_logit_map": {a: [round(float(x), 4), round(float(y), 4)]
                                                                   for a, x, y in zip(aus, alpha, beta)}}
+        own = report(probs, val.labels, val.mask, art.card.calibration, aus, real=val.real)
+        art.card.metrics["calibration_ece"] = {"validation": own["ece"]}  # this artifact's, not the run's
         rewrite_card(art)
         return
     budget = float(run.get("neutral_fp_budget", -1.0))  # runs from before the budget: off

@@ -123,7 +123,6 @@ def _decide(engine: Path, photos: list[np.ndarray], face_model: str) -> list[lis
         det.close()
 
 
-@pytest.mark.slow  # four detectors over 32 photos (~20 s here)
 def test_the_default_model_decides_every_au_at_one_half_as_thresholds_would(photos, face_model, tmp_path):
     from runtime.engines.default import DEFAULT_DIR
 

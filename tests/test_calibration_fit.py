@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from runtime.calibration import logit
-from train.calibration import MIN_EACH, ece, fit, metrics_section
+from train.calibration import MIN_EACH, ece, fit, log_loss, metrics_section
 
 AUS = ["AU01", "AU12"]
 
@@ -51,6 +51,9 @@ def test_ece_of_a_hand_worked_example():
     # positive (|0.9 - 1| = 0.1): ECE = (2 * 0.4 + 2 * 0.1) / 4 = 0.25
     assert ece(np.array([0.1, 0.9, 0.1, 0.9]), np.array([False, True, True, True]), bins=2) == pytest.approx(0.25)
     assert ece(np.array([]), np.array([], bool)) is None
+    # log loss: -(log 0.9 + log 0.9 + log 0.5) / 3
+    assert log_loss(np.array([0.9, 0.1, 0.5]), np.array([True, False, True])) == pytest.approx(
+        -(2 * np.log(0.9) + np.log(0.5)) / 3)
 
 
 def test_metrics_section_is_the_card_form_with_validation_and_test_reports():
@@ -64,6 +67,7 @@ def test_metrics_section_is_the_card_form_with_validation_and_test_reports():
         assert rep["bins"] == 10 and rep["binning"] == "equal-mass"
         assert set(rep["ece"]["before"]) == set(AUS) | {"mean"}
         assert rep["ece"]["after"]["mean"] < rep["ece"]["before"]["mean"]
+        assert rep["log_loss"]["after"]["mean"] < rep["log_loss"]["before"]["mean"]
         table = rep["reliability"]["AU12"]
         assert len(table) == 10 and sum(b["n"] for b in table) == n
         assert [b["p_before"] for b in table] == sorted(b["p_before"] for b in table)

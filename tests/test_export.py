@@ -462,6 +462,8 @@ def test_int8_decisions_are_fitted_on_its_own_validation_outputs(setup, tmp_path
         np.testing.assert_allclose(a, run_a * alpha, rtol=1e-3)
         np.testing.assert_allclose(b, run_a * beta + run_b, rtol=1e-3, atol=1e-3)
         np.testing.assert_array_equal(shown >= 0.5, a * z + b >= 0)  # the runtime decides by the card
+        assert card["metrics"]["calibration_ece"]["validation"] != CALIBRATION["validation"]["ece"]  # its own
+        assert set(card["metrics"]["calibration_ece"]["validation"]["after"]) == set(AUS) | {"mean"}
         if name.endswith(".onnx"):
             import onnx
 

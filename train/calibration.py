@@ -94,24 +94,36 @@ def ece(p: np.ndarray, y: np.ndarray, bins: int = BINS) -> float | None:
     return float(sum(len(b) * abs(p[b].mean() - y[b].mean()) for b in equal_mass_bins(p, bins)) / len(p))
 
 
+def log_loss(p: np.ndarray, y: np.ndarray) -> float | None:
+    """Mean negative log-likelihood of 0/1 labels (the proper score the scale is fitted on; steadier
+    than ECE on a few dozen rows, where 10 bins hold a handful each)."""
+    if len(p) == 0:
+        return None
+    q = np.clip(p, FIT_EPS, 1 - FIT_EPS)
+    return float(-np.mean(np.where(y, np.log(q), np.log1p(-q))))
+
+
 def report(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, cal: Calibration, aus: list[str],
            real: np.ndarray | None = None, bins: int = BINS) -> dict[str, Any]:
-    """ECE per AU and mean, before and after ``cal``, and the reliability table, on the rows the
-    decisions were fitted on (``train.metrics.decision_rows``)."""
+    """ECE and log loss per AU and mean, before and after ``cal``, and the reliability table, on
+    the rows the decisions were fitted on (``train.metrics.decision_rows``)."""
     rows, use_real = decision_rows(labels, mask, real)
     after_all = cal.apply(logit(probs))
-    before, after, table = {}, {}, {}
+    scores: dict[str, dict[str, dict[str, float | None]]] = {
+        k: {"before": {}, "after": {}} for k in ("ece", "log_loss")}
+    table = {}
     for j, au in enumerate(aus):
         sel = rows[:, j]
         p0, p1, y = probs[sel, j].astype(np.float64), after_all[sel, j].astype(np.float64), labels[sel, j] > 0.5
-        e0, e1 = ece(p0, y, bins), ece(p1, y, bins)
-        before[au] = None if e0 is None else round(e0, 4)
-        after[au] = None if e1 is None else round(e1, 4)
+        for name, score in (("ece", lambda p: ece(p, y, bins)), ("log_loss", lambda p: log_loss(p, y))):
+            for when, p in (("before", p0), ("after", p1)):
+                v = score(p)
+                scores[name][when][au] = None if v is None else round(v, 4)
         table[au] = [{"p_before": round(float(p0[b].mean()), 4), "p_after": round(float(p1[b].mean()), 4),
                       "pos_rate": round(float(y[b].mean()), 4), "n": int(len(b))} for b in equal_mass_bins(p0, bins)]
     return {"bins": bins, "binning": "equal-mass",
             "rows": {au: "real labels" if r else "all known labels" for au, r in zip(aus, use_real)},
-            "ece": {"before": _with_mean(before), "after": _with_mean(after)}, "reliability": table}
+            **{k: {w: _with_mean(v) for w, v in per.items()} for k, per in scores.items()}, "reliability": table}
 
 
 def _with_mean(per_au: dict[str, float | None]) -> dict[str, float | None]:
