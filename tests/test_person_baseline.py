@@ -18,6 +18,8 @@ from runtime.neutral import (
     HALF_LIFE_S,
     MARGIN,
     MAX_SHIFT,
+    RAMP_S,
+    WARMUP_S,
     NeutralCalibration,
     PersonBaseline,
     card_reference,
@@ -43,15 +45,21 @@ def expected_shift(history: np.ndarray, reference: np.ndarray, ramp: float = 1.0
     return np.clip(np.quantile(history, 0.1, axis=0) - reference, 0.0, MAX_SHIFT) * ramp
 
 
+def default_ramp(age_s: float) -> float:
+    """The default fade-in: nothing before WARMUP_S, all of it RAMP_S later."""
+    return float(np.clip((age_s - WARMUP_S) / RAMP_S, 0.0, 1.0))
+
+
 # --- the object, on crafted probabilities ---------------------------------------------------------
 
 
 def test_a_constant_offset_is_lowered_and_a_typical_face_is_left_alone():
     """AU a: a resting face 1 logit OVER the decision (identity bias); AU b: a typical resting face
-    4 logits under it. After warm-up and ramp, a's resting level is brought down to the reference
-    (decision - MARGIN) and b's probabilities are returned untouched (the very same values)."""
+    4 logits under it. After warm-up and ramp (1 s each here), a's resting level is brought down by
+    its excess over the reference (decision - MARGIN), at most MAX_SHIFT: a is off; b's probabilities
+    are returned untouched (the very same values)."""
     rng = np.random.default_rng(3)
-    base = PersonBaseline(np.array([0.5, 0.5]))
+    base = PersonBaseline(np.array([0.5, 0.5]), warmup_s=1.0, ramp_s=1.0)
     ref = np.array([-MARGIN, -MARGIN])
     zs, outs = [], []
     for i in range(int(6 * FPS)):
@@ -68,13 +76,12 @@ def test_a_constant_offset_is_lowered_and_a_typical_face_is_left_alone():
         want = zs[i] - expected_shift(zs[:i + 1], ref)
         assert np.allclose(out[i], want, atol=0.12), (i, out[i], want)  # the histogram's 0.1-logit bins
     settled = out[int(2 * FPS):, 0]
-    assert (sg(settled) < 0.5).mean() > 0.95 and (sg(zs[int(2 * FPS):, 0]) >= 0.5).mean() > 0.95
-    assert abs(np.quantile(settled, 0.1) - ref[0]) < 0.15
+    assert (sg(settled) < 0.5).mean() > 0.99 and (sg(zs[int(2 * FPS):, 0]) >= 0.5).mean() > 0.99
 
 
 def test_warm_up_then_ramp():
     base = PersonBaseline(np.array([0.5]), warmup_s=1.0, warmup_frames=10, ramp_s=1.0)
-    p = sg([2.0]).astype(np.float32)  # 4 logits over the reference: a full shift would be 3 (the cap)
+    p = sg([2.0]).astype(np.float32)  # 4 logits over the reference: the full shift is the cap
     got = {}
     for i in range(int(3 * FPS) + 1):
         got[i] = float(lg(base(1, p, i / FPS))[0])
@@ -86,21 +93,21 @@ def test_warm_up_then_ramp():
 
 
 def test_a_person_who_smiles_from_the_first_frame_keeps_au12_on():
-    """Smiling (5 logits over the decision) in every frame from the first: the shift is capped, so
-    AU12 stays on; once the person relaxes the low quantile falls to the neutral level and a later
-    smile is passed through unchanged."""
+    """Smiling (3 logits over the decision) in every frame from the first, for 12 s: the shift grows
+    to its cap, so AU12 stays on; once the person relaxes the low quantile falls to the neutral level
+    and a later smile is passed through unchanged."""
     rng = np.random.default_rng(4)
     base = PersonBaseline(np.array([0.5]))
     t, outs = 0.0, []
-    for _ in range(int(5 * FPS)):
-        outs.append(float(base(1, sg([5.0 + rng.normal(0, 0.3)]).astype(np.float32), t)[0]))
+    for _ in range(int(12 * FPS)):
+        outs.append(float(base(1, sg([3.0 + rng.normal(0, 0.2)]).astype(np.float32), t)[0]))
         t += 1 / FPS
     assert min(outs) >= 0.5 and base.shift(1, t)[0] == pytest.approx(MAX_SHIFT)
     for _ in range(int(2 * FPS)):  # relaxed for 2 s: more than 10 % of what the track remembers
         base(1, sg([-4.0 + rng.normal(0, 0.3)]).astype(np.float32), t)
         t += 1 / FPS
     assert base.shift(1, t)[0] == 0.0
-    smile = sg([5.0]).astype(np.float32)
+    smile = sg([3.0]).astype(np.float32)
     assert base(1, smile, t) is smile
 
 
@@ -186,55 +193,60 @@ def offset_engines(tmp_path_factory):
     return {"plain": plain, "offset": offset}
 
 
-def _clip(engine, face_model, media, n=120, **kw) -> tuple[np.ndarray, np.ndarray]:
+def _clip(engine, face_model, media, n=288, **kw) -> tuple[np.ndarray, np.ndarray]:
     with AUDetector(engine, face_model=face_model, smooth=False, **kw) as det:
         res = [r for r in det.stream(str(media / PEXELS), max_frames=n)]
     assert all(len(r.faces) == 1 for r in res)
     return np.array([r.time_s for r in res]), np.array([[r.faces[0].au_prob[a] for a in AUS] for r in res])
 
 
+@pytest.mark.slow
 def test_the_baseline_lowers_an_offset_injected_into_a_track(offset_engines, face_model, media):
-    """+4 logits on AU04 engine-side: without the baseline AU04 reads 'on' through the clip; with it
-    (the default) its resting level comes down to the reference, by numpy's own quantile of the
-    track so far, and the AUs without an offset come out exactly as from the plain engine."""
+    """+4 logits on AU04 engine-side: without the baseline AU04 reads 'on' through the 12 s; with it
+    (the default) it is lowered by the track's excess over the reference (numpy's own quantile of the
+    track so far, capped, faded in) and is off once fully shifted; the AUs without an offset come out
+    exactly as from the plain engine."""
     times, off = _clip(offset_engines["offset"], face_model, media, person_baseline=False)
     _, on = _clip(offset_engines["offset"], face_model, media)
     _, plain = _clip(offset_engines["plain"], face_model, media)
     k = AUS.index("AU04")
     z = lg(off[:, k])
-    settled = times - times[0] >= 2.0
-    assert (off[settled, k] >= 0.5).mean() > 0.8 and (on[settled, k] >= 0.5).mean() == 0.0
-    want = np.array([z[i] - expected_shift(z[:i + 1, None], np.array([-MARGIN]))[0] for i in range(len(z))])
-    assert np.abs(lg(on[settled, k]) - want[settled]).max() < 0.15
+    age = times - times[0]
+    full = age >= WARMUP_S + RAMP_S
+    assert full.sum() > 40 and (off[full, k] >= 0.5).mean() > 0.8 and (on[full, k] >= 0.5).mean() == 0.0
+    want = np.array([z[i] - expected_shift(z[:i + 1, None], np.array([-MARGIN]), default_ramp(age[i]))[0]
+                     for i in range(len(z))])
+    assert np.abs(lg(on[:, k]) - want).max() < 0.15
     assert np.array_equal(np.delete(on, k, axis=1), np.delete(plain, k, axis=1))
-    warming = times - times[0] < 1.0
+    warming = age < WARMUP_S
     assert np.array_equal(on[warming], off[warming])
 
 
 def test_image_mode_is_untouched(offset_engines, face_model, data_dir):
     """Photos (image mode) give the same probabilities with the baseline on (the default) and off,
-    even when the same photo is processed again and again."""
+    even when the same photo is processed again and again (12 s of calls: past the baseline's ramp)."""
     photo = cv2.imread(str(data_dir / "london" / "neutral" / "003.jpg"))
     outs = {}
     for flag in (True, False):
         with AUDetector(offset_engines["offset"], face_model=face_model, mode="image", person_baseline=flag) as det:
-            outs[flag] = [det.process(photo, 0.1 * i).faces[0].au_prob for i in range(60)]
+            outs[flag] = [det.process(photo, 0.5 * i).faces[0].au_prob for i in range(25)]
     assert outs[True] == outs[False] and outs[True][0] == outs[True][-1]
 
 
 @pytest.mark.slow
 def test_the_shipped_model_keeps_a_smile_from_the_first_frame(data_dir, face_model):
     """London smiling 009 (not held out; AU12 5.1 logits over the decision, the set's median smile),
-    played as 4 s of video with small jitter from its first frame: AU12 stays on throughout."""
+    played as 12 s of video at 15 fps with small jitter from its first frame: AU12 stays on
+    throughout, though the baseline has shifted it by its whole cap at the end."""
     from train.person_baseline_eval import jittered
 
     photo = cv2.imread(str(data_dir / "london" / "smiling" / "009.jpg"))
     with AUDetector("default", max_faces=1, face_model=face_model) as det:
-        res = [det.process(f, i / FPS) for i, f in enumerate(jittered(photo, int(4 * FPS), seed=9))]
-        shift = det.baseline.shift(1, 4.0)
+        res = [det.process(f, i / 15.0) for i, f in enumerate(jittered(photo, 12 * 15, seed=9))]
+        shift = det.baseline.shift(1, res[-1].time_s)
     assert all(len(r.faces) == 1 for r in res)
     assert all("AU12" in r.faces[0].au_active for r in res)
-    assert shift is not None and shift[det.aus.index("AU12")] > 1.0  # the baseline did act on AU12
+    assert shift is not None and shift[det.aus.index("AU12")] == pytest.approx(MAX_SHIFT)
 
 
 def test_cli_no_person_baseline_gives_the_plain_outputs(offset_engines, face_model, media, tmp_path, capsys):
@@ -246,13 +258,13 @@ def test_cli_no_person_baseline_gives_the_plain_outputs(offset_engines, face_mod
     for flag in ([], ["--no-person-baseline"]):
         out = tmp_path / f"run{len(flag)}.jsonl"
         assert main(["--engine", str(offset_engines["offset"]), "--source", str(media / PEXELS), "--no-show",
-                     "--quiet", "--max-frames", "72", "--face-model", face_model, "--jsonl", str(out)]
+                     "--quiet", "--max-frames", "96", "--face-model", face_model, "--jsonl", str(out)]
                     + flag) == 0
         runs[bool(flag)] = [[f["au_prob"][a] for a in AUS] for line in out.read_text().splitlines()
                             for f in json.loads(line)["faces"]]
     for off in (False, True):
         with AUDetector(offset_engines["offset"], face_model=face_model, person_baseline=not off) as det:
-            want = [[f.au_prob[a] for a in AUS] for r in det.stream(str(media / PEXELS), max_frames=72)
+            want = [[f.au_prob[a] for a in AUS] for r in det.stream(str(media / PEXELS), max_frames=96)
                     for f in r.faces]
         assert np.abs(np.array(runs[off]) - np.array(want)).max() <= 5e-5  # the JSONL's 4 decimals
     assert not np.allclose(runs[False], runs[True], atol=1e-3)

@@ -23,14 +23,17 @@ import numpy as np
 from runtime.cli import number
 from train.cli import OneLineParser, guarded
 
-FPS = 30.0
-NEUTRAL_S, SMILE_S, SETTLED_S = 3.0, 3.0, 2.0  # sequence lengths; "settled": after warm-up and ramp
+FPS = 15.0  # the sequences' frame rate (the baseline's timing is in seconds; 15 fps halves the cost)
+STILL_S = 12.0  # a still expression: past the baseline's 2 s warm-up and 8 s ramp
+ONSET_S, SMILE_S = 4.0, 6.0  # neutral, then a smile
+END_S = 2.0  # "at the end": the last 2 s (full shift)
 CLIP = "media/WolfgangLanger_Pexels.mp4"
 WINDOWS = {"sad 0-60": (0, 60), "laugh 312-456": (312, 456), "all": (0, 10 ** 9)}
 # name -> PersonBaseline keywords (None: no baseline); "default" is the runtime's default.
 SETTINGS: dict[str, dict | None] = {
     "off": None, "default": {},
-    "max_shift 2": {"max_shift": 2.0}, "max_shift 4": {"max_shift": 4.0},
+    "max_shift 3": {"max_shift": 3.0}, "fast (warm-up 1 s, ramp 1 s)": {"warmup_s": 1.0, "ramp_s": 1.0},
+    "fast, max_shift 3": {"warmup_s": 1.0, "ramp_s": 1.0, "max_shift": 3.0},
     "margin 1": {"margin": 1.0}, "quantile 0.05": {"quantile": 0.05}, "quantile 0.2": {"quantile": 0.2},
 }
 
@@ -59,18 +62,18 @@ def sequences(data: Path, limit: int | None = None) -> Iterator[tuple[str, str, 
     """(kind, id, frames, onset frame of the smile or -1) for every sequence (``limit``: ids per set)."""
     import cv2
 
-    neutral_n, smile_n = int(NEUTRAL_S * FPS), int(SMILE_S * FPS)
+    still_n, onset_n, smile_n = int(STILL_S * FPS), int(ONSET_S * FPS), int(SMILE_S * FPS)
     for i in open_ids(data, "london")[:limit]:
         seed = int(i)
         neutral = cv2.imread(str(data / "london" / "neutral" / f"{i}.jpg"))
         smiling = cv2.imread(str(data / "london" / "smiling" / f"{i}.jpg"))
-        yield "london neutral", i, list(jittered(neutral, neutral_n, seed)), -1
-        yield "london smiling", i, list(jittered(smiling, smile_n, seed + 1000)), 0
-        yield ("london neutral->smiling", i, list(jittered(neutral, neutral_n, seed + 2000))
-               + list(jittered(smiling, smile_n, seed + 3000)), neutral_n)
+        yield "london neutral", i, list(jittered(neutral, still_n, seed)), -1
+        yield "london smiling from the first frame", i, list(jittered(smiling, still_n, seed + 1000)), 0
+        yield ("london neutral, then smiling", i, list(jittered(neutral, onset_n, seed + 2000))
+               + list(jittered(smiling, smile_n, seed + 3000)), onset_n)
     for i in open_ids(data, "canada")[:limit]:
         photo = cv2.imread(str(data / "canada" / f"{i}.jpg"))
-        yield "canada neutral", i, list(jittered(photo, neutral_n, int(i[:-1]) + 4000)), -1
+        yield "canada neutral", i, list(jittered(photo, still_n, int(i[:-1]) + 4000)), -1
 
 
 def engine_outputs(det, frames: list[np.ndarray]) -> np.ndarray:
@@ -121,18 +124,23 @@ def clip_rows(engine: str, clip: Path, face_model: str | None, **kw) -> tuple[np
 
 
 def summarise(active: dict[str, list[tuple[str, np.ndarray, int]]], aus: list[str]) -> dict:
-    """Per kind of sequence: AUs lit per face, faces with any AU lit, AU12 on, each AU's faces lit."""
-    settled = int(SETTLED_S * FPS)
+    """Per kind of sequence, over its neutral stretch (all of a still face): AUs lit per face (the mean
+    count of active AUs per frame), overall and in the last ``END_S``, faces with an AU lit then, and
+    each AU's faces lit then; over its smile: the fraction of frames with AU12 on, overall and at the
+    end, and the faces with AU12 on in the last frame."""
+    end = int(END_S * FPS)
     out = {}
-    k12 = aus.index("AU12") if "AU12" in aus else None
+    k12 = aus.index("AU12")
     for kind, seqs in active.items():
-        lit = [a[settled:onset] if onset > 0 else a[settled:] for _, a, onset in seqs]  # settled, before any smile onset
-        row = {"faces": len(seqs), "aus_lit_per_face_settled": float(np.mean([x.mean(0).sum() for x in lit])),
-               "faces_with_an_au_lit": int(sum(x.any() for x in lit)),
-               "au_faces_lit": {a: int(sum(x[:, j].any() for x in lit)) for j, a in enumerate(aus)}}
-        if k12 is not None and any(onset >= 0 for *_, onset in seqs):
-            smile = [a[onset + (settled if onset == 0 else 0):, k12] for _, a, onset in seqs]
+        rest = [a[:onset] if onset > 0 else a for _, a, onset in seqs]
+        row = {"faces": len(seqs), "aus_lit_per_face": float(np.mean([x.sum(1).mean() for x in rest])),
+               "aus_lit_per_face_end": float(np.mean([x[-end:].sum(1).mean() for x in rest])),
+               "faces_with_an_au_lit_end": int(sum(x[-end:].any() for x in rest)),
+               "au_faces_lit_end": {a: int(sum(x[-end:, j].any() for x in rest)) for j, a in enumerate(aus)}}
+        if any(onset >= 0 for *_, onset in seqs):
+            smile = [a[onset:, k12] for _, a, onset in seqs]
             row["au12_on_during_smile"] = float(np.mean([s.mean() for s in smile]))
+            row["au12_on_during_smile_end"] = float(np.mean([s[-end:].mean() for s in smile]))
             row["faces_au12_on_at_end"] = int(sum(s[-1] for s in smile))
         out[kind] = row
     return out
@@ -150,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         choice = default_engine_choice()
         print(choice.describe(), file=sys.stderr)
         engine = str(choice.path)
-    report: dict = {"engine": Path(engine).name, "fps": FPS, "settled_s": SETTLED_S, "settings": SETTINGS}
+    report: dict = {"engine": Path(engine).name, "fps": FPS, "still_s": STILL_S, "onset_s": ONSET_S,
+                    "smile_s": SMILE_S, "end_s": END_S, "settings": SETTINGS}
     # The clip: the real AUDetector both ways, and the replay of its raw outputs, which must agree.
     idx, times, raw = clip_rows(engine, data / CLIP, args.face_model, smooth=False, smooth_landmarks=True,
                                 person_baseline=False)
