@@ -273,3 +273,18 @@ def test_cli_no_person_baseline_gives_the_plain_outputs(offset_engines, face_mod
                  "--no-person-baseline", "--calibrate-neutral", "2", "--face-model", face_model])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "calibrate_neutral_s=2.0" in err and "person_baseline=False" in err
+
+
+def test_batch_carries_the_switch(offset_engines, tmp_path, capsys):
+    """au-edge batch: --no-person-baseline reaches the detector's settings and their resume key (an input
+    done with the baseline runs again without it); with --calibrate-neutral: one line, exit 2, nothing run."""
+    from runtime.batch.command import build_parser, main, settings_from
+
+    args = ["clip.mp4", "--out", str(tmp_path / "out"), "--engine", str(offset_engines["offset"])]
+    on, _ = settings_from(build_parser().parse_args(args))
+    off, _ = settings_from(build_parser().parse_args(args + ["--no-person-baseline"]))
+    assert on.person_baseline and not off.person_baseline and on.key() != off.key()
+    capsys.readouterr()
+    assert main(args + ["--no-person-baseline", "--calibrate-neutral", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "person_baseline=False" in err and not (tmp_path / "out").exists()
