@@ -111,9 +111,9 @@ class AUDetector:
             ``0``: only while a face is missing — none tracked, or a track lost).
         person_baseline: per-track baseline against identity bias (``runtime.neutral.PersonBaseline``:
             each AU's running low quantile over the track, its excess over a neutral face's removed
-            in logit space, before smoothing); video mode only, image mode is never changed.
+            in logit space, before smoothing); video and live mode, image mode is never changed.
         calibrate_neutral_s: ``> 0``: instead, the per-AU median of the track's first seconds (which
-            must be neutral) is subtracted from its AU probabilities (``runtime.neutral``; video mode).
+            must be neutral) is subtracted from its AU probabilities (``runtime.neutral``; not images).
         smooth_landmarks: One Euro on the face mesh before alignment (MediaPipe's video-mode
             filter); ``None``: as ``smooth``. Never in image mode.
         head_pose: ``FaceAU.head_pose`` from the mesh (``runtime.head_pose``).

@@ -4,7 +4,7 @@ People differ in their resting face: deep nasolabial folds read as AU10/AU12, lo
 such a person's AU stays "on" while they do nothing. OpenFace 2 (Baltrusaitis et al., FG 2018) removes
 this per person: its dynamic models subtract a person's running median of the appearance features,
 and its post-processing shifts each AU's predictions so the person's low values sit at zero. Here,
-on the engine's outputs per track (video mode only; image mode never), before smoothing:
+on the engine's outputs per track (video and live mode; image mode never), before smoothing:
 
 - ``PersonBaseline`` (on by default): a running LOW quantile ``q`` of each AU's logit over the track
   (``QUANTILE``, a fixed logit histogram that forgets with ``HALF_LIFE_S``: bounded memory), compared
