@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-faces", type=MAX_FACES, default=None, help="faces processed per frame (default: "
                    "every face of a photo, 4 in a video)")
     p.add_argument("--threads", type=threads_option(), default=None, help="CPU threads for inference")
+    p.add_argument("--no-person-baseline", action="store_true", help="no per-person baseline on videos and "
+                   "cameras (on by default; docs/person_baseline.md)")
     p.add_argument("--quiet", action="store_true", help="no status line (the summary is still printed)")
     return p
 
@@ -65,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     # The sample clip (no --source) is a video; it is fetched only once the engine has loaded.
     cap = (args.max_faces if args.max_faces is not None
            else default_max_faces(args.source) if args.source else max_faces_for("video"))
-    det = AUDetector(args.engine, max_faces=cap, face_model=args.face_model, threads=args.threads)
+    det = AUDetector(args.engine, max_faces=cap, face_model=args.face_model, threads=args.threads,
+                     person_baseline=not args.no_person_baseline)
     try:
         source = args.source or str(sample_clip())
         out = Path(args.out)

@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="out/camera", help="output folder (default out/camera)")
     p.add_argument("--preflight", action="store_true", help="only check display and camera (exit 0 or 2)")
     p.add_argument("--face-model", metavar="PATH", help="folder or .task bundle with the face models")
+    p.add_argument("--no-person-baseline", action="store_true", help="no per-person baseline (on by default)")
     args = p.parse_args(argv)
     reason = no_display() or no_camera(args.camera) or (None if args.preflight else no_gui())
     if reason:
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from demo.__main__ import main as demo_main
 
     extra = ["--face-model", args.face_model] if args.face_model else []
+    extra += ["--no-person-baseline"] if args.no_person_baseline else []
     return demo_main(["--engine", args.engine, "--source", str(args.camera), "--show", "--out", args.out, *extra])
 
 

@@ -77,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the face detector every N frames while fewer than --max-faces are tracked "
                    "(default 10; 0: only while a face is missing)")
     p.add_argument("--calibrate-neutral", type=CALIBRATE_NEUTRAL_S, default=None, metavar="SECONDS",
-                   help="per-person neutral baseline from each track's first SECONDS (off by default)")
+                   help="instead of the running per-person baseline, subtract each track's median over its "
+                   "first SECONDS, which must show a neutral face (off by default)")
+    p.add_argument("--no-person-baseline", action="store_true", help="video: no per-person baseline (on by "
+                   "default: each track's resting AU level, a running low percentile, is kept below the "
+                   "decision; docs/person_baseline.md); images are never changed")
     p.add_argument("--face-model", metavar="PATH", help="folder of face .tflite files or a face_landmarker "
                    ".task bundle (default: $AU_FACE_MODEL, then the user cache, then PyPI)")
     p.add_argument("--detector", choices=("full", "short"), default="full",
@@ -98,7 +102,8 @@ def _show_default(args: argparse.Namespace) -> bool:
 
 
 def _detector_options(args: argparse.Namespace) -> dict:
-    """The AUDetector keywords for --mode/--detect-every/--calibrate-neutral (defaults: AUDetector's).
+    """The AUDetector keywords for --mode/--detect-every/--calibrate-neutral/--no-person-baseline (defaults:
+    AUDetector's).
 
     ``--mode auto`` is ``mode=None``: the detector decides from the source (``detector.running_mode``).
     """
@@ -107,6 +112,8 @@ def _detector_options(args: argparse.Namespace) -> dict:
         wanted["detect_every"] = args.detect_every
     if args.calibrate_neutral is not None:
         wanted["calibrate_neutral_s"] = args.calibrate_neutral
+    if args.no_person_baseline:
+        wanted["person_baseline"] = False
     return wanted
 
 

@@ -32,7 +32,8 @@ from runtime.engines import Engine, load_engine
 from runtime.face import FaceStage
 from runtime.live import LiveWorker, ResultCallback
 from runtime.mesh_measures import BLINK_AU, MeshMeasures
-from runtime.neutral import NeutralCalibration
+from runtime.neutral import check_baseline_options
+from runtime.neutral import person_baseline as make_baseline
 from runtime.results import FaceAU, FrameResult
 from runtime.smoothing import LandmarkSmoother, TrackSmoother, ValueSmoother
 
@@ -108,8 +109,11 @@ class AUDetector:
             every N frames to pick up newcomers (default 10: a newcomer is found within 10
             frames for about a tenth of a detector run per frame; ``1``: every such frame;
             ``0``: only while a face is missing — none tracked, or a track lost).
-        calibrate_neutral_s: ``> 0``: per-track neutral baseline from the track's first seconds,
-            subtracted from its AU probabilities (``runtime.neutral``; video mode only).
+        person_baseline: per-track baseline against identity bias (``runtime.neutral.PersonBaseline``:
+            each AU's running low quantile over the track, its excess over a neutral face's removed
+            in logit space, before smoothing); video and live mode, image mode is never changed.
+        calibrate_neutral_s: ``> 0``: instead, the per-AU median of the track's first seconds (which
+            must be neutral) is subtracted from its AU probabilities (``runtime.neutral``; not images).
         smooth_landmarks: One Euro on the face mesh before alignment (MediaPipe's video-mode
             filter); ``None``: as ``smooth``. Never in image mode.
         head_pose: ``FaceAU.head_pose`` from the mesh (``runtime.head_pose``).
@@ -126,7 +130,8 @@ class AUDetector:
                  face_model: str | None = None, detector: str = "full", smooth: bool = True,
                  threads: int | None = None, mode: str | None = None, detect_every: int = 10,
                  calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None,
-                 head_pose: bool = True, blink: bool = True, result_callback: ResultCallback | None = None):
+                 head_pose: bool = True, blink: bool = True, result_callback: ResultCallback | None = None,
+                 person_baseline: bool = True):
         self._auto_cap = isinstance(max_faces, str) and max_faces == "auto"  # follows the running mode
         if self._auto_cap:
             max_faces = max_faces_for(mode or "video")
@@ -141,9 +146,11 @@ class AUDetector:
                              "drop it, or pass mode='live' and feed frames with detect_async")
         self._mode = running_mode(mode, calibrate_neutral_s=calibrate_neutral_s)  # what process() runs in
         self.max_faces = max_faces
-        self.neutral = NeutralCalibration(calibrate_neutral_s)  # validates the value
+        check_baseline_options(person_baseline, calibrate_neutral_s)  # before the engine loads
+        self._calibrate_neutral_s = float(calibrate_neutral_s)
         self.engine = engine if isinstance(engine, Engine) else load_engine(engine, threads=threads)
         card = self.engine.card
+        self.baseline = make_baseline(card, person_baseline, calibrate_neutral_s)  # video mode, per track
         self.aus = list(card.aus)  # the engine's outputs, in its order
         self.measures = MeshMeasures(head_pose=head_pose, blink=blink and BLINK_AU not in self.aus)
         # What the results carry: the engine's AUs + the mesh's (AU45); outputs take their columns from it.
@@ -284,7 +291,7 @@ class AUDetector:
         height, width = bgr.shape[:2]
         for face, p, raw_mesh, inten in zip(faces, probs, raw_meshes, intensities):
             if video:
-                p_s, active = self.smoother(face.track_id, self.neutral(face.track_id, p, t), t)
+                p_s, active = self.smoother(face.track_id, self.baseline(face.track_id, p, t), t)
             else:
                 p_s, active = p, p >= self._thr
             au_prob = {a: float(v) for a, v in zip(self.aus, p_s)}
@@ -304,7 +311,7 @@ class AUDetector:
             self.smoother.forget_stale(t)
             self.intensity_smoother.forget_stale(t)
             self.landmark_smoother.forget_stale(t)
-            self.neutral.forget_stale(t)
+            self.baseline.forget_stale(t)
             self.measures.forget_stale(t)
         t4 = time.perf_counter()
         stages = {"face": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3, "au": (t3 - t2) * 1e3,
@@ -369,7 +376,7 @@ class AUDetector:
         from runtime.sources import FrameSource, open_source
 
         with source if isinstance(source, FrameSource) else open_source(source) as src:
-            self._mode = running_mode(self.mode, src.is_image, self.neutral.seconds)
+            self._mode = running_mode(self.mode, src.is_image, self._calibrate_neutral_s)
             self._follow_mode_cap()
             self.reset()
             n = 0
@@ -409,7 +416,7 @@ class AUDetector:
             self.smoother.reset()
             self.intensity_smoother.reset()
             self.landmark_smoother.reset()
-            self.neutral.reset()
+            self.baseline.reset()
             self.measures.reset()
             self._frames = 0
             self._last_t = None

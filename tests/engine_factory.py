@@ -46,8 +46,9 @@ def reference_probs(crops_rgb: np.ndarray, color: str = "RGB") -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def write_onnx(path: Path, logits: bool = False, batch: int | str = "batch") -> Path:
-    """The tiny model as ONNX; ``batch`` an int for a static batch, a name for a dynamic one."""
+def write_onnx(path: Path, logits: bool = False, batch: int | str = "batch", bias: np.ndarray | None = None) -> Path:
+    """The tiny model as ONNX; ``batch`` an int for a static batch, a name for a dynamic one; ``bias``
+    replaces ``B`` (e.g. ``B + offset``: a constant logit offset on some AUs)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -60,7 +61,8 @@ def write_onnx(path: Path, logits: bool = False, batch: int | str = "batch") -> 
         nodes, "tiny_au",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, SIZE, SIZE])],
         [helper.make_tensor_value_info("au", TensorProto.FLOAT, [batch, len(AUS)])],
-        initializer=[numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "B")])
+        initializer=[numpy_helper.from_array(W, "W"),
+                     numpy_helper.from_array(np.asarray(B if bias is None else bias, np.float32), "B")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detect-every", type=DETECT_EVERY, default=None, metavar="N",
                    help="face detector every N frames while fewer than --max-faces are tracked (default 10)")
     p.add_argument("--calibrate-neutral", type=CALIBRATE_NEUTRAL_S, default=None, metavar="SECONDS",
-                   help="per-person neutral baseline from each track's first SECONDS")
+                   help="instead of the running per-person baseline, subtract each track's median over its first "
+                   "SECONDS, which must show a neutral face")
+    p.add_argument("--no-person-baseline", action="store_true", help="videos: no per-person baseline (on by "
+                   "default; docs/person_baseline.md)")
     p.add_argument("--face-model", metavar="PATH", help="folder of face .tflite files or a face_landmarker "
                    ".task bundle (default: $AU_FACE_MODEL, then the user cache, then PyPI)")
     p.add_argument("--detector", choices=("full", "short"), default="full", help="BlazeFace full (default) "
@@ -86,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> tuple[Settings, str]:
     """The batch's settings and a line saying which engine ``default`` resolved to ("" otherwise)."""
+    from runtime.neutral import check_baseline_options
+
+    check_baseline_options(not args.no_person_baseline, args.calibrate_neutral or 0.0)  # one line, before any work
     engine, said = args.engine, ""
     if str(engine) == "default":  # resolved once here, so every worker (and node) runs the same file
         from runtime.engines import default_engine_choice
@@ -96,7 +102,8 @@ def settings_from(args: argparse.Namespace) -> tuple[Settings, str]:
                     max_faces=args.max_faces, max_frames=args.max_frames, detect_every=args.detect_every,
                     detector=args.detector, smooth=not args.no_smooth,
                     mode=None if args.mode == "auto" else args.mode, calibrate_neutral=args.calibrate_neutral,
-                    csv_format=args.csv_format, threads=args.threads), said
+                    person_baseline=not args.no_person_baseline, csv_format=args.csv_format,
+                    threads=args.threads), said
 
 
 def _absolute(path: str) -> str:

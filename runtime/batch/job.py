@@ -48,6 +48,7 @@ class Settings:
     smooth: bool = True
     mode: str | None = None
     calibrate_neutral: float | None = None
+    person_baseline: bool = True
     csv_format: str = "default"
     threads: int = 1
 
@@ -107,6 +108,8 @@ def detector(settings: Settings) -> AUDetector:
         wanted["detect_every"] = settings.detect_every
     if settings.calibrate_neutral is not None:
         wanted["calibrate_neutral_s"] = settings.calibrate_neutral
+    if not settings.person_baseline:
+        wanted["person_baseline"] = False
     det = AUDetector(settings.engine, max_faces=settings.max_faces, face_model=settings.face_model,
                      detector=settings.detector, smooth=settings.smooth, threads=settings.threads, **wanted)
     _DETECTOR = (settings, det)

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--face-model", metavar="PATH", help="folder of face .tflite files or a .task bundle")
     p.add_argument("--detector", choices=("full", "short"), default="full", help="BlazeFace range (default full)")
     p.add_argument("--no-smooth", action="store_true", help="raw per-frame probabilities, no hysteresis")
+    p.add_argument("--no-person-baseline", action="store_true", help="no per-person baseline (on by default; "
+                   "docs/person_baseline.md)")
     p.add_argument("--threads", type=threads_option(), default=None, help="CPU threads for inference")
     return p
 
@@ -160,7 +162,8 @@ def _detector(args: argparse.Namespace, mode: str | None):
 
     extra = {} if args.detect_every is None else {"detect_every": args.detect_every}
     return AUDetector(args.engine, max_faces=args.max_faces, face_model=args.face_model, detector=args.detector,
-                      smooth=not args.no_smooth, threads=args.threads, mode=mode, **extra)
+                      smooth=not args.no_smooth, threads=args.threads, mode=mode,
+                      person_baseline=not args.no_person_baseline, **extra)
 
 
 def _run_source(rclpy: Any, node: Any, det: Any, frames: FramePublisher, args: argparse.Namespace) -> None:

@@ -2,7 +2,7 @@
 
 Photos go through image mode (``mode="image"``: no tracking or smoothing state, every photo
 detected afresh). The clip goes through video mode with the runtime's defaults
-(tracking, One Euro smoothing), frame by frame from ``AUDetector.stream``.
+(tracking, the per-person baseline, One Euro smoothing), frame by frame from ``AUDetector.stream``.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def run_photos(engine: str, faces: Sequence[HeldOutFace], face_model: str | None
                 continue
             result = det.process(bgr, 0.0)
             out.append(dict(result.faces[0].au_prob) if result.faces else None)
-    return out, {"mode": "image", "smooth": False}
+    return out, {"mode": "image", "smooth": False, "person_baseline": False}
 
 
 def run_clip(engine: str, clip: Path, max_frames: int | None, face_model: str | None = None,
@@ -54,4 +54,4 @@ def run_clip(engine: str, clip: Path, max_frames: int | None, face_model: str | 
                            "prob": dict(result.faces[0].au_prob) if result.faces else None,
                            "active": sorted(result.faces[0].au_active) if result.faces else None})
         skipped = dict(det.skipped)
-    return frames, {"mode": "video", "smooth": True, "skipped": skipped}
+    return frames, {"mode": "video", "smooth": True, "person_baseline": True, "skipped": skipped}
