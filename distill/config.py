@@ -11,14 +11,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from train.coerce import config_from_dict
+from train.coerce import SectionConfig
 from train.model.students import StudentModelConfig
 
 LOSS_WEIGHTS = ("w_hard", "w_soft", "w_pseudo", "w_feat", "w_rel", "w_intensity_soft", "w_intensity_hard")
 
 
 @dataclass
-class StudentConfig(StudentModelConfig):
+class StudentConfig(StudentModelConfig, SectionConfig):
     """The student (``StudentModelConfig`` fields) and how it is distilled."""
 
     temperature: float = 2.0  # soft-target BCE temperature
@@ -48,15 +48,6 @@ class StudentConfig(StudentModelConfig):
                              f"{self.unlabeled_batch} and {self.distill_dim}")
         if self.unlabeled_batch and not self.unlabeled:
             raise ValueError("model.unlabeled_batch > 0 needs model.unlabeled=CACHE_DIR")
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None, where: str = "model") -> StudentConfig:
-        """Build from a plain mapping (a YAML ``model:`` section) with the one config loader.
-
-        Raises:
-            ValueError: an unknown key (with the closest known one), a wrong type or a bad value.
-        """
-        return config_from_dict(cls, raw, section=where)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

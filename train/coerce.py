@@ -78,3 +78,16 @@ def config_from_dict(cls: type[T], raw: Mapping[str, Any] | None, section: str =
     values = {k: coerce(v, getattr(defaults, k), f"{where}{section + '.' if section else ''}{k}")
               for k, v in raw.items()}
     return cls(**values)
+
+
+class SectionConfig:
+    """A mixin for dataclass config sections (a YAML ``model:``): ``from_dict`` with the one loader."""
+
+    @classmethod
+    def from_dict(cls: type[T], raw: Mapping[str, Any] | None, where: str = "model") -> T:
+        """Build from a plain mapping (a YAML section) with the one config loader.
+
+        Raises:
+            ValueError: an unknown key (with the closest known one), a wrong type or a bad value.
+        """
+        return config_from_dict(cls, raw, section=where)

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.aus import DEFAULT_MODEL_AUS, au_name, au_number
-from train.coerce import config_from_dict
+from train.coerce import SectionConfig
 
 LOOKAHEADS = ("all", "au_branch")
 MASK_SOURCES = ("landmarks", "canonical")
 
 
 @dataclass
-class TeacherConfig:
+class TeacherConfig(SectionConfig):
     """Model and loss options of the RTATL teacher.
 
     Model: ``backbone`` (a name in ``train.model.backbones.BACKBONES``), ``pretrained`` (ImageNet
@@ -120,15 +120,6 @@ class TeacherConfig:
         for name in [f.name for f in dataclasses.fields(self) if f.name.startswith("lambda_")]:
             if getattr(self, name) < 0:
                 raise ValueError(f"TeacherConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None, where: str = "model") -> TeacherConfig:
-        """Build from a plain mapping (a YAML ``model:`` section) with the one config loader.
-
-        Raises:
-            ValueError: an unknown key (with the closest known one), a wrong type or a bad value.
-        """
-        return config_from_dict(cls, raw, section=where)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
