@@ -18,7 +18,7 @@ from runtime.cli import (
     MAX_FACES,
     MAX_FRAMES,
     OneLineParser,
-    guarded,
+    run_command,
     threads_option,
 )
 from runtime.errors import AUEdgeError
@@ -162,10 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    parser = build_parser()
-    if prog:
-        parser.prog = prog
-    return guarded(run, parser.parse_args(argv))
+    return run_command(build_parser(), run, argv, prog)
 
 
 if __name__ == "__main__":

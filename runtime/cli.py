@@ -76,6 +76,14 @@ DETECT_EVERY = number(int, 0, hi=10_000, why=" (use 0 to run the detector only w
 CALIBRATE_NEUTRAL_S = number(float, 0, hi=3600.0, why=" (seconds: at most an hour of each track's start)")
 
 
+def run_command(parser: argparse.ArgumentParser, run: Callable[..., int], argv: Sequence[str] | None = None,
+                prog: str | None = None) -> int:
+    """A subcommand's ``main``: parse ``argv`` (``prog`` names it as ``au-edge X`` does) and run it guarded."""
+    if prog:
+        parser.prog = prog
+    return guarded(run, parser.parse_args(argv))
+
+
 def guarded(run: Callable[..., int], *args, **kwargs) -> int:
     """``run(*args, **kwargs)`` as a command's body: its exit code, or an expected fault as one line.
 

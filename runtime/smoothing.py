@@ -79,7 +79,23 @@ class Hysteresis:
         return self.state
 
 
-class TrackSmoother:
+class PerTrack:
+    """Per-track state (``self._tracks``: track id -> a tuple whose last item is the time last seen),
+    forgotten after ``forget_after_s`` unseen or when time goes back, and cleared by ``reset``."""
+
+    forget_after_s: float
+    _tracks: dict
+
+    def forget_stale(self, t: float) -> None:
+        stale = [k for k, entry in self._tracks.items() if t - entry[-1] > self.forget_after_s or t < entry[-1]]
+        for k in stale:
+            del self._tracks[k]
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+
+class TrackSmoother(PerTrack):
     """Holds one filter and one hysteresis per track id; forgets tracks not seen for a while."""
 
     def __init__(self, thresholds: np.ndarray, enabled: bool = True, margin: float = 0.05,
@@ -102,16 +118,8 @@ class TrackSmoother:
         self._tracks[track_id] = (filt, hyst, t)
         return smooth, hyst(smooth)
 
-    def forget_stale(self, t: float) -> None:
-        stale = [k for k, (_, _, last) in self._tracks.items() if t - last > self.forget_after_s or t < last]
-        for k in stale:
-            del self._tracks[k]
 
-    def reset(self) -> None:
-        self._tracks.clear()
-
-
-class ValueSmoother:
+class ValueSmoother(PerTrack):
     """One Euro per track on a vector of values without a decision (AU intensities), with the
     probabilities' filter settings: the speed is measured in units of ``scale`` (5 for the FACS
     0-5 scale), so an intensity and a probability moving alike are smoothed alike."""
@@ -129,16 +137,8 @@ class ValueSmoother:
         self._tracks[track_id] = (filt, t)
         return out
 
-    def forget_stale(self, t: float) -> None:
-        stale = [k for k, (_, last) in self._tracks.items() if t - last > self.forget_after_s or t < last]
-        for k in stale:
-            del self._tracks[k]
 
-    def reset(self) -> None:
-        self._tracks.clear()
-
-
-class LandmarkSmoother:
+class LandmarkSmoother(PerTrack):
     """One Euro on each track's mesh (N x 3 frame pixels), MediaPipe's video-mode parameters.
 
     The speed that opens the filter is measured in face sizes per second (the mesh's box, mean of
@@ -161,10 +161,3 @@ class LandmarkSmoother:
         self._tracks[track_id] = (filt, t)
         return out.astype(np.float32, copy=True)
 
-    def forget_stale(self, t: float) -> None:
-        stale = [k for k, (_, last) in self._tracks.items() if t - last > self.forget_after_s or t < last]
-        for k in stale:
-            del self._tracks[k]
-
-    def reset(self) -> None:
-        self._tracks.clear()
