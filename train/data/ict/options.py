@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
 VERSIONS = (2, 3)
-DEFAULT_VERSION = 2  # v2 renders ~4x faster (tests, quick builds); make default-model asks for 3
+DEFAULT_VERSION = 2  # v2 renders several times faster (tests, quick builds); make default-model asks for 3
 
 
 @dataclass(frozen=True)
