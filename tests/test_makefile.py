@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="no make on
 
 def make(*args: str, path: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **({"PATH": path} if path else {})}
-    env.pop("PYTHON", None)
+    for key in ("PYTHON", "MAKELEVEL", "MAKEFLAGS", "MFLAGS"):  # run as a user would, also under `make test`
+        env.pop(key, None)
     return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60, check=False)
 
