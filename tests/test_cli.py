@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from engine_factory import AUS
+from faults import long_video
 
 from runtime.atomic import partials
 
@@ -153,23 +154,13 @@ def test_a_failed_start_leaves_existing_outputs_byte_identical(tiny_engines, fac
     assert sorted(x.name for x in tmp_path.iterdir()) == ["o.csv", "o.jsonl", "o.mp4"]  # no partial files
 
 
-def _long_video(path, frames=3000):
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (96, 64))
-    frame = np.full((64, 96, 3), 90, np.uint8)
-    for i in range(frames):
-        frame[:, :, 1] = i % 250
-        w.write(frame)
-    w.release()
-    return path
-
-
 def _partial_size(target) -> int:
     found = partials(target)
     return found[0].stat().st_size if found else 0
 
 
 def test_sigterm_closes_outputs_prints_the_summary_and_exits_143(tiny_engines, face_model, tmp_path):
-    video = _long_video(tmp_path / "long.avi")
+    video = long_video(tmp_path / "long.avi")
     jsonl, rec = tmp_path / "out.jsonl", tmp_path / "out.mp4"
     jsonl.write_text("previous run\n")
     proc = subprocess.Popen([sys.executable, "-m", "runtime.camera", "--engine", str(tiny_engines["onnx"]),
