@@ -111,3 +111,12 @@ def file_size_limit(limit: int) -> Callable[[], None]:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
     return apply
+
+
+def only_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit 2 and stderr is exactly one line (no traceback, no engine note) holding every one of ``words``."""
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert "Traceback" not in err and err.count("\n") == 0, err
+    for w in words:
+        assert w in err, err

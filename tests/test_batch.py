@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from faults import only_line_error
 from runtime.batch.inputs import Input, assign_stems, expand
 from runtime.batch.manifest import COLUMNS, Manifest
 from runtime.errors import AUEdgeError, SourceError
@@ -311,33 +312,25 @@ def test_a_worker_killed_mid_input_fails_that_input_only(longer, face_model, tmp
 
 # --- faults and options ----------------------------------------------------------------------------------
 
-def one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    err = proc.stderr.strip()
-    assert "Traceback" not in err and err.count("\n") == 0, err
-    for w in words:
-        assert w in err, err
-
-
 def test_expected_faults_are_one_line_and_exit_2(recordings, face_model, tmp_path):
     from runtime.atomic import held_lock
 
-    one_line_error(batch(tmp_path / "nope.mp4", "--out", tmp_path / "o", face_model=face_model), "not found", "nope.mp4")
+    only_line_error(batch(tmp_path / "nope.mp4", "--out", tmp_path / "o", face_model=face_model), "not found", "nope.mp4")
     assert not (tmp_path / "o").exists()  # a wrong INPUT leaves nothing behind
-    one_line_error(batch(recordings, "--out", tmp_path / "o", "--ray-address", "auto", face_model=face_model),
+    only_line_error(batch(recordings, "--out", tmp_path / "o", "--ray-address", "auto", face_model=face_model),
                    "--ray-address needs --runner ray")
-    one_line_error(batch(recordings, "--out", tmp_path / "o", "--workers", "0", face_model=face_model), "--workers")
+    only_line_error(batch(recordings, "--out", tmp_path / "o", "--workers", "0", face_model=face_model), "--workers")
     (tmp_path / "file").write_text("x")
-    one_line_error(batch(recordings, "--out", tmp_path / "file", face_model=face_model), "is a file")
+    only_line_error(batch(recordings, "--out", tmp_path / "file", face_model=face_model), "is a file")
     busy = tmp_path / "busy"
     busy.mkdir()
     with held_lock(busy / ".au-edge-batch.lock", "held by the test"):
-        one_line_error(batch(recordings, "--out", busy, face_model=face_model), "another au-edge batch is writing")
+        only_line_error(batch(recordings, "--out", busy, face_model=face_model), "another au-edge batch is writing")
     # an engine that cannot load fails every input alike: one line, exit 2, no row recorded
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not an onnx file")
     proc = batch(recordings / "clip0.mp4", "--out", tmp_path / "o2", "--engine", bad, "--quiet", face_model=face_model)
-    one_line_error(proc, "bad.onnx")
+    only_line_error(proc, "bad.onnx")
     assert not (tmp_path / "o2" / "manifest.csv").exists()
 
 
