@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_cli import one_line_error
+from faults import only_line_error
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = REPO / "runtime" / "models" / "default"
@@ -88,7 +88,7 @@ def test_install_copies_the_shipping_set_byte_for_byte(exported, tmp_path):
     assert run_install("--export", exported["out"], "--dest", dest).returncode == 0
     assert sorted(p.name for p in dest.iterdir()) == INSTALLED
     (dest / "notes.txt").write_text("mine")
-    one_line_error(run_install("--export", exported["out"], "--dest", dest), "notes.txt", "--dest")
+    only_line_error(run_install("--export", exported["out"], "--dest", dest), "notes.txt", "--dest")
     assert (dest / "notes.txt").read_text() == "mine"
 
 
@@ -141,7 +141,7 @@ def test_install_refuses_in_one_line_and_writes_nothing(case, export_dir, tmp_pa
     brk(export_dir)
     dest = tmp_path / "dest"
     proc = run_install("--export", export_dir, "--dest", dest)
-    one_line_error(proc, *words)
+    only_line_error(proc, *words)
     if case.endswith("MB"):  # the sizes are printed
         tflite, total = (export_dir / "au_int8.tflite").stat().st_size, sum(
             (export_dir / (s + x)).stat().st_size for s in SHIPS for x in EXTRAS)
@@ -188,7 +188,7 @@ def test_the_camera_says_which_engine_default_runs(package, face_model, media):
                            timeout=300, check=False)
     assert quiet.returncode == 0 and "default →" not in quiet.stderr, quiet.stderr
     no_backend = python(HIDE_ALL + f"from runtime.camera import main; sys.exit(main({args!r}))", cwd=package)
-    one_line_error(no_backend, "no inference backend", "pip install 'au-edge[runtime]'")
+    only_line_error(no_backend, "no inference backend", "pip install 'au-edge[runtime]'")
 
 
 def test_no_shipped_model_is_one_line(tmp_path, media):
@@ -196,7 +196,7 @@ def test_no_shipped_model_is_one_line(tmp_path, media):
     proc = subprocess.run([sys.executable, "-m", "runtime.camera", "--engine", "default", "--source",
                            str(media / "WolfgangLanger_Pexels.mp4"), "--no-show"], cwd=tmp_path, env=ENV,
                           capture_output=True, text=True, timeout=300, check=False)
-    one_line_error(proc, "no default model is shipped", "--engine PATH")
+    only_line_error(proc, "no default model is shipped", "--engine PATH")
 
 
 # ---- the wheel: the committed default model, installed, away from the checkout ------------------------

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 from engine_factory import AUS, base_card, write_onnx
-from test_cli import _long_video, one_line_error
+from faults import long_video, only_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 30
@@ -160,18 +160,18 @@ def test_report_renders_in_headless_chromium(demo_run, tmp_path):
 
 def test_bad_engine_and_source_are_one_line(tiny_onnx, face_model, tmp_path):
     proc = run_demo("--engine", tmp_path / "missing.onnx", "--out", tmp_path / "o")
-    one_line_error(proc, "missing.onnx")
+    only_line_error(proc, "missing.onnx")
     proc = run_demo("--engine", tiny_onnx, "--source", tmp_path / "nope.mp4", "--out", tmp_path / "o",
                     "--face-model", face_model)
-    one_line_error(proc, "nope.mp4")
+    only_line_error(proc, "nope.mp4")
     proc = run_demo("--engine", tiny_onnx, "--max-frames", 0, "--face-model", face_model)
-    one_line_error(proc, "--max-frames")
+    only_line_error(proc, "--max-frames")
 
 
 def test_sigterm_ends_the_demo_with_every_output_in_step(tiny_onnx, face_model, tmp_path):
     """The demo runs the runtime's loop: SIGTERM waits for the frame being written, the JSONL and the video
     end on the same frame, the report is still made from them, and the exit code is 143."""
-    video, out = _long_video(tmp_path / "long.avi"), tmp_path / "o"
+    video, out = long_video(tmp_path / "long.avi"), tmp_path / "o"
     proc = subprocess.Popen([sys.executable, "-m", "demo", "--engine", str(tiny_onnx), "--source", str(video),
                              "--out", str(out), "--face-model", face_model, "--quiet"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -212,11 +212,11 @@ def test_camera_needs_a_display_and_a_camera():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     run = [sys.executable, "-m", "demo.camera"]
     proc = subprocess.run(run, capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False)
-    one_line_error(proc, "no display")
+    only_line_error(proc, "no display")
     if sys.platform.startswith("linux"):
         proc = subprocess.run([*run, "--camera", "97"], capture_output=True, text=True, cwd=ROOT,
                               env={**env, "DISPLAY": ":97"}, timeout=60, check=False)
-        one_line_error(proc, "no camera 97")
+        only_line_error(proc, "no camera 97")
 
 
 def test_sample_clip_cache_refuses_a_tampered_file(tmp_path, monkeypatch, media):

@@ -12,7 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_cli import one_line_error, run_cli
+from faults import only_line_error
+from test_cli import run_cli
 from test_demo import CLIP, run_demo
 
 from runtime import AUDetector
@@ -77,8 +78,8 @@ def test_a_photo_folder_from_the_cli(tiny_engines, face_model, folder, tmp_path)
 
 def test_save_annotated_refuses_videos_and_the_photos_own_folder(tiny_engines, face_model, folder, media, tmp_path):
     eng = ("--engine", tiny_engines["onnx"], "--no-show", "--face-model", face_model)
-    one_line_error(run_cli(*eng, "--source", media / CLIP, "--save-annotated", tmp_path / "a"), "--record")
-    one_line_error(run_cli(*eng, "--source", folder, "--save-annotated", folder), "overwrite")
+    only_line_error(run_cli(*eng, "--source", media / CLIP, "--save-annotated", tmp_path / "a"), "--record")
+    only_line_error(run_cli(*eng, "--source", folder, "--save-annotated", folder), "overwrite")
     assert not (tmp_path / "a").exists()
 
 
