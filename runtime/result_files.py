@@ -7,6 +7,9 @@ df[df.AU12_c == 1].groupby("face_id").size()
 ```
 One row per face per frame, and one row (``success`` 0, the rest empty) for a frame without a face,
 as the CSV outputs write them (a JSONL ``skipped`` record, a file that was not processed, gives none).
+A face's ``success`` is its ``score >= 0.5`` in every format; a face below that (half hidden by a
+hand) keeps its values (an OpenFace CSV row with confidence 0.00 reads as no face, as OpenFace
+writes a failed frame).
 Columns, py-feat's names where py-feat has the quantity:
 ``frame`` (0-based), ``face_id`` (the track id; OpenFace CSV: its face_id), ``timestamp`` (s),
 ``source`` (JSONL ``source``; CSV ``file`` column), ``success``, ``FaceRectX/Y/Width/Height``,
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.errors import AUEdgeError, MissingDependency
+from runtime.face_success import success
 
 FORMATS = ("jsonl", "csv", "openface")
 ID_COLUMNS = ("frame", "face_id", "timestamp", "source", "success")
@@ -129,7 +133,9 @@ def _jsonl_rows(path: Path) -> list[dict]:
                     "source": rec.get("source", "")}
             if not rec.get("faces"):
                 rows.append({**head, "success": 0})
-            rows.extend({**head, "success": 1, **_face_columns(face)} for face in rec.get("faces", []))
+            # as the CSVs write it (runtime.face.quality): a face half hidden (score < 0.5) is not a success
+            rows.extend({**head, "success": int(success(face["score"])), **_face_columns(face)}
+                        for face in rec.get("faces", []))
     return rows
 
 
@@ -167,7 +173,7 @@ def _from_default_csv(raw: dict[str, str]) -> dict:
     row = {"frame": int(raw["frame"]), "timestamp": _num(raw["timestamp"]), "success": int(raw["success"])}
     if "file" in raw:
         row["source"] = raw["file"]
-    if not row["success"]:
+    if raw.get("face_id", "") == "":  # a frame without a face (a face scored below 0.5 keeps its values)
         return row
     row["face_id"] = int(raw["face_id"])
     row["FaceScore"] = _num(raw["confidence"])
@@ -184,7 +190,7 @@ def _from_openface_csv(raw: dict[str, str]) -> dict:
            "success": int(float(raw["success"]))}
     if "file" in raw:
         row["source"] = raw["file"]
-    if not row["success"]:
+    if not row["success"] and not _num(raw.get("confidence")) > 0:  # no face: zeros (a weak face keeps its values)
         return row
     if "face_id" in raw:
         row["face_id"] = int(float(raw["face_id"]))

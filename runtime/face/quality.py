@@ -31,15 +31,10 @@ from __future__ import annotations
 
 import math
 
-RELIABLE = 0.5  # score at and above which a face counts as a success (OpenFace CSV) and is trusted
+from runtime.face_success import RELIABLE, success  # noqa: F401 - the cut lives there (the reader needs it light)
 
 # (mid, scale) of the logit -> score map, per mesh model (told apart by its landmark count).
 CALIBRATION: dict[int, tuple[float, float]] = {468: (13.0, 4.5), 478: (4.4, 0.2)}
-
-
-def success(score: float) -> bool:
-    """Whether a face with this ``score`` counts as found well (the CSVs' ``success`` column)."""
-    return float(score) >= RELIABLE
 
 
 def presence(logit: float) -> float:
