@@ -98,15 +98,19 @@ class ExportModel:
 
 def declared_intensity(logits: nn.Module, aus: Sequence[str], run_metrics: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The AUs an export declares intensity for and the warnings: a model with an intensity head,
-    for every AU its run trained on intensity labels of (metrics.json ``intensity_labels``)."""
+    for every AU its run trained on intensity labels of (metrics.json ``intensity_labels``) and, where
+    the run lists them, supports (``intensity_supported``)."""
     if not getattr(logits, "has_intensity", False):
         return [], []
     labels = run_metrics.get("intensity_labels") or {}
-    declared = [a for a in aus if a in labels]
+    supported = run_metrics.get("intensity_supported")  # distill.intensity_head: validation ICC high enough
+    declared = [a for a in aus if a in labels and (supported is None or a in supported)]
     if not declared:
         return [], [("the model has an intensity head but its run records no intensity labels (metrics.json "
-                     "intensity_labels); exported without the intensity output")]
-    return declared, []
+                     "intensity_labels) for an AU it supports (intensity_supported); exported without the intensity output")]
+    left = [a for a in aus if a in labels and a not in declared]
+    return declared, ([f"intensity not declared for {', '.join(left)}: below the run's validation ICC bar "
+                       "(metrics.json intensity_supported)"] if left else [])
 
 
 def load_export_model(path: str | Path) -> ExportModel:

@@ -198,3 +198,75 @@ def test_intensity_terms_reach_the_student_and_need_a_teacher_with_intensity(tmp
     loss.backward()
     assert student.net.intensity.weight.grad.abs().sum() > 0
     assert next(student.net.backbone.parameters()).grad.abs().sum() > 0
+
+
+# -- an intensity head for a finished student (distill.intensity_head) ----------------------------
+
+@pytest.mark.slow
+def test_a_finished_student_gains_an_intensity_head_with_its_occurrence_unchanged(teacher_run, tmp_path):
+    """The shipped model's route: a student distilled without intensity, then a head fitted on its
+    frozen features. The occurrence logits stay bit-identical, the intensities follow the cache's
+    brightness-made labels, and metrics.json says what export should declare."""
+    from train import checkpoint
+    from train.task import task_for_checkpoint
+
+    plain = tmp_path / "student"
+    run([sys.executable, "-m", "distill", "--teacher", str(teacher_run["run"] / "best.pt"), "--config",
+         str(SMOKE_DISTILL), f"data={teacher_run['data']}", f"run_dir={plain}", "model.arch=mobilenetv2_100",
+         "model.pretrained=false", "epochs=1", "batch_size=16", "threads=1", "build={}"])
+    out = tmp_path / "with_intensity"
+    proc = run([sys.executable, "-m", "distill.intensity_head", "--student", str(plain / "best.pt"), "--out", str(out),
+                "--views", "0", "--threads", "1", "--min-icc", "0.5"])
+    assert "declared for" in proc.stdout, proc.stdout
+
+    old_ck, new_ck = checkpoint.load(plain / "best.pt"), checkpoint.load(out / "best.pt")
+    assert json.loads(new_ck["model_config"])["intensity_head"] is True
+    nets = [task_for_checkpoint(c).model_from_checkpoint(c).eval() for c in (old_ck, new_ck)]
+    grey = torch.linspace(0, 255, 12)
+    u8 = grey.view(-1, 1, 1, 1).expand(12, 3, 64, 64)
+    x = (u8 / 255.0 - torch.tensor(new_ck["mean"]).view(1, 3, 1, 1)) / torch.tensor(new_ck["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        old_logits = nets[0].au_logits(x)
+        new_logits, intensity = nets[1].au_heads(x)
+    assert torch.equal(old_logits, new_logits)
+    want = (5 * grey / 255.0).numpy()  # the cache's labels: 5 x brightness, every AU
+    for j in range(len(AUS)):
+        assert pcc(intensity[:, j].numpy(), want) > 0.8, (AUS[j], intensity[:, j])
+
+    m = json.loads((out / "metrics.json").read_text())
+    old_m = json.loads((plain / "metrics.json").read_text())
+    assert m["f1"] == old_m["f1"] and m["calibration"] == old_m["calibration"]  # the occurrence's numbers carry over
+    assert set(m["intensity_labels"]) == set(AUS) and m["intensity_labels"]["AU04"]["label_kinds"] == ["synthetic"]
+    val_icc = m["intensity_fit"]["validation"][str(m["intensity_fit"]["weight_decay"])]["icc"]
+    assert m["intensity_supported"] == [a for a in AUS if val_icc[a] is not None and val_icc[a] >= 0.5]
+    assert set(m["intensity"]["icc"]) == set(AUS) | {"mean"}
+
+    teacher = run([sys.executable, "-m", "distill.intensity_head", "--student", str(teacher_run["run"] / "best.pt"),
+                   "--out", str(tmp_path / "no")], ok=False)
+    assert teacher.returncode == 2 and teacher.stderr.strip().count("\n") == 0, teacher.stderr
+    assert "holds a teacher" in teacher.stderr and not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("args, words", [(["--views", "-1"], "--views -1"), (["--min-icc", "2"], "--min-icc 2"),
+                                         (["--threads", "0"], "--threads 0")])
+def test_intensity_head_options_out_of_range_are_one_line(args, words, tmp_path):
+    proc = run([sys.executable, "-m", "distill.intensity_head", "--student", str(tmp_path / "none.pt"), "--out",
+                str(tmp_path / "o"), *args], ok=False)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and words in proc.stderr, proc.stderr
+
+
+def test_export_declares_intensity_only_for_the_supported_aus():
+    from torch import nn
+
+    from export.model import declared_intensity
+
+    class WithHead(nn.Module):
+        has_intensity = True
+
+    labels = {a: {"known": 10, "label_kinds": ["synthetic"]} for a in ("AU01", "AU12", "AU25")}
+    assert declared_intensity(WithHead(), AUS, {"intensity_labels": labels}) == (["AU01", "AU12", "AU25"], [])
+    declared, warnings = declared_intensity(WithHead(), AUS, {"intensity_labels": labels,
+                                                              "intensity_supported": ["AU12", "AU26"]})
+    assert declared == ["AU12"] and len(warnings) == 1 and "AU01, AU25" in warnings[0]
+    declared, warnings = declared_intensity(WithHead(), AUS, {"intensity_labels": labels, "intensity_supported": []})
+    assert declared == [] and "intensity_supported" in warnings[0]
