@@ -75,9 +75,9 @@ bench: venv
 	$(PY) -m device_tests.report --in out/bench --out out/bench/report.md
 
 # `make default-model`: the shipped model from the open data on this CPU (see README "The default
-# model"): open data (labels v3, synthetic v3) -> RTATL teacher -> distilled student -> ONNX/INT8/TFLite with cards and
-# parity -> runtime/models/default/ -> the real-face check on the held-out identities. Each step
-# is skipped when its output exists; `rm -rf out/default` to rebuild from scratch.
+# model"): open data (labels v3, synthetic v3) -> RTATL teacher -> distilled student -> its intensity
+# head -> ONNX/INT8/TFLite with cards and parity -> runtime/models/default/ -> the real-face check on
+# the held-out identities. Each step is skipped when its output exists; `rm -rf out/default` to rebuild from scratch.
 DEFAULT_OUT ?= out/default
 # the shipped model's data: labels v3 (real + eye-coded, no silver) and synthetic v3 warps
 DEFAULT_DATA_OPTIONS ?= --labels v3 --ict-version 3
@@ -87,12 +87,14 @@ default-model: venv
 	test -f $(DEFAULT_OUT)/data/manifest.json || $(PY) -m train.data open --data $(AU_DATA_DIR) --out $(DEFAULT_OUT)/data $(DEFAULT_DATA_OPTIONS)
 	test -f $(DEFAULT_OUT)/teacher/metrics.json || $(PY) -m train --config configs/default_teacher.yaml data=$(DEFAULT_OUT)/data run_dir=$(DEFAULT_OUT)/teacher
 	test -f $(DEFAULT_OUT)/student/metrics.json || $(PY) -m distill --teacher $(DEFAULT_OUT)/teacher/best.pt --config configs/default_student.yaml data=$(DEFAULT_OUT)/data run_dir=$(DEFAULT_OUT)/student
+	@# AU intensity 0-5: a head fitted on the frozen student's features (occurrence outputs unchanged)
+	test -f $(DEFAULT_OUT)/student_intensity/metrics.json || $(PY) -m distill.intensity_head --student $(DEFAULT_OUT)/student/best.pt --out $(DEFAULT_OUT)/student_intensity
 	@# INT8 at the export's default gate (per-AU decision agreement with FP32, Wilson bound >= 0.9, and the
 	@# F1 delta's bootstrap CI); its logits are mapped onto FP32's, the run's calibration kept
-	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student/best.pt --formats onnx,tflite,tflite-int8 --calib $(DEFAULT_OUT)/data --calib-size 1024 --out $(DEFAULT_OUT)/export
+	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student_intensity/best.pt --formats onnx,tflite,tflite-int8 --calib $(DEFAULT_OUT)/data --calib-size 1024 --out $(DEFAULT_OUT)/export
 	@# the QDQ ONNX (TensorRT's INT8 input) is built and gated too, but not shipped: on AVX2 CPUs ONNX
 	@# Runtime's INT8 kernels lose F1 points on this model (README, "Measured numbers")
-	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student/best.pt --formats onnx-int8 --calib $(DEFAULT_OUT)/data --out $(DEFAULT_OUT)/export-qdq || echo "default-model: au_int8.onnx failed its parity gate here (not shipped); see $(DEFAULT_OUT)/export-qdq/parity.json"
+	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student_intensity/best.pt --formats onnx-int8 --calib $(DEFAULT_OUT)/data --out $(DEFAULT_OUT)/export-qdq || echo "default-model: au_int8.onnx failed its parity gate here (not shipped); see $(DEFAULT_OUT)/export-qdq/parity.json"
 	$(PY) -m export.install --export $(DEFAULT_OUT)/export --dest runtime/models/default
 	$(PY) -m train.clipcheck --engine default --out $(DEFAULT_OUT)/clipcheck
 	$(PY) -m train.realcheck --engine default --out $(DEFAULT_OUT)/realcheck

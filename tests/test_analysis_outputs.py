@@ -78,9 +78,11 @@ def test_openface_pose_is_openfaces_units(tmp_path):
 def test_detector_adds_pose_and_au45_and_can_leave_them_out(data_dir, face_model):
     image = cv2.imread(str(data_dir / "london" / "neutral" / "003.jpg"))
     with AUDetector("default", mode="image", face_model=face_model) as det:
-        assert det.output_aus == [*det.aus, "AU45"] and det.intensity_aus == []
+        declared = det.engine.card.intensity.aus  # the shipped model declares intensity for some AUs
+        assert det.output_aus == [*det.aus, "AU45"] and det.intensity_aus == list(declared) and "AU12" in declared
         f = det.process(image).faces[0]
-        assert set(f.head_pose) == set(POSE) and 0.0 <= f.au_prob["AU45"] <= 1.0 and f.au_intensity is None
+        assert set(f.head_pose) == set(POSE) and 0.0 <= f.au_prob["AU45"] <= 1.0
+        assert set(f.au_intensity) == set(declared) and all(0.0 <= v <= 5.0 for v in f.au_intensity.values())
     with AUDetector("default", mode="image", face_model=face_model, head_pose=False, blink=False) as det:
         assert det.output_aus == det.aus
         f = det.process(image).faces[0]
