@@ -62,8 +62,7 @@ def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], o
         ranges.setdefault(sig[key]["outputs"][0], output_range)
     tensors = signature_outputs(float_interp)
     for output, wanted in ranges.items():
-        others = [t for o, t in tensors.items() if o != output]
-        for name, (lo_min, hi_min) in head_ranges(Path(float_tflite), tensors[output], others, wanted).items():
+        for name, (lo_min, hi_min) in head_ranges(Path(float_tflite), tensors[output], wanted).items():
             lo, hi = stats[name]["min"], stats[name]["max"]
             stats[name] = {**stats[name], "min": np.minimum(lo, np.float32(lo_min)),
                            "max": np.maximum(hi, np.float32(hi_min))}
@@ -75,50 +74,39 @@ def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], o
 
 # A sigmoid's input is widened to this when an output after it is (the logits' range, as the AU output's)
 SIGMOID_INPUT_RANGE = 12.0
+# ops between a head's sigmoid and its output: a scale (MUL by a constant) and range-copying ones
+HEAD_OPS = ("MUL", "GATHER", "GATHER_ND", "TRANSPOSE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 
 
-def head_ranges(float_tflite: Path, output: str, others: list[str], wanted: tuple[float, float]
-                ) -> dict[str, tuple[float, float]]:
-    """The tensors to widen so that ``output`` spans ``wanted``: the output itself and, when it is a
-    bounded sigmoid head (``5 · sigmoid(linear)`` then a column Gather: same-scale ops that copy the
-    range of their input), every tensor of that head back to the sigmoid, whose input gets
+def head_ranges(float_tflite: Path, output: str, wanted: tuple[float, float]) -> dict[str, tuple[float, float]]:
+    """The tensors to widen so that ``output`` spans ``wanted``: the output itself and, when it ends a
+    bounded sigmoid head (``5 · sigmoid(linear)``, then a column Gather or reshapes: ops that copy
+    their input's range), every tensor of that chain back to the sigmoid, whose input gets
     ``±SIGMOID_INPUT_RANGE``. Why: the quantizer's calibration keeps a moving average of each
     tensor's min/max, so a head whose calibration faces rarely go high clips there (the intensity
     output stopped at 2.4 of 5), and widening the output alone does not reach the tensors before
-    it. Tensors that another output also depends on (the backbone) are never touched."""
+    it. The walk follows one chain of those ops only: any other op (a linear layer, the backbone)
+    ends it, and then only the output is widened."""
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
     model = fb.read_model(float_tflite)
     graph = model.subgraphs[0]
     names = [t.name.decode("utf-8") for t in graph.tensors]
-    index = {n: i for i, n in enumerate(names)}
     producer = {t: op for op in graph.operators for t in op.outputs}
-
-    def ancestors(start: int) -> set[int]:
-        seen, todo = set(), [start]
-        while todo:
-            t = todo.pop()
-            if t in seen or t < 0:
-                continue
-            seen.add(t)
-            todo.extend(producer[t].inputs if t in producer else [])
-        return seen
-
-    shared = set().union(*(ancestors(index[o]) for o in others)) if others else set()
-    out: dict[str, tuple[float, float]] = {output: wanted}
-    head: dict[str, tuple[float, float]] = {}
-    todo = [index[output]]
-    while todo:
-        t = todo.pop()
-        if t in shared or t not in producer:
-            continue
-        op = producer[t]
-        if fb.TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode) == "LOGISTIC":
-            head[names[op.inputs[0]]] = (-SIGMOID_INPUT_RANGE, SIGMOID_INPUT_RANGE)
-            return {**out, **head}
-        head[names[t]] = wanted
-        todo.extend(i for i in op.inputs if i >= 0)
-    return out  # not a sigmoid head: only the output itself
+    chain: dict[str, tuple[float, float]] = {output: wanted}
+    t = names.index(output)
+    for _ in range(len(graph.operators)):
+        op = producer.get(t)
+        kind = fb.TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode) if op else None
+        if kind == "LOGISTIC":
+            chain[names[op.inputs[0]]] = (-SIGMOID_INPUT_RANGE, SIGMOID_INPUT_RANGE)
+            return chain
+        computed = [i for i in (op.inputs if op else []) if i >= 0 and i in producer]  # not constants
+        if kind not in HEAD_OPS or len(computed) != 1:
+            break
+        t = computed[0]
+        chain[names[t]] = wanted
+    return {output: wanted}  # not a sigmoid head: only the output itself
 
 
 def signature_outputs(interp) -> dict[str, str]:
