@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv-format", choices=("default", "openface"), default="default",
                    help="default: frame, timestamp, face_id, confidence, success, AUxx_p, AUxx_c; openface: OpenFace "
                    "2 FeatureExtraction columns and conventions (frame from 1, ', ' separators) + AUxx_p")
+    p.add_argument("--openface-csv", metavar="PATH", help="an OpenFace 2 CSV as well (e.g. beside a default --csv)")
     p.add_argument("--record", metavar="OUT.mp4", help="annotated video: boxes, 5 points, AU bars")
     p.add_argument("--save-annotated", metavar="DIR", help="one annotated image per photo, named as the photo "
                    "(image files and folders; videos: use --record)")
@@ -152,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         stats = run_loop(det, args.source, lambda src: build_outputs(
             aus=det.output_aus, jsonl=args.jsonl, csv=args.csv, record=args.record, show=_show_default(args),
             publish=args.publish, allow_remote=args.allow_remote, csv_format=args.csv_format,
+            openface_csv=args.openface_csv,
             image_source=src.is_image, intensity_aus=det.intensity_aus, rosbag=args.rosbag,
             ros_frame_id=args.ros_frame_id, source=args.source, image_mode=det.running_mode == "image",
             save_annotated=args.save_annotated), max_frames=args.max_frames, status=status)

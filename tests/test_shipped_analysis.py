@@ -1,7 +1,7 @@
 """What one analysis run of the shipped model gives on the Pexels clip, as a user runs it:
-``au-edge`` with ``--engine default`` writes AU probabilities, intensities (for the AUs the card
-declares), head pose and AU45 to JSONL and CSV (default and OpenFace format), and ``read_results``
-turns each into the same DataFrame.
+``au-edge --engine default --jsonl --csv --openface-csv`` writes AU probabilities, intensities (for
+the AUs the card declares), head pose and AU45 to JSONL and both CSVs, and ``read_results`` turns
+each into the same DataFrame.
 
 The expectations on the values come from reading the clip by eye (``train/clipcheck.py``'s windows:
 frames 0-60 a sad face with the brows lowered and drawn together, 312-456 a laugh), not from the
@@ -40,8 +40,7 @@ def clip_run(media, tmp_path_factory) -> dict:
     shipped = shipped_or_fail()
     out = tmp_path_factory.mktemp("shipped_clip")
     clip = media / "WolfgangLanger_Pexels.mp4"
-    _au_edge("--source", clip, "--jsonl", out / "au.jsonl", "--csv", out / "au.csv")
-    _au_edge("--source", clip, "--csv", out / "openface.csv", "--csv-format", "openface")
+    _au_edge("--source", clip, "--jsonl", out / "au.jsonl", "--csv", out / "au.csv", "--openface-csv", out / "openface.csv")
     card = json.loads((shipped / "au_default_int8.tflite.json").read_text())
     return {"out": out, "card": card}
 
@@ -101,3 +100,19 @@ def test_intensities_follow_what_the_eye_reads(clip_run):
     assert laugh.AU06_r.median() >= sad.AU06_r.median() + 1.0
     # the sad face: brows lowered and drawn together, gone in the laugh
     assert sad.AU04_r.median() >= 1.0 and laugh.AU04_r.median() <= 0.5
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--jsonl", "{d}/a.out", "--csv", "{d}/a.out"], "--jsonl and --csv both write to the same file"),
+    (["--csv", "{d}/b.csv", "--openface-csv", "{d}/./b.csv"], "--csv and --openface-csv both write to the same file"),
+    (["--jsonl", "-", "--openface-csv", "-"], "--jsonl and --openface-csv both write to stdout"),
+])
+def test_two_outputs_on_one_file_are_one_line_and_touch_nothing(media, tmp_path, flags, words):
+    (tmp_path / "a.out").write_text("the user's file\n")
+    args = [f.format(d=tmp_path) for f in flags]
+    proc = subprocess.run([sys.executable, "-m", "runtime.camera", "--engine", "default", "--no-show", "--source",
+                           str(media / "WolfgangLanger_Pexels.mp4"), *args], cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("au-edge: error:"), proc.stderr
+    assert words in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "a.out").read_text() == "the user's file\n" and not (tmp_path / "b.csv").exists()

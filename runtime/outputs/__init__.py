@@ -9,6 +9,8 @@ under a partial name (``runtime.atomic``) and renamed into place by ``close()`` 
 """
 from __future__ import annotations
 
+import os
+
 from collections.abc import Sequence
 
 from runtime.outputs.base import MultiOutput, Output, OutputError
@@ -44,12 +46,25 @@ __all__ = [
 CSV_FORMATS = ("default", "openface")
 
 
+def _one_file_each(paths: dict[str, str | None]) -> None:
+    """Refuse two outputs on one file (the second would replace the first) or on stdout."""
+    seen: dict[str, str] = {}
+    for flag, path in paths.items():
+        if not path:
+            continue
+        key = "-" if path == "-" else os.path.realpath(path)
+        if key in seen:
+            where = "stdout" if key == "-" else f"the same file {path!r}"
+            raise ValueError(f"{seen[key]} and {flag} both write to {where}; give each its own path")
+        seen[key] = flag
+
+
 def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | None = None,
                   record: str | None = None, show: bool = False, publish: str | None = None,
                   allow_remote: bool = False, record_fps: float | None = None, csv_format: str = "default",
                   image_source: bool = False, intensity_aus: Sequence[str] = (), rosbag: str | None = None,
                   ros_frame_id: str = "camera", source: str | int | None = None, image_mode: bool = False,
-                  save_annotated: str | None = None) -> MultiOutput:
+                  save_annotated: str | None = None, openface_csv: str | None = None) -> MultiOutput:
     """The outputs the CLI flags ask for, opened now so bad paths/hosts fail before the first frame.
 
     Args:
@@ -60,12 +75,12 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
             running mode is "image") its face ids (``outputs.rosbag``).
         intensity_aus: AUs the model estimates intensity for (CSV ``AUxx_r``; ``AUDetector.intensity_aus``).
         save_annotated: a folder for one annotated image per photo (image sources only).
+        openface_csv: an OpenFace 2 CSV beside ``csv`` (both formats from one run).
 
     Raises:
         OutputError, ValueError: an output that cannot be opened or a bad value (one line each).
     """
-    if jsonl == "-" and csv == "-":
-        raise ValueError("--jsonl - and --csv - both want stdout; send one of them to a file")
+    _one_file_each({"--jsonl": jsonl, "--csv": csv, "--openface-csv": openface_csv, "--record": record})
     if csv_format not in CSV_FORMATS:
         raise ValueError(f"--csv-format {csv_format!r}: use one of {', '.join(CSV_FORMATS)}")
     if save_annotated and not image_source:
@@ -80,6 +95,8 @@ def build_outputs(*, aus: Sequence[str], jsonl: str | None = None, csv: str | No
             outputs.append(OpenFaceCsvOutput(csv, aus, intensity_aus=intensity_aus, image_source=image_source)
                            if csv_format == "openface"
                            else CsvOutput(csv, aus, intensity_aus=intensity_aus, image_source=image_source))
+        if openface_csv:
+            outputs.append(OpenFaceCsvOutput(openface_csv, aus, intensity_aus=intensity_aus, image_source=image_source))
         if publish:
             outputs.append(UdpPublisher(publish, allow_remote=allow_remote))
         if rosbag:
