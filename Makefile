@@ -76,8 +76,10 @@ bench: venv
 
 # `make default-model`: the shipped model from the open data on this CPU (see README "The default
 # model"): open data (labels v3, synthetic v3) -> RTATL teacher -> distilled student -> its intensity
-# head -> ONNX/INT8/TFLite with cards and parity -> runtime/models/default/ -> the real-face check on
-# the held-out identities. Each step is skipped when its output exists; `rm -rf out/default` to rebuild from scratch.
+# head -> ONNX/INT8/TFLite with cards and parity -> the clip read by eye and posed faces made from
+# validation photos -> the real-face check on the held-out identities (read once, counted in the cards)
+# -> runtime/models/default/. Each step that writes a folder is skipped when its output exists;
+# `rm -rf out/default` to rebuild from scratch.
 DEFAULT_OUT ?= out/default
 # the shipped model's data: labels v3 (real + eye-coded, no silver) and synthetic v3 warps
 DEFAULT_DATA_OPTIONS ?= --labels v3 --ict-version 3
@@ -91,13 +93,16 @@ default-model: venv
 	test -f $(DEFAULT_OUT)/student_intensity/metrics.json || $(PY) -m distill.intensity_head --student $(DEFAULT_OUT)/student/best.pt --out $(DEFAULT_OUT)/student_intensity
 	@# INT8 at the export's default gate (per-AU decision agreement with FP32, Wilson bound >= 0.9, and the
 	@# F1 delta's bootstrap CI); its logits are mapped onto FP32's, the run's calibration kept
-	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student_intensity/best.pt --formats onnx,tflite,tflite-int8 --calib $(DEFAULT_OUT)/data --calib-size 1024 --out $(DEFAULT_OUT)/export
+	test -f $(DEFAULT_OUT)/export/parity.json || $(PY) -m export --checkpoint $(DEFAULT_OUT)/student_intensity/best.pt --formats onnx,tflite,tflite-int8 --calib $(DEFAULT_OUT)/data --calib-size 1024 --out $(DEFAULT_OUT)/export
 	@# the QDQ ONNX (TensorRT's INT8 input) is built and gated too, but not shipped: on AVX2 CPUs ONNX
 	@# Runtime's INT8 kernels lose F1 points on this model (README, "Measured numbers")
-	$(PY) -m export --checkpoint $(DEFAULT_OUT)/student_intensity/best.pt --formats onnx-int8 --calib $(DEFAULT_OUT)/data --out $(DEFAULT_OUT)/export-qdq || echo "default-model: au_int8.onnx failed its parity gate here (not shipped); see $(DEFAULT_OUT)/export-qdq/parity.json"
+	test -f $(DEFAULT_OUT)/export-qdq/parity.json || $(PY) -m export --checkpoint $(DEFAULT_OUT)/student_intensity/best.pt --formats onnx-int8 --calib $(DEFAULT_OUT)/data --out $(DEFAULT_OUT)/export-qdq || echo "default-model: au_int8.onnx failed its parity gate here (not shipped); see $(DEFAULT_OUT)/export-qdq/parity.json"
+	@# validation first (the clip read by eye, posed faces of validation identities), then the held-out
+	@# faces, read once: the read is counted in the export's cards (card 'heldout'), which install ships
+	$(PY) -m train.clipcheck --engine $(DEFAULT_OUT)/export/au_int8.tflite --out $(DEFAULT_OUT)/clipcheck
+	$(PY) -m train.posedcheck --checkpoint $(DEFAULT_OUT)/student/best.pt --cache $(DEFAULT_OUT)/data --engine $(DEFAULT_OUT)/export/au_int8.tflite --out $(DEFAULT_OUT)/posedcheck
+	test -f $(DEFAULT_OUT)/realcheck/realcheck.json || $(PY) -m train.realcheck --engine $(DEFAULT_OUT)/export/au_int8.tflite --out $(DEFAULT_OUT)/realcheck --record $(DEFAULT_OUT)/export
 	$(PY) -m export.install --export $(DEFAULT_OUT)/export --dest runtime/models/default
-	$(PY) -m train.clipcheck --engine default --out $(DEFAULT_OUT)/clipcheck
-	$(PY) -m train.realcheck --engine default --out $(DEFAULT_OUT)/realcheck
 	@date +"default-model: done %T"
 
 # `make demo`: its own small venv (runtime + matplotlib + imageio-ffmpeg, no training stack), the

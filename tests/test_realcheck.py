@@ -174,3 +174,39 @@ def test_realcheck_bad_data_dir_is_one_line_exit_2(tmp_path):
     proc = _run("--engine", "x.onnx", "--data", tmp_path / "nowhere", timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "nowhere" in proc.stderr and "AU_DATA_DIR" in proc.stderr
+
+
+# ---- the read counted in the cards (train.realcheck --record, train.realcheck.record) ---------------
+
+def test_a_read_is_counted_in_every_card_of_the_export(checked, exported, tmp_path):
+    import hashlib
+    import shutil
+
+    from runtime.card import load_card
+    from train.realcheck.record import record_read
+
+    _, _, rep, _ = checked
+    folder = tmp_path / "export"
+    shutil.copytree(exported["out"], folder)
+    engine = folder / "au_int8.tflite"
+    with pytest.raises(ValueError, match="--limit 2"):  # the fixture's run is a quick look: not a read
+        record_read(rep, engine, folder)
+    assert all("heldout" not in json.loads(c.read_text()) for c in folder.glob("*.json") if c.name != "parity.json")
+    full = {**rep, "limit": None}  # the same report as a full run would write it
+    assert record_read(full, engine, folder) == 1 and record_read(full, engine, folder) == 2
+    for name in ("au_fp32.onnx", "au_fp32.tflite", "au_int8.tflite", "au_int8.onnx"):
+        block = load_card(folder / name).extra["heldout"]  # the card still loads, its sha256 still its engine's
+        assert block["reads"] == 2 and block["last_read"]["engine"] == "au_int8.tflite"
+        assert block["last_read"]["engine_sha256"] == hashlib.sha256(engine.read_bytes()).hexdigest()
+        assert block["last_read"]["results"]["ours"]["au12_roc_auc"]["value"] == rep["rows"]["ours"]["au12_roc_auc"]["value"]
+
+
+def test_record_with_limit_is_refused_before_reading(tmp_path, data_dir):
+    proc = _run("--engine", "x.onnx", "--data", data_dir, "--out", tmp_path / "out", "--limit", 2,
+                "--record", tmp_path, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "--record" in proc.stderr and "--limit 2" in proc.stderr and not (tmp_path / "out").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = _run("--engine", "x.onnx", "--data", data_dir, "--out", tmp_path / "out", "--record", empty, timeout=120)
+    assert proc.returncode == 2 and "no engine with a card" in proc.stderr and not (tmp_path / "out").exists()
