@@ -75,17 +75,18 @@ def quantize_int8(float_tflite: str | Path, calibration: Iterable[np.ndarray], o
 # A sigmoid's input is widened to this when an output after it is (the logits' range, as the AU output's)
 SIGMOID_INPUT_RANGE = 12.0
 # ops between a head's sigmoid and its output: a scale (MUL by a constant) and range-copying ones
-HEAD_OPS = ("MUL", "GATHER", "GATHER_ND", "TRANSPOSE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+HEAD_OPS = ("MUL", "GATHER", "GATHER_ND", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "RESHAPE", "SQUEEZE",
+            "EXPAND_DIMS")
 
 
 def head_ranges(float_tflite: Path, output: str, wanted: tuple[float, float]) -> dict[str, tuple[float, float]]:
     """The tensors to widen so that ``output`` spans ``wanted``: the output itself and, when it ends a
-    bounded sigmoid head (``5 · sigmoid(linear)``, then a column Gather or reshapes: ops that copy
+    bounded sigmoid head (``5 · sigmoid(linear)``, then a column Gather/Slice or reshapes: ops that copy
     their input's range), every tensor of that chain back to the sigmoid, whose input gets
     ``±SIGMOID_INPUT_RANGE``. Why: the quantizer's calibration keeps a moving average of each
     tensor's min/max, so a head whose calibration faces rarely go high clips there (the intensity
     output stopped at 2.4 of 5), and widening the output alone does not reach the tensors before
-    it. The walk follows one chain of those ops only: any other op (a linear layer, the backbone)
+    it. The walk follows one chain of those ops (``HEAD_OPS``) only: any other op (a linear layer)
     ends it, and then only the output is widened."""
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
