@@ -107,7 +107,8 @@ def declared_intensity(logits: nn.Module, aus: Sequence[str], run_metrics: dict[
     declared = [a for a in aus if a in labels and (supported is None or a in supported)]
     if not declared:
         return [], [("the model has an intensity head but its run records no intensity labels (metrics.json "
-                     "intensity_labels) for an AU it supports (intensity_supported); exported without the intensity output")]
+                     "intensity_labels) for an AU it supports (intensity_supported); exported without the "
+                     "intensity output")]
     left = [a for a in aus if a in labels and a not in declared]
     return declared, ([f"intensity not declared for {', '.join(left)}: below the run's validation ICC bar "
                        "(metrics.json intensity_supported)"] if left else [])

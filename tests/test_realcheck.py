@@ -198,7 +198,8 @@ def test_a_read_is_counted_in_every_card_of_the_export(checked, exported, tmp_pa
         block = load_card(folder / name).extra["heldout"]  # the card still loads, its sha256 still its engine's
         assert block["reads"] == 2 and block["last_read"]["engine"] == "au_int8.tflite"
         assert block["last_read"]["engine_sha256"] == hashlib.sha256(engine.read_bytes()).hexdigest()
-        assert block["last_read"]["results"]["ours"]["au12_roc_auc"]["value"] == rep["rows"]["ours"]["au12_roc_auc"]["value"]
+        got = block["last_read"]["results"]["ours"]["au12_roc_auc"]["value"]
+        assert got == rep["rows"]["ours"]["au12_roc_auc"]["value"]
 
 
 def test_record_with_limit_is_refused_before_reading(tmp_path, data_dir):

@@ -40,7 +40,8 @@ def clip_run(media, tmp_path_factory) -> dict:
     shipped = shipped_or_fail()
     out = tmp_path_factory.mktemp("shipped_clip")
     clip = media / "WolfgangLanger_Pexels.mp4"
-    _au_edge("--source", clip, "--jsonl", out / "au.jsonl", "--csv", out / "au.csv", "--openface-csv", out / "openface.csv")
+    _au_edge("--source", clip, "--jsonl", out / "au.jsonl", "--csv", out / "au.csv",
+             "--openface-csv", out / "openface.csv")
     card = json.loads((shipped / "au_default_int8.tflite.json").read_text())
     return {"out": out, "card": card}
 
