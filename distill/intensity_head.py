@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from runtime.atomic import atomic_write
 from train.cli import OneLineParser, guarded
 
 WEIGHT_DECAYS = (0.0, 1e-3, 1e-2, 3e-2, 1e-1)  # the L2 penalties validation chooses from
@@ -132,7 +133,8 @@ def _run(args) -> int:
     if not torch.isfinite(feats["train"].target).any():
         raise ValueError(f"no training frame of {cfg.data} has a known AU intensity for the student's AUs; "
                          "build the cache with intensity labels (e.g. --ict-version 3)")
-    val = feats.get("val", feats["train"])
+    has_val = "val" in feats and bool(torch.isfinite(feats["val"].target).any())
+    val = feats["val"] if has_val else feats["train"]  # no validation labels: chosen on training (said below)
     fits = {}
     for wd in WEIGHT_DECAYS:
         head = fit_linear(feats["train"], len(aus), wd, seed=cfg.seed)
@@ -173,9 +175,10 @@ def _run(args) -> int:
         "how": "linear head on the frozen student's pooled features (distill.intensity_head); occurrence "
                "outputs unchanged", "from": str(args.student), "data": str(cfg.data), "views": int(args.views),
         "train_rows": int(feats["train"].x.shape[0]), "weight_decay": best_wd, "min_icc": args.min_icc,
+        "chosen_on": "validation" if has_val else "training (the validation split has no intensity label)",
         "validation": {str(wd): s for wd, s in ((wd, fits[wd][1]) for wd in fits)}}
-    (out / "metrics.json.tmp").write_text(json.dumps(metrics, indent=2))
-    (out / "metrics.json.tmp").replace(out / "metrics.json")
+    with atomic_write(out / "metrics.json", "metrics", mode="w") as f:
+        f.write(json.dumps(metrics, indent=2))
     for name in ("config.yaml",):
         if (Path(args.student).parent / name).is_file():
             shutil.copyfile(Path(args.student).parent / name, out / name)

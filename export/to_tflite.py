@@ -99,14 +99,14 @@ def head_ranges(float_tflite: Path, output: str, wanted: tuple[float, float]) ->
     for _ in range(len(graph.operators)):
         op = producer.get(t)
         kind = fb.TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode) if op else None
-        if kind == "LOGISTIC":
+        if kind == "LOGISTIC":  # its own output's range is fixed by TFLite (1/256 steps)
             chain[names[op.inputs[0]]] = (-SIGMOID_INPUT_RANGE, SIGMOID_INPUT_RANGE)
             return chain
         computed = [i for i in (op.inputs if op else []) if i >= 0 and i in producer]  # not constants
         if kind not in HEAD_OPS or len(computed) != 1:
             break
-        t = computed[0]
         chain[names[t]] = wanted
+        t = computed[0]
     return {output: wanted}  # not a sigmoid head: only the output itself
 
 
