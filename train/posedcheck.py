@@ -7,6 +7,8 @@ ICT-FaceKit v3 warps (``train.data.ict``, every AU of the prototype at intensity
 photos of the deploy split's **validation** identities (the checkpoint's own split: never trained
 on, and never the held-out identities of ``train.data.holdout``). Label kind: ``synthetic``; the
 faces are warps of real photos, read through the runtime in image mode as a user's photos are.
+Validation identities are not independent: other warps of the same photos set the run's thresholds,
+calibration and best epoch, so this row informs, it does not certify (the held-out check does).
 
     python -m train.posedcheck --checkpoint out/default/student/best.pt --engine default --out out/default/posedcheck
 """
