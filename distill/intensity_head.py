@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,41 +30,11 @@ from torch import nn
 
 from runtime.atomic import atomic_write
 from train.cli import OneLineParser, guarded
+from train.features import Features, pooled_features
 
 WEIGHT_DECAYS = (0.0, 1e-3, 1e-2, 3e-2, 1e-1)  # the L2 penalties validation chooses from
 MIN_ICC = 0.6  # an AU's intensity is declared only where its validation ICC(3,1) reaches this ("good")
 STEPS = 1500  # full-batch Adam steps per fit (a linear layer on a few thousand rows: seconds)
-
-
-@dataclass
-class Features:
-    """Pooled features of one split's crops with their intensity labels (NaN unknown) and label kinds."""
-
-    x: torch.Tensor  # N×C
-    target: torch.Tensor  # N×A
-    kinds: np.ndarray  # N×A label-kind codes
-
-
-@torch.no_grad()
-def pooled_features(model, cache, indices: np.ndarray, input_size: int, columns: np.ndarray, mean, std,
-                    views: int = 0, seed: int = 0, batch_size: int = 64) -> Features:
-    """The student's pooled features of ``indices`` (in sorted order): the plain crop and
-    ``views`` augmented views of it (the training jitter, seeded), each row with its labels."""
-    from torch.utils.data import DataLoader
-
-    from train.data.torch_data import CacheDataset
-    from train.model.input_norm import normalize
-
-    order = np.sort(indices)
-    xs, ts, ks = [], [], []
-    for view in range(views + 1):
-        ds = CacheDataset(cache, order, input_size, train=view > 0, seed=seed, columns=columns)
-        ds.set_epoch(view)
-        for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0):
-            xs.append(model.forward_features(normalize(batch["image"], mean, std)).float())
-            ts.append(batch["intensity"].float())
-        ks.append(cache.field("kind")[order][:, columns])
-    return Features(torch.cat(xs), torch.cat(ts), np.concatenate(ks))
 
 
 def fit_linear(feats: Features, n_out: int, weight_decay: float, steps: int = STEPS, seed: int = 0) -> nn.Linear:

@@ -27,6 +27,8 @@ OPEN_ATTRIBUTION = (
     "of labels v2)",
 )
 
+CLIP_SUBJECT = "pexels_wolfganglanger"  # the Pexels clip's frames in an open-data cache
+
 
 def _real_record(path: Path, subject: str, video: str, labels: np.ndarray, mask: np.ndarray,
                  kinds: tuple[str, ...]):
@@ -112,7 +114,7 @@ def open_records(data_dir: str | Path, aus: Sequence[int] = DEFAULT_MODEL_AUS, e
                 break
             kept += 1  # v3: AUs unknown, the frame serves the unlabelled tasks only
             lab, mask = (silver.label(frame, aus) or unknown()) if silver_on else unknown()
-            records.append(FrameRecord(dataset="open", subject="pexels_wolfganglanger", video=clip.stem, frame=i,
+            records.append(FrameRecord(dataset="open", subject=CLIP_SUBJECT, video=clip.stem, frame=i,
                                        image_path=None, video_path=str(clip), video_index=i, labels=lab,
                                        mask=mask, intensity=None, label_kind="silver"))
     return records
