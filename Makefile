@@ -76,9 +76,9 @@ bench: venv
 
 # `make default-model`: the shipped model from the open data on this CPU (see README "The default
 # model"): open data (labels v3, synthetic v3) -> RTATL teacher -> distilled student -> its intensity
-# head -> ONNX/INT8/TFLite with cards and parity -> the clip read by eye and posed faces made from
-# validation photos -> the real-face check on the held-out identities (read once, counted in the cards)
-# -> runtime/models/default/. Each step that writes a folder is skipped when its output exists;
+# head -> ONNX/INT8/TFLite with cards and parity -> the clip read by eye, posed faces made from
+# validation photos, the geometry check -> the real-face check on the held-out identities (read
+# once, counted in the cards) -> runtime/models/default/. Each step that writes a folder is skipped when its output exists;
 # `rm -rf out/default` to rebuild from scratch.
 DEFAULT_OUT ?= out/default
 # the shipped model's data: labels v3 (real + eye-coded, no silver) and synthetic v3 warps
@@ -100,6 +100,8 @@ default-model: venv
 	@# validation first (the clip read by eye, posed faces of validation identities), then the held-out
 	@# faces, read once: the read is counted in the export's cards (card 'heldout'), which install ships
 	$(PY) -m train.clipcheck --engine $(DEFAULT_OUT)/export/au_int8.tflite --out $(DEFAULT_OUT)/clipcheck
+	@# item 6 of issue 18: whether the mesh adds evidence beyond the student's features (validation)
+	$(PY) -m train.geometrycheck --checkpoint $(DEFAULT_OUT)/student/best.pt --cache $(DEFAULT_OUT)/data --out $(DEFAULT_OUT)/geometrycheck
 	$(PY) -m train.posedcheck --checkpoint $(DEFAULT_OUT)/student/best.pt --cache $(DEFAULT_OUT)/data --engine $(DEFAULT_OUT)/export/au_int8.tflite --out $(DEFAULT_OUT)/posedcheck
 	test -f $(DEFAULT_OUT)/realcheck/realcheck.json || $(PY) -m train.realcheck --engine $(DEFAULT_OUT)/export/au_int8.tflite --out $(DEFAULT_OUT)/realcheck --record $(DEFAULT_OUT)/export
 	$(PY) -m export.install --export $(DEFAULT_OUT)/export --dest runtime/models/default
