@@ -78,8 +78,8 @@ bench: venv
 # model"): open data (labels v3, synthetic v3) -> RTATL teacher -> distilled student -> its intensity
 # head -> ONNX/INT8/TFLite with cards and parity -> the clip read by eye, posed faces made from
 # validation photos, the geometry check -> the real-face check on the held-out identities (read
-# once, counted in the cards) -> runtime/models/default/. Each step that writes a folder is skipped when its output exists;
-# `rm -rf out/default` to rebuild from scratch.
+# once, counted in the cards) -> runtime/models/default/. Each step that writes a folder is skipped
+# when its output exists; `rm -rf out/default` to rebuild from scratch.
 DEFAULT_OUT ?= out/default
 # the shipped model's data: labels v3 (real + eye-coded, no silver) and synthetic v3 warps
 DEFAULT_DATA_OPTIONS ?= --labels v3 --ict-version 3
