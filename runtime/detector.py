@@ -28,6 +28,7 @@ import numpy as np
 
 from runtime.align import align_face, five_points
 from runtime.bgr import to_bgr
+from runtime.cv_threads import DEFAULT_OPENCV_THREADS, apply_opencv_threads
 from runtime.engines import Engine, load_engine
 from runtime.face import FaceStage
 from runtime.live import LiveWorker, ResultCallback
@@ -121,6 +122,9 @@ class AUDetector:
             (``runtime.blink``; per track in video mode); not when the engine outputs AU45 itself.
         result_callback: live mode only, and required there: ``fn(result, frame_bgr, timestamp_s)``,
             called on the worker thread for every frame ``detect_async`` accepted.
+        opencv_threads: OpenCV's thread count, set process-wide when the detector is made
+            (``runtime.cv_threads``: 1, the default, keeps OpenCV's pool off the cores the engines'
+            threads use); ``None`` leaves OpenCV's setting alone.
 
     Raises:
         ValueError: a bad option value, naming it.
@@ -131,7 +135,7 @@ class AUDetector:
                  threads: int | None = None, mode: str | None = None, detect_every: int = 10,
                  calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None,
                  head_pose: bool = True, blink: bool = True, result_callback: ResultCallback | None = None,
-                 person_baseline: bool = True):
+                 person_baseline: bool = True, opencv_threads: int | None = DEFAULT_OPENCV_THREADS):
         self._auto_cap = isinstance(max_faces, str) and max_faces == "auto"  # follows the running mode
         if self._auto_cap:
             max_faces = max_faces_for(mode or "video")
@@ -147,6 +151,7 @@ class AUDetector:
         self._mode = running_mode(mode, calibrate_neutral_s=calibrate_neutral_s)  # what process() runs in
         self.max_faces = max_faces
         check_baseline_options(person_baseline, calibrate_neutral_s)  # before the engine loads
+        apply_opencv_threads(opencv_threads)
         self._calibrate_neutral_s = float(calibrate_neutral_s)
         self.engine = engine if isinstance(engine, Engine) else load_engine(engine, threads=threads)
         card = self.engine.card

@@ -177,3 +177,18 @@ def test_neutral_calibration_removes_a_constant_offset(tiny_engines, face_model,
         assert np.allclose(p_cal, np.clip(p_raw - base, 0, 1), atol=1e-6)
     # the tiny engine's steady per-AU level is a constant offset for this person: it drops
     assert np.mean([p.mean() for _, p in late]) < 0.5 * np.mean([p.mean() for p, _ in late])
+
+
+def test_opencv_threads_are_one_by_default_left_alone_with_none_and_checked(tiny_engines, face_model):
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        with AUDetector(tiny_engines["onnx"], face_model=face_model, opencv_threads=None):
+            assert cv2.getNumThreads() == 2
+        with AUDetector(tiny_engines["onnx"], face_model=face_model):
+            assert cv2.getNumThreads() == 1
+        for bad in (0, -1, 1.5, True, "2"):
+            with pytest.raises(ValueError, match=f"opencv_threads must be .*got {bad!r}"):
+                AUDetector(tiny_engines["onnx"], face_model=face_model, opencv_threads=bad)
+    finally:
+        cv2.setNumThreads(before)

@@ -98,12 +98,10 @@ def detector(settings: Settings) -> AUDetector:
     if _DETECTOR is not None:
         _DETECTOR[1].close()
         _DETECTOR = None
-    import cv2
-
     from runtime.detector import AUDetector
 
-    cv2.setNumThreads(settings.threads)  # OpenCV's own pool (resize, decode): one worker, its cores
-    wanted: dict = {"mode": settings.mode}
+    # OpenCV's own pool (resize, decode): one worker, its cores
+    wanted: dict = {"mode": settings.mode, "opencv_threads": settings.threads}
     if settings.detect_every is not None:
         wanted["detect_every"] = settings.detect_every
     if settings.calibrate_neutral is not None:
