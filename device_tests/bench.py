@@ -10,7 +10,7 @@ import sys
 
 from device_tests.sysinfo import device, rss_mb
 from export.latency import time_engine
-from runtime.cli import threads_option
+from runtime.cli import BATCH, TIMED_RUNS, threads_option
 from train.cli import OneLineParser, guarded
 
 
@@ -23,8 +23,8 @@ def bench_engine(engine_path: str, runs: int = 200, batch: int = 1, threads: int
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m device_tests.bench", description=__doc__.splitlines()[0])
     p.add_argument("--engine", required=True)
-    p.add_argument("--runs", type=int, default=200)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--runs", type=TIMED_RUNS, default=200)
+    p.add_argument("--batch", type=BATCH, default=1)
     p.add_argument("--threads", type=threads_option(), default=None,
                    help="CPU threads for inference (1 to 2 per CPU core)")
     p.add_argument("--json", metavar="OUT")

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from device_tests.sysinfo import device
-from runtime.cli import threads_option
+from runtime.cli import MAX_FRAMES, threads_option
 from train.cli import OneLineParser, guarded
 
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", required=True)
     p.add_argument("--threads", type=threads_option(), default=None,
                    help="CPU threads for inference (1 to 2 per CPU core)")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=MAX_FRAMES, default=None)
     p.add_argument("--face-model", default=None)
     p.add_argument("--json", metavar="OUT")
     args = p.parse_args(argv)

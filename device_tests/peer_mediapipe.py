@@ -13,6 +13,7 @@ import time
 import cv2
 import numpy as np
 
+from runtime.cli import MAX_FRAMES
 from train.cli import OneLineParser
 
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m device_tests.peer_mediapipe")
     p.add_argument("--task", required=True, help="face_landmarker*.task bundle")
     p.add_argument("--source", required=True)
-    p.add_argument("--max-frames", type=int)
+    p.add_argument("--max-frames", type=MAX_FRAMES)
     args = p.parse_args(argv)
     print(json.dumps(run_peer(args.task, args.source, args.max_frames)))
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from device_tests.sysinfo import current_rss_mb, device, rss_kinds_mb, rss_mb
-from runtime.cli import threads_option
+from runtime.cli import MAX_FRAMES, REPEATS, threads_option
 from runtime.errors import AUEdgeError
 from train.cli import OneLineParser, guarded
 
@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer", choices=("mediapipe",), default=None)
     p.add_argument("--threads", type=threads_option(), default=None,
                    help="CPU threads for inference (1 to 2 per CPU core)")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=MAX_FRAMES, default=None)
     p.add_argument("--face-model", default=None)
-    p.add_argument("--repeat", type=int, default=1, help="alternate ours/peer N times; report medians "
+    p.add_argument("--repeat", type=REPEATS, default=1, help="alternate ours/peer N times; report medians "
                    "(shared or virtual machines are noisy)")
     p.add_argument("--json", metavar="OUT")
     return guarded(_run, p.parse_args(argv))

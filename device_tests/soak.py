@@ -20,7 +20,7 @@ import numpy as np
 
 from device_tests.results import finish
 from device_tests.sysinfo import current_rss_mb, device
-from runtime.cli import threads_option
+from runtime.cli import FRAME_COUNT, MAX_FRAMES, threads_option
 from train.cli import OneLineParser, guarded
 
 RSS_GROWTH_MAX = 0.05
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m device_tests.soak", description=__doc__.splitlines()[0])
     p.add_argument("--engine", required=True)
     p.add_argument("--source", required=True, help="a video file (looped until --frames)")
-    p.add_argument("--frames", type=int, default=10_000)
-    p.add_argument("--warmup", type=int, default=None, help="frames before the RSS baseline (default 10%%)")
+    p.add_argument("--frames", type=MAX_FRAMES, default=10_000)
+    p.add_argument("--warmup", type=FRAME_COUNT, default=None, help="frames before the RSS baseline (default 10%%)")
     p.add_argument("--threads", type=threads_option(), default=None,
                    help="CPU threads for inference (1 to 2 per CPU core)")
     p.add_argument("--face-model", default=None)

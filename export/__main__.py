@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from export.formats import FORMATS
+from runtime.cli import CROPS
 from train.cli import OneLineParser, guarded, warn
 
 
@@ -30,8 +31,8 @@ def parser() -> OneLineParser:
     p.add_argument("--eval", type=Path, default=None, help="cache for the parity gate (default: --calib)")
     p.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
                    help="split of --eval as the checkpoint's run defines it")
-    p.add_argument("--eval-size", type=int, default=512, help="at most this many evaluation crops")
-    p.add_argument("--calib-size", type=int, default=256, help="calibration crops for INT8")
+    p.add_argument("--eval-size", type=CROPS, default=512, help="at most this many evaluation crops")
+    p.add_argument("--calib-size", type=CROPS, default=256, help="calibration crops for INT8")
     p.add_argument("--opset", type=int, default=17, help="onnx, onnx-int8")
     p.add_argument("--no-simplify", action="store_true", help="onnx, onnx-int8: skip onnxsim")
     p.add_argument("--fp16", action="store_true", help="tflite: FP16 weights (au_fp16.tflite)")
@@ -64,8 +65,6 @@ def _run(args, given: dict) -> int:
     formats = parse_formats(args.formats)
     flags = {field: "--" + dest.replace("_", "-") for dest, field in FORMAT_OPTIONS.items()}
     validate_options(formats, given, flag=flags.get)
-    if args.eval_size < 1:
-        raise ValueError(f"--eval-size must be >= 1, got {args.eval_size}")
     for flag, path in (("--checkpoint", args.checkpoint), ("--calib", args.calib), ("--eval", args.eval)):
         if path is not None and not path.exists():
             raise FileNotFoundError(f"{flag} {path} does not exist")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runtime.cli import threads_option
+from runtime.cli import TIMED_RUNS, threads_option
 from train.cli import OneLineParser, guarded
 
 GOAL_INT8_TFLITE_MS = 0.5
@@ -84,7 +84,7 @@ def markdown(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m export.bench", description=__doc__.splitlines()[0])
     p.add_argument("--dir", required=True, type=Path, help="the --out of a `python -m export` run")
-    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--runs", type=TIMED_RUNS, default=200)
     p.add_argument("--threads", type=threads_option(), default=2,
                    help="CPU threads for inference (1 to 2 per CPU core)")
     p.add_argument("--json", type=Path, default=None)

@@ -74,6 +74,12 @@ MAX_FACES = number(int, 1, hi=256, why=" (each face costs one AU inference per f
 MAX_FRAMES = number(int, 1, hi=INT64_MAX, why=" (a 64-bit count)")
 DETECT_EVERY = number(int, 0, hi=10_000, why=" (use 0 to run the detector only while a face is missing)")
 CALIBRATE_NEUTRAL_S = number(float, 0, hi=3600.0, why=" (seconds: at most an hour of each track's start)")
+# The benchmarks' and the export's counts.
+TIMED_RUNS = number(int, 1, hi=10_000_000, why=" (timed inferences)")
+BATCH = number(int, 1, hi=256, why=" (faces per inference)")
+REPEATS = number(int, 1, hi=1000, why=" (alternations of ours and the peer)")
+FRAME_COUNT = number(int, 0, hi=INT64_MAX, why=" (a 64-bit count)")
+CROPS = number(int, 1, hi=10_000_000, why=" (cached crops)")
 
 
 def run_command(parser: argparse.ArgumentParser, run: Callable[..., int], argv: Sequence[str] | None = None,

@@ -68,6 +68,21 @@ def setup(data_dir, tmp_path_factory) -> dict[str, Path]:
     return {"cache": cache, "ckpt": _checkpoint(root / "run" / "best.pt", cache), "root": root}
 
 
+@pytest.fixture
+def deploy_run(setup, tmp_path) -> Path:
+    """The tiny run's checkpoint with the deploy split a shipped model uses (its own train/val/test identities)."""
+    import json
+
+    from train import checkpoint
+
+    raw = checkpoint.load(setup["ckpt"])
+    raw["config"] = json.dumps({"data": str(setup["cache"]), "split": "deploy", "val_fraction": 0.15, "seed": 0})
+    ckpt = tmp_path / "run" / "best.pt"
+    ckpt.parent.mkdir()
+    checkpoint.save(ckpt, raw)
+    return ckpt
+
+
 @pytest.fixture(scope="session")
 def exported(setup) -> dict:
     """``python -m export`` of that checkpoint in every CPU format, once per session (about a minute)."""

@@ -67,14 +67,8 @@ def test_verdict_keeps_the_mesh_only_for_a_clear_gain_without_a_real_au12_loss()
 
 
 @pytest.mark.slow
-def test_a_run_measures_the_mesh_on_the_cache_and_reports_both_arms(setup, data_dir, tmp_path):
-    from train import checkpoint
-
-    raw = checkpoint.load(setup["ckpt"])  # the tiny run, given the deploy split a shipped model uses
-    raw["config"] = json.dumps({"data": str(setup["cache"]), "split": "deploy", "val_fraction": 0.3, "seed": 0})
-    ckpt = tmp_path / "run" / "best.pt"
-    ckpt.parent.mkdir()
-    checkpoint.save(ckpt, raw)
+def test_a_run_measures_the_mesh_on_the_cache_and_reports_both_arms(deploy_run, data_dir, tmp_path):
+    ckpt = deploy_run
     out = tmp_path / "geometry"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "AU_DATA_DIR": str(data_dir)}
     proc = subprocess.run([sys.executable, "-m", "train.geometrycheck", "--checkpoint", str(ckpt), "--out", str(out),

@@ -31,18 +31,13 @@ def test_what_counts_as_read_right():
 
 
 @pytest.mark.slow
-def test_a_run_renders_validation_faces_and_reads_them(setup, data_dir, tmp_path):
+def test_a_run_renders_validation_faces_and_reads_them(deploy_run, data_dir, tmp_path):
     from test_default_model import shipped_or_fail
 
-    from train import checkpoint
     from train.data.holdout import is_held_out_subject
 
     shipped_or_fail()
-    raw = checkpoint.load(setup["ckpt"])  # the tiny run, given the deploy split a shipped model uses
-    raw["config"] = json.dumps({"data": str(setup["cache"]), "split": "deploy", "val_fraction": 0.15, "seed": 0})
-    ckpt = tmp_path / "run" / "best.pt"
-    ckpt.parent.mkdir()
-    checkpoint.save(ckpt, raw)
+    ckpt = deploy_run
     out = tmp_path / "posed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "AU_DATA_DIR": str(data_dir)}
     proc = subprocess.run([sys.executable, "-m", "train.posedcheck", "--checkpoint", str(ckpt), "--out", str(out),

@@ -243,6 +243,31 @@ def test_5_every_command_bounds_threads(module, capsys):
     assert "--threads" in err and "<=" in err and "core" in err, err
 
 
+BAD_COUNTS = [  # (command, its required options, the count, a value out of range)
+    ("device_tests.bench", ["--engine", "x"], "--runs", "0"), ("device_tests.bench", ["--engine", "x"], "--batch", "0"),
+    ("export.bench", ["--dir", "x"], "--runs", "-1"),
+    ("device_tests.pipeline", ["--engine", "x", "--source", "x"], "--repeat", "0"),
+    ("device_tests.pipeline", ["--engine", "x", "--source", "x"], "--max-frames", "-3"),
+    ("device_tests.soak", ["--engine", "x", "--source", "x"], "--warmup", "-1"),
+    ("device_tests.soak", ["--engine", "x", "--source", "x"], "--frames", "0"),
+    ("device_tests.jitter", ["--source", "x"], "--max-frames", "1" + "0" * 20),
+    ("device_tests.peer_mediapipe", ["--task", "x", "--source", "x"], "--max-frames", "0"),
+    ("export.__main__", ["--checkpoint", "x", "--calib", "x", "--out", "x"], "--eval-size", "0"),
+    ("export.__main__", ["--checkpoint", "x", "--calib", "x", "--out", "x"], "--calib-size", "-2"),
+]
+
+
+@pytest.mark.parametrize(("module", "required", "flag", "value"), BAD_COUNTS)
+def test_5_every_count_is_bounded(module, required, flag, value, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as ended:
+        importlib.import_module(module).main([*required, flag, value])
+    err = capsys.readouterr().err.strip()
+    assert ended.value.code == 2 and "\n" not in err and "Traceback" not in err, err
+    assert flag in err and value in err and "out of range" in err, err
+
+
 # --- 7: --record into a read-only folder ---------------------------------------------------------------
 
 @pytest.fixture
