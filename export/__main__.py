@@ -14,7 +14,6 @@ from export.formats import FORMATS
 from runtime.cli import CROPS
 from train.cli import OneLineParser, guarded, warn
 
-
 # options of the format rows (``export.formats``): argparse dest -> Options/Gate field
 FORMAT_OPTIONS = {"opset": "opset", "no_simplify": "simplify", "fp16": "fp16", "tflite_layout": "tflite_layout",
                   "calib_size": "calib_size", "allow_trt_unsupported": "allow_trt_unsupported",
