@@ -31,14 +31,15 @@ def calibrate(data: Path, face_model: str | None = None) -> tuple[int, MeshScale
     """(mesh points, its MeshScale) for one face model (``None``: the runtime's default)."""
     import cv2
 
+    from runtime.cv_path import decode_image
     from runtime.face import FaceStage
 
     with FaceStage(face_model=face_model, max_faces=8) as stage:
-        canada = [eye_openness(stage.detect(cv2.imread(str(p)), bgr=True)[0].landmarks).mean()
+        canada = [eye_openness(stage.detect(decode_image(p), bgr=True)[0].landmarks).mean()
                   for p in sorted((data / "canada").glob("*.jpg"))]
         population = float(np.median(canada))
         smiles = [eye_openness(f.landmarks).mean() / population
-                  for f in stage.detect(cv2.imread(str(data / "media" / "multi_face.jpg")), bgr=True)]
+                  for f in stage.detect(decode_image(data / "media" / "multi_face.jpg"), bgr=True)]
         cap = cv2.VideoCapture(str(data / "media" / "face_noface.mov"))
         series = {}
         for i in range(max(SMILE_FRAMES) + 1):

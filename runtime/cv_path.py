@@ -10,6 +10,7 @@ card, a share mounted with another code page), so a file with one is opened anot
   name stays): its own path when UTF-8, else ``/proc/self/fd/N/NAME``, N its folder opened here; NAME
   must be UTF-8 (``runtime.atomic`` gives partial files such names).
 - ``text(value)``: a URL or pipeline as it is, or one line when it is not UTF-8.
+- ``decode_image(path)``: an image file of any name, decoded from its bytes.
 
 The descriptors opened here are closed when the block ends: OpenCV has opened the file itself by then.
 Where ``/proc/self/fd`` is missing (not Linux; macOS and Windows names are always Unicode), a name that is
@@ -20,6 +21,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+
+import cv2
+import numpy as np
 
 from runtime.atomic import reason
 from runtime.errors import AUEdgeError
@@ -97,3 +101,16 @@ def _through(fd: int, name: str, path: str | os.PathLike, what: str, error: type
         raise error(f"{what} {quoted(path)}: its name is not valid UTF-8 text, which OpenCV cannot open on this "
                     "system; rename it")
     return f"{via}/{name}" if name else via
+
+
+def decode_image(path: str | os.PathLike) -> np.ndarray | None:
+    """BGR uint8, whatever the file holds (gray, RGBA, 16 bit); None if it cannot be decoded. Any file
+    name: the bytes are read here and decoded in memory (``cv2.imread`` would take the name as text)."""
+    try:
+        data = np.fromfile(os.fspath(path), np.uint8)
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except (OSError, cv2.error):
+        return None
+    if image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        return None
+    return image

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.cli import number
+from runtime.cv_path import decode_image
 from train.cli import OneLineParser, guarded
 
 FPS = 15.0  # the sequences' frame rate (the baseline's timing is in seconds; 15 fps halves the cost)
@@ -60,19 +61,18 @@ def open_ids(data: Path, dataset: str) -> list[str]:
 
 def sequences(data: Path, limit: int | None = None) -> Iterator[tuple[str, str, list[np.ndarray], int]]:
     """(kind, id, frames, onset frame of the smile or -1) for every sequence (``limit``: ids per set)."""
-    import cv2
 
     still_n, onset_n, smile_n = int(STILL_S * FPS), int(ONSET_S * FPS), int(SMILE_S * FPS)
     for i in open_ids(data, "london")[:limit]:
         seed = int(i)
-        neutral = cv2.imread(str(data / "london" / "neutral" / f"{i}.jpg"))
-        smiling = cv2.imread(str(data / "london" / "smiling" / f"{i}.jpg"))
+        neutral = decode_image(data / "london" / "neutral" / f"{i}.jpg")
+        smiling = decode_image(data / "london" / "smiling" / f"{i}.jpg")
         yield "london neutral", i, list(jittered(neutral, still_n, seed)), -1
         yield "london smiling from the first frame", i, list(jittered(smiling, still_n, seed + 1000)), 0
         yield ("london neutral, then smiling", i, list(jittered(neutral, onset_n, seed + 2000))
                + list(jittered(smiling, smile_n, seed + 3000)), onset_n)
     for i in open_ids(data, "canada")[:limit]:
-        photo = cv2.imread(str(data / "canada" / f"{i}.jpg"))
+        photo = decode_image(data / "canada" / f"{i}.jpg")
         yield "canada neutral", i, list(jittered(photo, still_n, int(i[:-1]) + 4000)), -1
 
 

@@ -77,6 +77,7 @@ def render_posed(photos: list[Path], data_dir: Path, out: Path, seed: int = 0) -
     """Every expression on every photo, written as PNG under ``out``; one record per image."""
     import cv2
 
+    from runtime.cv_path import decode_image
     from runtime.face import FaceStage
     from train.data.ict.model import load_ict
     from train.data.ict.projection import correspond
@@ -87,7 +88,7 @@ def render_posed(photos: list[Path], data_dir: Path, out: Path, seed: int = 0) -
     records = []
     with FaceStage(detector="full", max_faces=1) as stage:
         for i, photo in enumerate(photos):
-            bgr = cv2.imread(str(photo))
+            bgr = decode_image(photo)
             faces = stage.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)) if bgr is not None else []
             if not faces:
                 continue
@@ -117,13 +118,13 @@ def score(records: list[dict], key: str) -> dict:
 
 
 def _ours(engine: str, records: list[dict], threads: int) -> None:
-    import cv2
 
+    from runtime.cv_path import decode_image
     from runtime.detector import AUDetector
 
     with AUDetector(engine, max_faces=1, mode="image", threads=threads) as det:
         for r in records:
-            faces = det.process(cv2.imread(r["image"]), 0.0).faces
+            faces = det.process(decode_image(r["image"]), 0.0).faces
             r["ours"] = sorted(faces[0].au_active) if faces else None
 
 

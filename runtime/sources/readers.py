@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from runtime.bgr import as_bgr
-from runtime.cv_path import for_reading, text
+from runtime.cv_path import decode_image, for_reading, text
 from runtime.errors import SourceError
 from runtime.results import SkippedFile
 from runtime.shown import shown_name
@@ -219,18 +219,6 @@ class ImageReader:
 
     def close(self) -> None:
         pass
-
-
-def decode_image(path: Path) -> np.ndarray | None:
-    """BGR uint8, whatever the file holds (gray, RGBA, 16 bit); None if it cannot be decoded."""
-    try:
-        data = np.fromfile(str(path), np.uint8)
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    except (OSError, cv2.error):
-        return None
-    if image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        return None
-    return image
 
 
 def reader_for(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float,

@@ -36,6 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from runtime.cv_path import decode_image
 from train.data.flow import dis_flow
 from train.data.readers.common import index_frames
 from train.data.records import LABEL_KINDS, FrameRecord
@@ -69,7 +70,7 @@ class _FrameReader:
 
     def read(self, rec: FrameRecord) -> np.ndarray | None:
         if rec.image_path:
-            return cv2.imread(rec.image_path, cv2.IMREAD_COLOR)
+            return decode_image(rec.image_path)
         return self.read_index(rec.video_path, int(rec.video_index))
 
     def read_index(self, path: str, idx: int) -> np.ndarray | None:
@@ -93,7 +94,7 @@ class _FrameReader:
         if folder not in self._folders:  # one listing per sequence folder, not a stat per frame
             self._folders = {folder: index_frames(Path(folder))}
         path = self._folders[folder].get(int(rec.frame) - k)
-        return cv2.imread(path, cv2.IMREAD_COLOR) if path else None
+        return decode_image(path) if path else None
 
     def close(self) -> None:
         if self._cap is not None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from runtime.aus import DEFAULT_MODEL_AUS, au_name
+from runtime.cv_path import decode_image
 from train.data.cache import CacheData
 from train.data.holdout import is_held_out
 from train.data.records import LABEL_KINDS
@@ -98,7 +98,7 @@ def open_records(data_dir: str | Path, aus: Sequence[int] = DEFAULT_MODEL_AUS, e
         for path in tqdm(_photos(london / "smiling", "london", limit), desc=f"labels {labels} (London smiling)",
                          disable=not progress):
             if silver_on:
-                lab, mask = silver.label(cv2.imread(str(path)), aus) or unknown()
+                lab, mask = silver.label(decode_image(path), aus) or unknown()
             else:  # the eye-coded consensus, unknown where it has no code
                 codes = eye.get(path.stem, {})
                 lab = np.array([codes.get(a, 0) for a in names], np.float32)

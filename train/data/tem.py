@@ -143,9 +143,10 @@ def load_face(face: FaceFiles) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         FileNotFoundError: the image cannot be read.
     """
-    import cv2
 
-    image = cv2.imread(str(face.image), cv2.IMREAD_COLOR)
+    from runtime.cv_path import decode_image
+
+    image = decode_image(face.image)
     if image is None:
         raise FileNotFoundError(f"cannot read image {face.image}")
     return image, read_tem(face.tem)

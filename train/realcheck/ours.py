@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
-
+from runtime.cv_path import decode_image
 from train.data.holdout import HeldOutFace
 
 
@@ -34,7 +33,7 @@ def run_photos(engine: str, faces: Sequence[HeldOutFace], face_model: str | None
     out: list[dict | None] = []
     with _detector(engine, "image", face_model, threads) as det:
         for f in faces:
-            bgr = cv2.imread(str(f.path))
+            bgr = decode_image(f.path)
             if bgr is None:
                 out.append(None)
                 continue

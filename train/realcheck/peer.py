@@ -71,13 +71,14 @@ def run_child(task: Path, photos: list[str], clip: str | None, max_frames: int |
 def _child(task: str, jobs: dict) -> dict:
     import cv2
 
+    from runtime.cv_path import decode_image
     from train.data.landmarker import FaceLandmarker
 
     out: dict = {"name": "", "photos": [], "clip_image": [], "clip_video": [], "fps": None}
     with FaceLandmarker(task, "IMAGE") as lm:
         out["name"] = lm.name
         for path in jobs["photos"]:
-            bgr = cv2.imread(path)
+            bgr = decode_image(path)
             out["photos"].append(None if bgr is None else lm.scores(bgr))
         if jobs["clip"]:
             cap = cv2.VideoCapture(jobs["clip"])

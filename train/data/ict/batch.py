@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from runtime.aus import au_name
+from runtime.cv_path import decode_image
 from train.data.ict.facs import (
     EXPRESSIONS,
     FACS_BANDS,
@@ -135,7 +136,7 @@ class ICTBatch:
 
     def _face(self, k: int, stage) -> tuple[np.ndarray, np.ndarray, Correspondence] | None:
         if k not in self._faces:
-            photo = cv2.imread(str(self.photos[k]), cv2.IMREAD_COLOR)
+            photo = decode_image(self.photos[k])
             if photo is None:
                 self._faces[k] = None
                 self.skipped["unreadable photo"] += 1

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from runtime.cv_path import decode_image
 from runtime.face import FaceStage
 from train.cli import OneLineParser, guarded
 from train.data.ict.facs import FACS_WEIGHT, PROTOTYPES, V3_VARIANTS
@@ -67,7 +68,7 @@ def contact_sheet(data: Path, faces: list[str], seed: int = 0, version: int = 2)
     with FaceStage(face_model=str(data / "models" / "mediapipe-0.10.21"), detector="full", max_faces=1) as st:
         for fid in faces:
             path = data / "london" / "neutral" / f"{fid}.jpg"
-            photo = cv2.imread(str(path))
+            photo = decode_image(path)
             if photo is None:
                 raise FileNotFoundError(f"cannot read {path}")
             found = st.detect(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB))
