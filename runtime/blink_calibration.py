@@ -31,7 +31,7 @@ def calibrate(data: Path, face_model: str | None = None) -> tuple[int, MeshScale
     """(mesh points, its MeshScale) for one face model (``None``: the runtime's default)."""
     import cv2
 
-    from runtime.cv_path import decode_image
+    from runtime.cv_path import decode_image, open_video
     from runtime.face import FaceStage
 
     with FaceStage(face_model=face_model, max_faces=8) as stage:
@@ -40,7 +40,7 @@ def calibrate(data: Path, face_model: str | None = None) -> tuple[int, MeshScale
         population = float(np.median(canada))
         smiles = [eye_openness(f.landmarks).mean() / population
                   for f in stage.detect(decode_image(data / "media" / "multi_face.jpg"), bgr=True)]
-        cap = cv2.VideoCapture(str(data / "media" / "face_noface.mov"))
+        cap = open_video(data / "media" / "face_noface.mov")
         series = {}
         for i in range(max(SMILE_FRAMES) + 1):
             ok, frame = cap.read()

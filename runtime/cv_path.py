@@ -11,6 +11,7 @@ card, a share mounted with another code page), so a file with one is opened anot
   must be UTF-8 (``runtime.atomic`` gives partial files such names).
 - ``text(value)``: a URL or pipeline as it is, or one line when it is not UTF-8.
 - ``decode_image(path)``: an image file of any name, decoded from its bytes.
+- ``open_video(path)``: a ``cv2.VideoCapture`` of a video file of any name (through ``for_reading``).
 
 The descriptors opened here are closed when the block ends: OpenCV has opened the file itself by then.
 Where ``/proc/self/fd`` is missing (not Linux; macOS and Windows names are always Unicode), a name that is
@@ -114,3 +115,13 @@ def decode_image(path: str | os.PathLike) -> np.ndarray | None:
     if image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         return None
     return image
+
+
+def open_video(path: str | os.PathLike) -> cv2.VideoCapture:
+    """A capture of the video file ``path``, whatever its name; not opened (``isOpened()`` False) when
+    the file cannot be, as ``cv2.VideoCapture(name)`` behaves for a UTF-8 name."""
+    try:
+        with for_reading(path, "video", AUEdgeError) as name:
+            return cv2.VideoCapture(name)
+    except AUEdgeError:
+        return cv2.VideoCapture()

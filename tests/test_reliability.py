@@ -182,22 +182,27 @@ def test_3_videos_read_and_recorded_under_non_utf8_names(media, tmp_path):
     one_line_error(url, "\\xe9t\\xe9.mp4", "UTF-8")
 
 
-def test_3_training_reads_photos_whose_names_are_not_utf8(data_dir, tmp_path):
-    """The cache's frame reader (every photo a training run reads) and the realcheck/posedcheck helpers
-    crashed OpenCV's imread (SIGSEGV) on such a name; a child process, so a regression fails, not kills."""
-    name = tmp_path / os.fsdecode(b"photo caf\xe9.jpg")
-    name.write_bytes((data_dir / "london" / "smiling" / "001.jpg").read_bytes())
+def test_3_training_reads_photos_and_videos_whose_names_are_not_utf8(data_dir, media, tmp_path):
+    """The cache's frame reader (every photo and video frame a training run reads), the readers' frame
+    count and the realcheck/posedcheck helpers crashed OpenCV (SIGSEGV) on such names; a child process,
+    so a regression fails the test instead of killing it."""
+    photo, video = tmp_path / os.fsdecode(b"photo caf\xe9.jpg"), tmp_path / os.fsdecode(b"clip \xe9t\xe9.mp4")
+    photo.write_bytes((data_dir / "london" / "smiling" / "001.jpg").read_bytes())
+    video.write_bytes((media / "WolfgangLanger_Pexels.mp4").read_bytes())
     child = ("import sys, os, numpy as np\n"
+             "from pathlib import Path\n"
              "from train.data.cache import _FrameReader\n"
+             "from train.data.readers.common import video_frame_count\n"
              "from train.data.records import FrameRecord\n"
-             "path = os.fsdecode(os.fsencode(sys.argv[1]))\n"
-             "rec = FrameRecord('open', 's', 'v', 0, path, None, None, np.zeros(1, np.float32), np.zeros(1, bool), None)\n"
-             "image = _FrameReader().read(rec)\n"
-             "print(image.shape, image.dtype)\n")
-    proc = subprocess.run([sys.executable, "-c", child, os.fsencode(name).decode("utf-8", "surrogateescape")],
+             "photo, video = (os.fsdecode(a.encode('utf-8', 'surrogateescape')) for a in sys.argv[1:])\n"
+             "rec = FrameRecord('open', 's', 'v', 0, photo, None, None, np.zeros(1, np.float32), np.zeros(1, bool), None)\n"
+             "reader = _FrameReader()\n"
+             "print(reader.read(rec).shape, reader.read_index(video, 3).shape, video_frame_count(Path(video)))\n")
+    names = [os.fsencode(p).decode("utf-8", "surrogateescape") for p in (photo, video)]
+    proc = subprocess.run([sys.executable, "-c", child, *names],
                           cwd=REPO, env=env(), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-1000:])
-    assert proc.stdout.split() == ["(540,", "540,", "3)", "uint8"], proc.stdout
+    assert proc.stdout.split() == ["(540,", "540,", "3)", "(360,", "640,", "3)", "472"], proc.stdout
     imread = subprocess.run(["grep", "-rln", "cv2.imread(", "runtime", "train", "distill", "export", "device_tests"],
                             cwd=REPO, capture_output=True, text=True, check=False)
     assert imread.stdout == "", f"cv2.imread takes names as UTF-8 text; use runtime.cv_path.decode_image: {imread.stdout}"

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from runtime.aus import DEFAULT_MODEL_AUS, au_name
+from runtime.cv_path import open_video
 
 
 def build_from_spec(spec: dict, out: str | Path) -> dict:
@@ -54,7 +55,7 @@ def video_records(videos: Sequence[str | Path], every: int = 1) -> tuple[list[st
     records = []
     for video in videos:
         video = Path(video)
-        cap = cv2.VideoCapture(str(video))
+        cap = open_video(video)
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         cap.release()
         if n <= 0:

@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.cv_path import decode_image
+from runtime.cv_path import decode_image, open_video
 from train.data.flow import dis_flow
 from train.data.readers.common import index_frames
 from train.data.records import LABEL_KINDS, FrameRecord
@@ -76,7 +76,7 @@ class _FrameReader:
     def read_index(self, path: str, idx: int) -> np.ndarray | None:
         if path != self._path:
             self.close()
-            self._cap, self._path, self._pos = cv2.VideoCapture(path), path, -1
+            self._cap, self._path, self._pos = open_video(path), path, -1
         if idx != self._pos + 1:  # seek only when not reading sequentially
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
         ok, frame = self._cap.read()

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 BLENDSHAPES_FOR_AU: dict[int, tuple[str, ...]] = {
     1: ("browInnerUp",),
     2: ("browOuterUpLeft", "browOuterUpRight"),
@@ -78,7 +77,7 @@ class SilverLabeler:
     def close(self) -> None:
         self._lm.close()
 
-    def __enter__(self) -> "SilverLabeler":
+    def __enter__(self) -> SilverLabeler:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -86,9 +85,9 @@ class SilverLabeler:
 
 
 def iter_video(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:
-    import cv2
+    from runtime.cv_path import open_video
 
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     i = 0
     while True:
         ok, frame = cap.read()

@@ -71,7 +71,7 @@ def run_child(task: Path, photos: list[str], clip: str | None, max_frames: int |
 def _child(task: str, jobs: dict) -> dict:
     import cv2
 
-    from runtime.cv_path import decode_image
+    from runtime.cv_path import decode_image, open_video
     from train.data.landmarker import FaceLandmarker
 
     out: dict = {"name": "", "photos": [], "clip_image": [], "clip_video": [], "fps": None}
@@ -81,7 +81,7 @@ def _child(task: str, jobs: dict) -> dict:
             bgr = decode_image(path)
             out["photos"].append(None if bgr is None else lm.scores(bgr))
         if jobs["clip"]:
-            cap = cv2.VideoCapture(jobs["clip"])
+            cap = open_video(jobs["clip"])
             out["fps"] = cap.get(cv2.CAP_PROP_FPS) or 30.0
             lv = FaceLandmarker(task, "VIDEO") if jobs["video_mode"] else None
             try:

@@ -123,9 +123,11 @@ def video_frame_count(path: Path) -> int | None:
     """The frame count the container declares (OpenCV), or None when the video cannot be opened."""
     import cv2
 
+    from runtime.cv_path import open_video
+
     if not path.is_file():
         return None
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     try:
         if not cap.isOpened():
             return None
