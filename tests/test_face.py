@@ -163,6 +163,18 @@ def test_task_bundle_with_full_range_takes_the_detector_from_the_cache(task_file
     assert "has no full-range detector" in capsys.readouterr().err
 
 
+def test_a_folder_without_the_short_range_model_is_a_note_not_a_crash(mp_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty_cache"))
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in (models.FULL_RANGE, models.MESH_468):
+        shutil.copy(mp_dir / name, folder / name)
+    found = models.resolve(str(folder), "full")
+    assert found.close_up is None and found.detector.origin == str(folder / models.FULL_RANGE)
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"has no {models.SHORT_RANGE}" in err and "closer than" in err, err
+
+
 # --- tracking on video -----------------------------------------------------------------------
 
 

