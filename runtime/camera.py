@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     status = StatusLine(enabled=not args.quiet)
     engine = args.engine
     if str(engine) == "default":  # say which shipped engine this machine runs
-        choice = default_engine_choice()
+        choice = default_engine_choice(threads=args.threads)
         status.note(choice.describe())
         engine = choice.path
     cap = max_faces(args)

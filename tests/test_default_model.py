@@ -24,8 +24,8 @@ SHIPPED_DIR = REPO / "runtime" / "models" / "default"
 SHIPS = {"au_int8.tflite": "au_default_int8.tflite", "au_fp32.onnx": "au_default.onnx"}
 EXTRAS = ("", ".json", ".parity.npz")
 INSTALLED = sorted([SHIPS[s] + x for s in SHIPS for x in EXTRAS] + ["MANIFEST.json"])
-LITERT_LINE = "default → au_default_int8.tflite (LiteRT INT8)"
-ONNX_LINE = "default → au_default.onnx (ONNX Runtime FP32)"
+PINNED_LINE = "default → au_default_int8.tflite (LiteRT INT8; AU_EDGE_DEFAULT_ENGINE)"  # the session's pin
+ONNX_LINE = "default → au_default.onnx (ONNX Runtime FP32)"  # the only one when LiteRT is missing
 HIDE_LITERT = "import sys; sys.modules['ai_edge_litert'] = None; sys.modules['tflite_runtime'] = None; "
 HIDE_ALL = HIDE_LITERT + "sys.modules['onnxruntime'] = None; "
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -164,15 +164,48 @@ def package(exported, tmp_path_factory) -> Path:
 
 
 PICK = "from runtime.engines import default_engine_choice as c; print(c().describe()); print(c().path)"
+UNPIN = "import os; os.environ.pop('AU_EDGE_DEFAULT_ENGINE', None); "
 
 
-def test_the_pick_is_litert_int8_else_the_fp32_onnx(package):
-    for hide, line, name in (("", LITERT_LINE, "au_default_int8.tflite"), (HIDE_LITERT, ONNX_LINE, "au_default.onnx")):
+def test_the_pick_is_the_only_runnable_engine_or_the_pinned_one(package):
+    folder = package / "runtime" / "models" / "default"
+    for hide, line, name in (("", PINNED_LINE, "au_default_int8.tflite"),
+                             (HIDE_LITERT + UNPIN, ONNX_LINE, "au_default.onnx")):
         proc = python(hide + PICK, cwd=package)
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.splitlines() == [line, str(package / "runtime" / "models" / "default" / name)]
+        assert proc.stdout.splitlines() == [line, str(folder / name)]
     proc = python(HIDE_ALL + PICK, cwd=package)
     assert "EngineError" in proc.stderr and "pip install 'au-edge[runtime]'" in proc.stderr.strip().splitlines()[-1]
+    for code, named in ((HIDE_LITERT, "au_default_int8.tflite"),  # pinned to an engine that cannot run here
+                        ("import os; os.environ['AU_EDGE_DEFAULT_ENGINE'] = 'au_int8.onnx'; ", "au_int8.onnx")):
+        proc = python(code + PICK, cwd=package)
+        last = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode != 0 and f"AU_EDGE_DEFAULT_ENGINE={named!r}" in last and "use one of" in last, last
+
+
+def test_with_both_backends_the_faster_engine_here_is_timed_once_and_remembered(package, tmp_path):
+    """Timed on this machine's CPU (the tiny export's two engines), kept in the user cache, read back."""
+    folder = package / "runtime" / "models" / "default"
+    env_cache = f"os.environ['XDG_CACHE_HOME'] = {str(tmp_path)!r}; "
+    first = python(UNPIN + env_cache + PICK, cwd=package)
+    assert first.returncode == 0, first.stderr
+    line, path = first.stdout.splitlines()
+    cache = json.loads((tmp_path / "au-edge" / "default_engine.json").read_text())
+    ms = cache["ms"]
+    assert sorted(ms) == ["au_default.onnx", "au_default_int8.tflite"] and all(v > 0 for v in ms.values())
+    assert cache["file"] == min(ms, key=ms.get) == Path(path).name and Path(path).parent == folder
+    assert cache["key"]["threads"] is None and "cores" in cache["key"]["cpu"]
+    other = next(n for n in ms if n != cache["file"])
+    assert line.startswith(f"default → {cache['file']} (") and line.endswith(
+        f"; the faster here: {ms[cache['file']]:.2f} vs {ms[other]:.2f} ms)")
+    cache["file"] = other  # the remembered pick is used as it is: no second timing
+    (tmp_path / "au-edge" / "default_engine.json").write_text(json.dumps(cache))
+    again = python(UNPIN + env_cache + PICK, cwd=package)
+    assert again.returncode == 0 and again.stdout.splitlines()[1] == str(folder / other), again.stderr
+    (tmp_path / "au-edge" / "default_engine.json").write_text("{not json")  # a broken cache: timed again
+    third = python(UNPIN + env_cache + PICK, cwd=package)
+    assert third.returncode == 0, third.stderr
+    assert json.loads((tmp_path / "au-edge" / "default_engine.json").read_text())["file"] in ms
 
 
 def test_the_camera_says_which_engine_default_runs(package, face_model, media):
@@ -182,7 +215,7 @@ def test_the_camera_says_which_engine_default_runs(package, face_model, media):
     proc = subprocess.run(run + args, cwd=package, env=ENV, capture_output=True, text=True, timeout=300,
                           check=False)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines()[0] == f"au-edge: {LITERT_LINE}"
+    assert proc.stderr.splitlines()[0] == f"au-edge: {PINNED_LINE}"
     assert len(proc.stdout.splitlines()) == 2 and json.loads(proc.stdout.splitlines()[0])["faces"]
     quiet = subprocess.run(run + args + ["--quiet"], cwd=package, env=ENV, capture_output=True, text=True,
                            timeout=300, check=False)
@@ -256,7 +289,7 @@ def test_the_wheel_ships_the_default_model_and_it_runs_installed(tmp_path):
     assert inst.returncode == 0, inst.stderr[-3000:]
     away = tmp_path / "elsewhere"  # neither the checkout nor the source copy is importable from here
     away.mkdir()
-    for hide, line in (("", LITERT_LINE), (HIDE_LITERT, ONNX_LINE)):
+    for hide, line in (("", PINNED_LINE), (HIDE_LITERT + UNPIN, ONNX_LINE)):
         proc = python(hide + CHECK, cwd=away, pythonpath=site)
         assert proc.returncode == 0, proc.stderr[-3000:]
         got = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -280,7 +313,7 @@ def test_camera_without_engine_prints_aus_from_the_shipped_model(data_dir, face_
                            "--max-frames", "24", "--face-model", face_model],
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-1500:]
-    assert LITERT_LINE in proc.stderr
+    assert PINNED_LINE in proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["frame"] for r in records] == list(range(24))
     faces = [f for r in records for f in r["faces"]]

@@ -96,7 +96,7 @@ def settings_from(args: argparse.Namespace) -> tuple[Settings, str]:
     if str(engine) == "default":  # resolved once here, so every worker (and node) runs the same file
         from runtime.engines import default_engine_choice
 
-        choice = default_engine_choice()
+        choice = default_engine_choice(threads=args.threads)
         engine, said = str(choice.path), choice.describe()
     return Settings(engine=_absolute(engine), face_model=_absolute(args.face_model) if args.face_model else None,
                     max_faces=args.max_faces, max_frames=args.max_frames, detect_every=args.detect_every,

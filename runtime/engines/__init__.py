@@ -32,7 +32,7 @@ def load_engine(path: str | Path, threads: int | None = None, card: ModelCard | 
 
     Args:
         path: engine file; the suffix picks the backend, or ``"default"`` for the shipped model
-            (LiteRT INT8 when LiteRT is installed, else the FP32 ONNX; see ``default_engine_choice``).
+            (the faster of its shipped engines on this CPU; see ``default_engine_choice``).
         threads: CPU threads for ONNX Runtime / LiteRT (None: ONNX Runtime's default, LiteRT
             ``runtime.litert.default_threads()``).
         card: an already-loaded card (skips reading ``<path>.json``).
@@ -43,7 +43,7 @@ def load_engine(path: str | Path, threads: int | None = None, card: ModelCard | 
         MissingDependency: the backend's package is not installed.
     """
     if str(path) == "default":
-        path = default_engine_path()
+        path = default_engine_path(threads=threads)
     path = Path(path)
     backend = BACKENDS.get(path.suffix.lower())
     if backend is None:

@@ -1,0 +1,121 @@
+"""Which shipped engine is faster on this CPU: timed once, then remembered.
+
+Why measure: the shipped LiteRT INT8 engine is several times faster than the FP32 ONNX where the CPU
+has int8 dot products (AVX-512 VNNI), but on an AVX2 CPU without them the independent check found it
+slower (5.2 vs 4.6 ms). Which one wins depends on the CPU, the thread count and both backends'
+kernels, so ``--engine default`` times both the first time it runs where both backends are installed:
+a few dozen inferences of each, alternated, well under a second. The answer is kept in
+``$XDG_CACHE_HOME/au-edge/default_engine.json``, keyed by the CPU, the thread count and the shipped
+files, so a machine keeps one engine (and one set of outputs) from run to run.
+``AU_EDGE_DEFAULT_ENGINE=<file name>`` picks a shipped engine without timing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from runtime.user_cache import user_cache
+
+ENV_VAR = "AU_EDGE_DEFAULT_ENGINE"
+ROUNDS, RUNS, WARMUP = 3, 10, 5  # alternated rounds of timed inferences per engine, after a warm-up
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve")
+
+
+def cache_file() -> Path:
+    return user_cache("default_engine.json")
+
+
+def cpu_signature() -> str:
+    """The CPU as far as kernel speed goes: model name, the int8/vector flags it has, core count."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "hardware", "cpu part") and model in ("", platform.machine()):
+                    model = value.strip()
+                elif key in ("flags", "features"):
+                    flags |= set(value.split())
+    except OSError:
+        pass
+    have = ",".join(f for f in CPU_FLAGS if f in flags)
+    return f"{platform.machine()} | {model} | {have} | {os.cpu_count()} cores"
+
+
+def files_key(paths: list[Path]) -> str:
+    """The shipped engines as they are now (name, size, modification time): a reinstall times again."""
+    h = hashlib.sha256()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+def remembered(key: dict, names: list[str]) -> dict | None:
+    """The cached pick for exactly this key, if there is a valid one."""
+    try:
+        cached = json.loads(cache_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cached, dict) or cached.get("key") != key or cached.get("file") not in names:
+        return None
+    return cached
+
+
+def remember(entry: dict) -> None:
+    """Keep the pick; a cache that cannot be written only means timing again next time."""
+    from runtime.atomic import atomic_write
+
+    path = cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "default engine pick", mode="w") as f:
+            f.write(json.dumps(entry, indent=2))
+    except OSError:
+        pass
+
+
+def time_engines(paths: list[Path], threads: int | None) -> dict[str, float]:
+    """Median ms per single-face inference of each engine, rounds alternated so drift hits all alike."""
+    from runtime.engines import load_engine
+
+    engines = [load_engine(p, threads=threads) for p in paths]
+    try:
+        crops = []
+        for eng in engines:
+            h, w = eng.input_size
+            ramp = (np.arange(h * w * 3) % 251).astype(np.uint8).reshape(1, h, w, 3)  # not flat: no shortcut
+            crops.append(ramp)
+            for _ in range(WARMUP):
+                eng.infer(ramp)
+        times: list[list[float]] = [[] for _ in engines]
+        for _ in range(ROUNDS):
+            for eng, crop, t in zip(engines, crops, times):
+                for _ in range(RUNS):
+                    t0 = time.perf_counter()
+                    eng.infer(crop)
+                    t.append((time.perf_counter() - t0) * 1e3)
+        return {p.name: round(float(np.median(t)), 3) for p, t in zip(paths, times)}
+    finally:
+        for eng in engines:
+            eng.close()
+
+
+def fastest(paths: list[Path], threads: int | None) -> tuple[Path, dict[str, float], bool]:
+    """(the faster engine, the times it was picked on, whether they came from the cache)."""
+    names = [p.name for p in paths]
+    key = {"cpu": cpu_signature(), "threads": threads, "files": files_key(paths)}
+    cached = remembered(key, names)
+    if cached is not None:
+        return paths[names.index(cached["file"])], cached.get("ms", {}), True
+    ms = time_engines(paths, threads)
+    best = min(paths, key=lambda p: ms[p.name])
+    remember({"key": key, "file": best.name, "ms": ms, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return best, ms, False
