@@ -92,9 +92,10 @@ def default_engine_choice(models_dir: str | Path | None = None, threads: int | N
         return DefaultChoice(folder / runnable[0].file, runnable[0])
     best, ms, _ = default_speed.fastest([folder / m.file for m in runnable], threads)
     model = next(m for m in runnable if m.file == best.name)
-    other = " vs ".join(f"{ms[m.file]:.2f}" for m in sorted(runnable, key=lambda m: m.file != best.name)
-                        if m.file in ms)
-    return DefaultChoice(best, model, f"the faster here: {other} ms" if other else "the faster here")
+    if not ms:
+        return DefaultChoice(best, model, "not timed here")
+    times = " vs ".join(f"{ms[m.file]:.2f}" for m in sorted(runnable, key=lambda m: m.file != best.name))
+    return DefaultChoice(best, model, f"timed here: {times} ms")
 
 
 def default_engine_path(models_dir: str | Path | None = None, threads: int | None = None) -> Path:

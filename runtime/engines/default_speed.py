@@ -6,7 +6,10 @@ slower (5.2 vs 4.6 ms). Which one wins depends on the CPU, the thread count and 
 kernels, so ``--engine default`` times both the first time it runs where both backends are installed:
 a few dozen inferences of each, alternated, well under a second. The answer is kept in
 ``$XDG_CACHE_HOME/au-edge/default_engine.json``, keyed by the CPU, the thread count and the shipped
-files, so a machine keeps one engine (and one set of outputs) from run to run.
+files, so a machine keeps one engine (and one set of outputs) from run to run. Another engine
+replaces the first-listed one (INT8, whose outputs the held-out read was made on) only when it is
+``MARGIN`` faster: timings of engines this close swing more than that between runs. The timing runs
+in a child process, so the engine not picked never takes memory in the user's.
 ``AU_EDGE_DEFAULT_ENGINE=<file name>`` picks a shipped engine without timing.
 """
 from __future__ import annotations
@@ -15,6 +18,8 @@ import hashlib
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +29,8 @@ from runtime.user_cache import user_cache
 
 ENV_VAR = "AU_EDGE_DEFAULT_ENGINE"
 ROUNDS, RUNS, WARMUP = 3, 10, 5  # alternated rounds of timed inferences per engine, after a warm-up
+MARGIN = 0.10  # how much faster than the first-listed engine another must be to replace it
+CHILD_TIMEOUT_S = 120
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve")
 
 
@@ -108,14 +115,54 @@ def time_engines(paths: list[Path], threads: int | None) -> dict[str, float]:
             eng.close()
 
 
+def pick(paths: list[Path], ms: dict[str, float]) -> Path:
+    """The first-listed engine unless another is ``MARGIN`` faster (then the fastest)."""
+    fastest_path = min(paths, key=lambda p: ms[p.name])
+    return fastest_path if ms[fastest_path.name] < (1.0 - MARGIN) * ms[paths[0].name] else paths[0]
+
+
+def time_in_child(paths: list[Path], threads: int | None) -> dict[str, float] | None:
+    """``time_engines`` in a child process (its memory goes with it); None when it cannot run."""
+    cmd = [sys.executable, "-m", "runtime.engines.default_speed", *map(str, paths)]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False)
+        ms = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+    ok = isinstance(ms, dict) and all(isinstance(ms.get(p.name), (int, float)) and ms[p.name] > 0 for p in paths)
+    return ms if ok else None
+
+
 def fastest(paths: list[Path], threads: int | None) -> tuple[Path, dict[str, float], bool]:
-    """(the faster engine, the times it was picked on, whether they came from the cache)."""
+    """(the engine to run, the times it was picked on ({} when they could not be taken), whether
+    they came from the cache). A failed timing picks the first-listed engine and is not remembered."""
     names = [p.name for p in paths]
     key = {"cpu": cpu_signature(), "threads": threads, "files": files_key(paths)}
     cached = remembered(key, names)
     if cached is not None:
         return paths[names.index(cached["file"])], cached.get("ms", {}), True
-    ms = time_engines(paths, threads)
-    best = min(paths, key=lambda p: ms[p.name])
-    remember({"key": key, "file": best.name, "ms": ms, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    ms = time_in_child(paths, threads)
+    if ms is None:
+        return paths[0], {}, False
+    best = pick(paths, ms)
+    remember({"key": key, "file": best.name, "ms": ms, "margin": MARGIN,
+              "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return best, ms, False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m runtime.engines.default_speed ENGINE... [--threads N]``: one JSON line of ms per engine."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m runtime.engines.default_speed")
+    p.add_argument("engines", nargs="+", type=Path)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    print(json.dumps(time_engines(args.engines, args.threads)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
