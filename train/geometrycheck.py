@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.atomic import atomic_write
+from runtime.cli import threads_option
 from train.cli import OneLineParser, guarded
 
 LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185,
@@ -152,8 +153,6 @@ def _run(args) -> int:
     from train.features import pooled_features
     from train.task import task_for_checkpoint
 
-    if not 1 <= args.threads <= 256:
-        raise ValueError(f"--threads {args.threads}: give 1..256")
     torch.set_num_threads(args.threads)
     ck = Checkpoint.read(args.checkpoint)
     cfg = TrainConfig.from_dict({**ck.train_config, **({"data": args.cache} if args.cache else {})})
@@ -167,7 +166,7 @@ def _run(args) -> int:
     subjects = np.asarray(cache.field("subject"))
     clip_id = cache.subjects.index(CLIP_SUBJECT) if CLIP_SUBJECT in cache.subjects else -1
     clip = np.sort(np.where(subjects == clip_id)[0])
-    rows = np.concatenate([train, val, clip])
+    rows = np.unique(np.concatenate([train, val, clip]))  # the clip's frames are training rows too
     mesh = dict(zip(rows.tolist(), mesh_on_crops(cache.field("image")[rows], args.face_model, args.threads)))
     labels, masks, kinds = (cache.field(k)[:, cols] for k in ("labels", "mask", "kind"))
     geo, found = [], []
@@ -178,6 +177,9 @@ def _run(args) -> int:
     mk = [masks[ix].astype(bool) & f[:, None] for ix, f in zip((train, val), found)]  # no mesh: in neither arm
     real_val = np.isin(kinds[val], [LABEL_KINDS.index("real")])
     table = compare((feats[0], feats[1]), (geo[0], geo[1]), (labels[train], labels[val]), (mk[0], mk[1]), real_val, aus)
+    if not table:
+        raise ValueError(f"no AU of {cache.root} shows both classes in both the training and the validation split; "
+                         "run the check on the cache the model was trained on")
     j12 = aus.index("AU12") if "AU12" in aus else None
     report = {"checkpoint": str(args.checkpoint), "cache": str(cache.root), "split": "train fits, validation scores",
               "geometry": "the runtime's face mesh on each cached crop (crop pixels), about the nose, in IODs",
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder for geometrycheck.json")
     p.add_argument("--cache", default="", help="the run's cache (default: the one it recorded)")
     p.add_argument("--face-model", default=None, help="face models (default: the runtime's)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=threads_option(), default=2, help="CPU threads (1 to 2 per CPU core)")
     return guarded(_run, p.parse_args(argv))
 
 
