@@ -17,6 +17,7 @@ COMMANDS: dict[str, Command] = {
     **RUNTIME_COMMANDS,
     "bench": Command("device_tests.bench", "latency of one AU engine"),
     "pipeline": Command("device_tests.pipeline", "end-to-end fps and per-stage ms, next to MediaPipe"),
+    "stages": Command("device_tests.stages", "each part of a frame timed alone, on a clip's faces"),
     "parity": Command("device_tests.parity", "an engine's outputs against its exported reference"),
     "soak": Command("device_tests.soak", "memory and latency drift over many frames"),
     "jitter": Command("device_tests.jitter", "AU-probability jitter on a clip, smoothing on and off"),

@@ -25,6 +25,8 @@ def kind_of(data: dict) -> str | None:
         return "pipeline"
     if "throughput_per_s" in data:
         return "bench"
+    if isinstance(data.get("median_ms"), dict) and "runs" in data:
+        return "stages"
     if "max_abs_dprob" in data and "reference" in data:
         return "parity"
     if "rss_growth" in data:
@@ -113,6 +115,12 @@ def render(found: dict[str, list[tuple[str, dict]]], other: list[str], plot_name
         lines += ["", f"Peak RSS {_f(p.get('rss_mb'), 0)} MB" + (
             f" (at the end: own memory {_f(kinds['anon'], 0)} MB + mapped library pages {_f(kinds['file'], 0)} MB, "
             "which the kernel shares and reclaims)" if kinds else "") + ".", ""]
+    for name, st in found.get("stages", []):
+        parts = list(st["median_ms"])
+        about = f"Medians of {st['runs']} calls over {st['frames']} of the clip's faces (`device_tests.stages`)."
+        medians = " | ".join(_f(st["median_ms"][k], 3) for k in parts)
+        lines += [f"## Each part alone (`{name}`)", "", about, "", "| ms | " + " | ".join(parts) + " |",
+                  "|---|" + "---|" * len(parts), f"| median | {medians} |", ""]
     if found.get("card"):
         lines += ["## Engines (model cards)", "", "| card | model | trained | input | dtype | AUs |",
                   "|---|---|---|---|---|---|"]

@@ -206,6 +206,28 @@ def test_pipeline_json_and_the_peer_on_the_same_basis(tiny_onnx, face_model, med
     assert kinds["anon"] > 10 and kinds["file"] > 10 and abs(kinds["anon"] + kinds["file"] - res["rss_now_mb"]) < 8
 
 
+def test_stages_time_each_part_alone_on_the_clips_faces(face_model, media, tmp_path):
+    """The shipped model's parts, each by itself (device_tests.stages), on the clip's first faces."""
+    from test_default_model import shipped_or_fail
+
+    shipped_or_fail()
+    out = tmp_path / "stages.json"
+    proc = _dt("stages", "--source", media / "WolfgangLanger_Pexels.mp4", "--frames", 12, "--runs", 30,
+               "--face-model", face_model, "--threads", 1, "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(out.read_text())
+    ms = res["median_ms"]
+    assert set(ms) == {"mesh", "mesh_invoke", "align", "au", "au_invoke", "measures", "track_lk"}  # LiteRT INT8
+    assert res["frames"] == 12 and res["runs"] == 30 and all(v > 0 for v in ms.values())
+    assert ms["mesh_invoke"] < ms["mesh"] and ms["au_invoke"] < ms["au"]  # a part's model call is inside it
+    assert "mesh" in proc.stdout.splitlines()[-1] and "median of 30" in proc.stdout
+    report = _dt("report", "--in", tmp_path, "--out", tmp_path / "report.md")
+    assert report.returncode == 0, report.stderr
+    assert "## Each part alone (`stages.json`)" in (tmp_path / "report.md").read_text()
+    no_face = _dt("stages", "--source", media / "no_face.mp4", "--frames", 10, "--runs", 5, "--face-model", face_model)
+    assert no_face.returncode == 2 and "fewer than 2" in no_face.stderr and "Traceback" not in no_face.stderr
+
+
 # --- board facts: parsers on samples of the real formats --------------------------------------------
 # Written from the formats NVIDIA and Raspberry Pi document and the lines their tools print.
 

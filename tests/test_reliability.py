@@ -255,7 +255,7 @@ def test_5_threads_beyond_the_cores_is_one_line():
 
 THREADED_COMMANDS = ["runtime.camera", "runtime.ros2.node", "demo.__main__", "device_tests.bench", "device_tests.soak",
                      "device_tests.jitter", "device_tests.pipeline", "device_tests.parity", "export.bench",
-                     "train.realcheck.__main__", "train.geometrycheck"]
+                     "train.realcheck.__main__", "train.geometrycheck", "device_tests.stages"]
 
 
 @pytest.mark.parametrize("module", THREADED_COMMANDS)
