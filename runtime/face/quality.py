@@ -23,8 +23,9 @@ Gaussian blur sigma 12      10.3                    3.35
 all grey                    -8.1                    1.40
 ==========================  =====================  ==================
 
-On the demo clip (WolfgangLanger_Pexels.mp4) the 468-point mesh's score is below 0.5 on exactly
-the frames where a hand covers the face (93-134) and on no other frame. ``RELIABLE`` (0.5) is the
+On the demo clip (WolfgangLanger_Pexels.mp4) the 468-point mesh's score is below 0.5 only where a
+hand is on the face (frames 58-220 by eye): on 93-134 (AVX-512 EPYC) or 92-134 (AVX2 EPYC), where
+it covers nose and mouth. ``RELIABLE`` (0.5) is the
 cut the OpenFace CSV's ``success`` uses and below which the tracker looks for the face again.
 """
 from __future__ import annotations
