@@ -15,6 +15,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from faults import only_line_error
 
@@ -183,14 +184,23 @@ def test_the_pick_is_the_only_runnable_engine_or_the_pinned_one(package):
         assert proc.returncode != 0 and f"AU_EDGE_DEFAULT_ENGINE={named!r}" in last and "use one of" in last, last
 
 
-def test_another_engine_replaces_the_first_listed_only_when_clearly_faster():
+def test_another_engine_replaces_the_first_listed_only_when_clearly_faster_in_every_round():
     from runtime.engines.default_speed import MARGIN, pick
 
     first, second = Path("au_default_int8.tflite"), Path("au_default.onnx")
     assert MARGIN == 0.10
-    assert pick([first, second], {first.name: 1.0, second.name: 0.95}) == first  # within the margin: noise
-    assert pick([first, second], {first.name: 1.0, second.name: 0.85}) == second
-    assert pick([first, second], {first.name: 0.5, second.name: 2.0}) == first
+
+    def rounds(a: list[float], b: list[float]) -> dict[str, list[float]]:
+        return {first.name: a, second.name: b}
+    assert pick([first, second], rounds([1.0] * 3, [0.95] * 3)) == first  # within the margin: noise
+    assert pick([first, second], rounds([1.0] * 3, [0.85] * 3)) == second
+    assert pick([first, second], rounds([0.5] * 3, [2.0] * 3)) == first
+    # Round medians of one shared AVX2 EPYC's timings (ms): the ONNX's overall median is 22 % lower,
+    # but it is not faster in every round, so INT8 stays (device_tests.bench: INT8 2.15, ONNX 2.69).
+    assert pick([first, second], rounds([2.61, 4.48, 3.29], [2.93, 3.31, 3.26])) == first
+    assert pick([first, second], rounds([2.0, 4.0, 3.0], [1.7, 3.5, 2.6])) == second
+    third = Path("au_int8.onnx")  # of two clear winners, the one with the lower median
+    assert pick([first, second, third], {**rounds([2.0] * 3, [1.5, 1.7, 1.7]), third.name: [1.6, 1.6, 1.6]}) == third
 
 
 def test_with_both_backends_the_faster_engine_here_is_timed_once_and_remembered(package, tmp_path):
@@ -203,12 +213,16 @@ def test_with_both_backends_the_faster_engine_here_is_timed_once_and_remembered(
     cache = json.loads((tmp_path / "au-edge" / "default_engine.json").read_text())
     ms = cache["ms"]
     assert sorted(ms) == ["au_default.onnx", "au_default_int8.tflite"] and all(v > 0 for v in ms.values())
-    int8, onnx = ms["au_default_int8.tflite"], ms["au_default.onnx"]  # INT8 unless ONNX is 10 % faster
-    assert cache["file"] == ("au_default.onnx" if onnx < 0.9 * int8 else "au_default_int8.tflite") == Path(path).name
+    int8, onnx = cache["rounds"]["au_default_int8.tflite"], cache["rounds"]["au_default.onnx"]
+    assert len(int8) == len(onnx) == 7
+    assert ms == pytest.approx({n: float(np.median(r)) for n, r in cache["rounds"].items()})
+    clearly = all(o < 0.9 * i for o, i in zip(onnx, int8))  # INT8 unless ONNX is 10 % faster in every round
+    assert cache["file"] == ("au_default.onnx" if clearly else "au_default_int8.tflite") == Path(path).name
     assert Path(path).parent == folder and cache["key"]["threads"] is None and "cores" in cache["key"]["cpu"]
     other = next(n for n in ms if n != cache["file"])
+    kept = "" if ms[cache["file"]] <= ms[other] else "; kept: the other not 10% faster in every round"
     assert line.startswith(f"default → {cache['file']} (") and line.endswith(
-        f"; timed here: {ms[cache['file']]:.2f} vs {ms[other]:.2f} ms)")
+        f"; timed here: {ms[cache['file']]:.2f} vs {ms[other]:.2f} ms{kept})")
     cache["file"] = other  # the remembered pick is used as it is: no second timing
     (tmp_path / "au-edge" / "default_engine.json").write_text(json.dumps(cache))
     again = python(UNPIN + env_cache + PICK, cwd=package)

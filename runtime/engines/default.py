@@ -95,7 +95,9 @@ def default_engine_choice(models_dir: str | Path | None = None, threads: int | N
     if not ms:
         return DefaultChoice(best, model, "not timed here")
     times = " vs ".join(f"{ms[m.file]:.2f}" for m in sorted(runnable, key=lambda m: m.file != best.name))
-    return DefaultChoice(best, model, f"timed here: {times} ms")
+    kept = ("" if all(ms[best.name] <= ms[m.file] for m in runnable) else
+            f"; kept: the other not {default_speed.MARGIN:.0%} faster in every round")
+    return DefaultChoice(best, model, f"timed here: {times} ms{kept}")
 
 
 def default_engine_path(models_dir: str | Path | None = None, threads: int | None = None) -> Path:
