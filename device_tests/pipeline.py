@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from device_tests.sysinfo import current_rss_mb, device, rss_kinds_mb, rss_mb
-from runtime.cli import MAX_FRAMES, REPEATS, threads_option
+from runtime.cli import MAX_FRAMES, MESH_EVERY, REPEATS, threads_option
 from runtime.errors import AUEdgeError
 from train.cli import OneLineParser, guarded
 
@@ -31,10 +31,11 @@ STAGES = ("decode", "face", "align", "au", "post")
 
 
 def run_pipeline(engine: str, source: str, threads: int | None = None, max_frames: int | None = None,
-                 face_model: str | None = None) -> dict:
+                 face_model: str | None = None, mesh_every: int = 1) -> dict:
     from runtime.detector import AUDetector
 
-    det = AUDetector(engine, max_faces=1, threads=threads, face_model=face_model)
+    det = AUDetector(engine, max_faces=1, threads=threads, face_model=face_model, mesh_every=mesh_every)
+    meshed = 0
     stages = {k: [] for k in STAGES}
     latency, with_face, n = [], 0, 0
     t_start = time.perf_counter()
@@ -43,6 +44,7 @@ def run_pipeline(engine: str, source: str, threads: int | None = None, max_frame
             stages[k].append(result.stages_ms.get(k, 0.0))
         latency.append(result.latency_ms)
         with_face += bool(result.faces)
+        meshed += sum(f.meshed for f in result.faces)
         n += 1
     wall = time.perf_counter() - t_start
     kinds = rss_kinds_mb()  # before close: the detector's memory still held
@@ -58,6 +60,7 @@ def run_pipeline(engine: str, source: str, threads: int | None = None, max_frame
             "stages_p50_ms": {k: float(np.percentile(v, 50)) for k, v in stages.items()},
             "stages_p99_ms": {k: float(np.percentile(v, 99)) for k, v in stages.items()},
             "latency_ms": [round(float(v), 3) for v in lat],
+            "mesh_every": mesh_every, "faces_meshed": meshed,
             "engine": engine, "backend": det.engine.backend, "precision": det.engine.precision,
             "rss_mb": rss_mb(), "rss_now_mb": current_rss_mb(), "rss_now_by_kind_mb": kinds,
             "skipped": dict(det.skipped)}
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="CPU threads for inference (1 to 2 per CPU core)")
     p.add_argument("--max-frames", type=MAX_FRAMES, default=None)
     p.add_argument("--face-model", default=None)
+    p.add_argument("--mesh-every", type=MESH_EVERY, default=1, metavar="N",
+                   help="our face mesh at least every N frames, optical flow between (default 1: every frame)")
     p.add_argument("--repeat", type=REPEATS, default=1, help="alternate ours/peer N times; report medians "
                    "(shared or virtual machines are noisy)")
     p.add_argument("--json", metavar="OUT")
@@ -106,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     runs, peers = [], []
     for _ in range(max(1, args.repeat)):
-        runs.append(run_pipeline(args.engine, args.source, args.threads, args.max_frames, args.face_model))
+        runs.append(run_pipeline(args.engine, args.source, args.threads, args.max_frames, args.face_model,
+                                 args.mesh_every))
         if args.peer:
             peers.append(run_peer(args.peer, args.source, args.max_frames))
     ours = sorted(runs, key=lambda r: r["mean_ms"])[len(runs) // 2]  # the median run
@@ -123,7 +129,8 @@ def _run(args) -> int:
         Path(args.json).write_text(json.dumps(ours, indent=2))
     st = " ".join(f"{k} {v:.2f}" for k, v in ours["stages_ms"].items())
     print(f"au-edge: {ours['frames']} frames ({ours['frames_with_face']} with a face), {ours['fps']:.1f} fps "
-          f"({ours['mean_ms']:.2f} ms/frame) without decode, {ours['fps_end_to_end']:.1f} fps with the decode thread "
+          f"({ours['mean_ms']:.2f} ms/frame; mesh on {ours['faces_meshed']} of {ours['frames_with_face']} faces) "
+          f"without decode, {ours['fps_end_to_end']:.1f} fps with the decode thread "
           f"[ms: {st}], peak RSS {ours['rss_mb']:.0f} MB" + _kinds(ours.get("rss_now_by_kind_mb")))
     if peer:
         print(f"peer: {peer['name']}: {peer['mean_ms']:.2f} ms/frame ({peer['frames_with_face']} with a face); "

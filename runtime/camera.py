@@ -17,6 +17,7 @@ from runtime.cli import (
     DETECT_EVERY,
     MAX_FACES,
     MAX_FRAMES,
+    MESH_EVERY,
     OneLineParser,
     run_command,
     threads_option,
@@ -77,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detect-every", type=DETECT_EVERY, default=None, metavar="N",
                    help="run the face detector every N frames while fewer than --max-faces are tracked "
                    "(default 10; 0: only while a face is missing)")
+    p.add_argument("--mesh-every", type=MESH_EVERY, default=None, metavar="N",
+                   help="video: the face mesh at least every N frames on a well-tracked face, optical flow "
+                   "following the head between (default 1: every frame; 3: ~15 %% less per frame on the clip, "
+                   "docs/face_stage.md)")
     p.add_argument("--calibrate-neutral", type=CALIBRATE_NEUTRAL_S, default=None, metavar="SECONDS",
                    help="instead of the running per-person baseline, subtract each track's median over its "
                    "first SECONDS, which must show a neutral face (off by default)")
@@ -103,14 +108,16 @@ def _show_default(args: argparse.Namespace) -> bool:
 
 
 def _detector_options(args: argparse.Namespace) -> dict:
-    """The AUDetector keywords for --mode/--detect-every/--calibrate-neutral/--no-person-baseline (defaults:
-    AUDetector's).
+    """The AUDetector keywords for --mode/--detect-every/--mesh-every/--calibrate-neutral/--no-person-baseline
+    (defaults: AUDetector's).
 
     ``--mode auto`` is ``mode=None``: the detector decides from the source (``detector.running_mode``).
     """
     wanted = {"mode": None if args.mode == "auto" else args.mode}
     if args.detect_every is not None:
         wanted["detect_every"] = args.detect_every
+    if args.mesh_every is not None:
+        wanted["mesh_every"] = args.mesh_every
     if args.calibrate_neutral is not None:
         wanted["calibrate_neutral_s"] = args.calibrate_neutral
     if args.no_person_baseline:

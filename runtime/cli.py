@@ -73,6 +73,7 @@ def threads_option() -> Callable[[str], float]:
 MAX_FACES = number(int, 1, hi=256, why=" (each face costs one AU inference per frame)")
 MAX_FRAMES = number(int, 1, hi=INT64_MAX, why=" (a 64-bit count)")
 DETECT_EVERY = number(int, 0, hi=10_000, why=" (use 0 to run the detector only while a face is missing)")
+MESH_EVERY = number(int, 1, hi=1000, why=" (1: the face mesh on every frame; N: flow follows the face between)")
 CALIBRATE_NEUTRAL_S = number(float, 0, hi=3600.0, why=" (seconds: at most an hour of each track's start)")
 # The benchmarks' and the export's counts.
 TIMED_RUNS = number(int, 1, hi=10_000_000, why=" (timed inferences)")

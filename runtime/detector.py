@@ -122,6 +122,10 @@ class AUDetector:
             (``runtime.blink``; per track in video mode); not when the engine outputs AU45 itself.
         result_callback: live mode only, and required there: ``fn(result, frame_bgr, timestamp_s)``,
             called on the worker thread for every frame ``detect_async`` accepted.
+        mesh_every: video and live mode: the face mesh runs at least every N frames on a reliably
+            tracked face, which optical flow follows between (``runtime.face.follow``; the AU crop
+            follows the head, while the landmarks, head pose's pitch/yaw and AU45 hold the last
+            mesh's reading until the next run; ``FaceAU.meshed`` says which). 1: every frame.
         opencv_threads: OpenCV's thread count, set process-wide when the detector is made
             (``runtime.cv_threads``: 1, the default, keeps OpenCV's pool off the cores the engines'
             threads use); ``None`` leaves OpenCV's setting alone.
@@ -135,7 +139,8 @@ class AUDetector:
                  threads: int | None = None, mode: str | None = None, detect_every: int = 10,
                  calibrate_neutral_s: float = 0.0, smooth_landmarks: bool | None = None,
                  head_pose: bool = True, blink: bool = True, result_callback: ResultCallback | None = None,
-                 person_baseline: bool = True, opencv_threads: int | None = DEFAULT_OPENCV_THREADS):
+                 person_baseline: bool = True, opencv_threads: int | None = DEFAULT_OPENCV_THREADS,
+                 mesh_every: int = 1):
         self._auto_cap = isinstance(max_faces, str) and max_faces == "auto"  # follows the running mode
         if self._auto_cap:
             max_faces = max_faces_for(mode or "video")
@@ -167,7 +172,7 @@ class AUDetector:
         self._align = card.alignment
         self._size = card.input.size[0]
         self.faces = FaceStage(face_model=face_model, detector=detector, max_faces=max_faces,
-                               threads=threads, detect_every=detect_every)
+                               threads=threads, detect_every=detect_every, mesh_every=mesh_every)
         self.mode = mode  # None: stream() lets the source choose
         self.smoother = TrackSmoother(self._thr, enabled=smooth)
         self.intensity_smoother = ValueSmoother(enabled=smooth)
@@ -311,6 +316,7 @@ class AUDetector:
                 track_id=int(face.track_id), bbox=tuple(float(v) for v in face.bbox), score=float(face.score),
                 landmarks5=face.points5, landmarks=face.landmarks, au_prob=au_prob, au_active=au_active,
                 head_pose=pose, au_intensity=self._intensity(face.track_id if video else None, inten, t),
+                meshed=face.meshed,
             ))
         if video:
             self.smoother.forget_stale(t)

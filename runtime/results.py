@@ -36,6 +36,9 @@ class FaceAU:
     head_pose: dict[str, float] | None = None
     # AU intensity 0-5, only from an engine that outputs intensity (never derived from au_prob).
     au_intensity: dict[str, float] | None = None
+    # Whether the landmarks (and head pose, AU45) are this frame's mesh run; False on a frame that
+    # optical flow followed (AUDetector(mesh_every=N > 1)): the last run's, moved with the head.
+    meshed: bool = True
 
     def to_json(self) -> dict:
         out = {

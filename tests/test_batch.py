@@ -15,8 +15,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from faults import only_line_error
+
 from runtime.batch.inputs import Input, assign_stems, expand
 from runtime.batch.manifest import COLUMNS, Manifest
 from runtime.errors import AUEdgeError, SourceError
@@ -397,3 +397,17 @@ def test_ray_runner_on_a_local_instance_gives_the_same_manifest(recordings, face
         untimed = [[{k: v for k, v in json.loads(line).items() if k != "latency_ms"}
                     for line in (tmp_path / d / f"{stem}.jsonl").read_text().splitlines()] for d in ("ray", "local")]
         assert untimed[0] == untimed[1]
+
+
+def test_mesh_every_changes_the_settings_key_only_when_used():
+    """Outputs made before ``--mesh-every`` existed (the mesh on every frame) stay done: the key of
+    ``mesh_every=1`` is the hash of the other settings alone, as it was; any other value runs again."""
+    import hashlib
+    from dataclasses import asdict
+
+    from runtime.batch.job import Settings
+
+    plain = Settings(engine="/nonexistent/x.onnx")
+    before = {k: v for k, v in asdict(plain).items() if k not in ("threads", "mesh_every")}
+    assert plain.key() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert Settings(engine="/nonexistent/x.onnx", mesh_every=3).key() != plain.key()

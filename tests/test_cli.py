@@ -183,6 +183,8 @@ def test_sigterm_closes_outputs_prints_the_summary_and_exits_143(tiny_engines, f
     (("--threads", "0"), ["--threads"]),
     (("--max-faces", "two"), ["--max-faces", "not an integer"]),
     (("--detect-every", "-1"), ["--detect-every"]),
+    (("--mesh-every", "0"), ["--mesh-every", ">= 1"]),
+    (("--mesh-every", "2.5"), ["--mesh-every"]),
     (("--calibrate-neutral", "nan"), ["--calibrate-neutral"]),
     (("--calibrate-neutral", "-2"), ["--calibrate-neutral"]),
     (("--mode", "stream"), ["--mode"]),

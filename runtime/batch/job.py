@@ -44,6 +44,7 @@ class Settings:
     max_faces: int = 4
     max_frames: int | None = None
     detect_every: int | None = None
+    mesh_every: int = 1
     detector: str = "full"
     smooth: bool = True
     mode: str | None = None
@@ -57,6 +58,8 @@ class Settings:
         mtime included: an input done under other settings runs again."""
         d = asdict(self)
         d.pop("threads")
+        if d["mesh_every"] == 1:  # the mesh on every frame, as before the option: earlier outputs stay done
+            d.pop("mesh_every")
         with contextlib.suppress(OSError):
             st = os.stat(self.engine)
             d["engine_file"] = [st.st_size, st.st_mtime_ns]
@@ -101,7 +104,7 @@ def detector(settings: Settings) -> AUDetector:
     from runtime.detector import AUDetector
 
     # OpenCV's own pool (resize, decode): one worker, its cores
-    wanted: dict = {"mode": settings.mode, "opencv_threads": settings.threads}
+    wanted: dict = {"mode": settings.mode, "opencv_threads": settings.threads, "mesh_every": settings.mesh_every}
     if settings.detect_every is not None:
         wanted["detect_every"] = settings.detect_every
     if settings.calibrate_neutral is not None:

@@ -37,6 +37,7 @@ class Face:
     score: float            # confidence in [0, 1] from the mesh's face logit (runtime.face.quality)
     landmarks: np.ndarray   # (468 or 478, 3): x, y, z (z relative depth, scaled like x)
     points5: np.ndarray     # (5, 2) runtime.align.five_points(landmarks)
+    meshed: bool = True     # landmarks from this frame's mesh run (False: the last run's, moved by flow)
 
 
 class FaceStage:
@@ -59,6 +60,9 @@ class FaceStage:
         scene_cuts: end every track at a scene cut (``runtime.face.scenecut``), so the next
             scene's faces get new ids.
         threads: LiteRT CPU threads per model; ``None``: ``runtime.litert.default_threads()``.
+        mesh_every: video mode: the mesh runs at least every N frames on a reliably tracked face;
+            between, its last mesh is moved by optical flow (``runtime.face.follow``: the head's
+            motion, not the lids' or lips'). 1 (default): the mesh runs every frame.
 
     Raises:
         ValueError: a bad option, naming it.
@@ -67,7 +71,7 @@ class FaceStage:
 
     def __init__(self, face_model: str | None = None, detector: str = "full", max_faces: int | None = 4,
                  detect_every: int = 10, min_presence: float = 0.5, threads: int | None = None,
-                 grace_frames: int = GRACE_FRAMES, scene_cuts: bool = True):
+                 grace_frames: int = GRACE_FRAMES, scene_cuts: bool = True, mesh_every: int = 1):
         if detector not in DETECTOR_KINDS:
             raise ValueError(f"detector must be one of {DETECTOR_KINDS}, got {detector!r}")
         _check_max_faces(max_faces)
@@ -76,6 +80,8 @@ class FaceStage:
                              f"got {detect_every!r}")
         if not isinstance(grace_frames, int) or grace_frames < 0:
             raise ValueError(f"grace_frames must be an integer >= 0, got {grace_frames!r}")
+        if not isinstance(mesh_every, int) or isinstance(mesh_every, bool) or mesh_every < 1:
+            raise ValueError(f"mesh_every must be an integer >= 1 (1: the mesh on every frame), got {mesh_every!r}")
         if not 0.0 <= float(min_presence) <= 1.0:
             raise ValueError(f"min_presence must be in [0, 1], got {min_presence!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -87,7 +93,7 @@ class FaceStage:
         self.mesh = FaceMesh(models.mesh, threads)
         self.num_landmarks = self.mesh.num_points
         self._tracker = Tracker(self.search, self.mesh, max_faces, detect_every, float(min_presence),
-                                grace_frames, scene_cuts)
+                                grace_frames, scene_cuts, mesh_every)
         self._large_empty = False
         self._closed = False
 
@@ -174,4 +180,4 @@ def _check(frame: np.ndarray) -> np.ndarray:
 def _face(t: Track) -> Face:
     box = t.box()
     return Face(track_id=t.track_id, bbox=np.concatenate([box[:2], box[2:] - box[:2]]), score=float(t.score),
-                landmarks=t.landmarks, points5=five_points(t.landmarks))
+                landmarks=t.landmarks, points5=five_points(t.landmarks), meshed=t.meshed)

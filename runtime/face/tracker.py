@@ -16,6 +16,9 @@ runs only when needed (a *search*, ``runtime.face.search``):
   Such a search uses the short-range model alone when the weak faces are large (``NEAR_FACE``),
   as MediaPipe's tasks choose their detector by face size.
 
+With ``mesh_every`` N > 1 a reliably tracked face (score >= RELIABLE) is meshed at least every N
+frames and followed by optical flow between (``runtime.face.follow``); a refused flow runs the mesh.
+
 A face is lost when the mesh's presence drops below ``min_presence`` (a blink into a blur, a hand
 in front, a dropped frame); its track is kept for ``grace_frames`` frames, its mesh tried again at
 the last ROI, and a detection overlapping that ROI (IoU > ``REASSOCIATE_IOU``) is given back its
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runtime.face import roi as R
+from runtime.face.follow import FlowFollower, Patch
 from runtime.face.mesh import FaceMesh
 from runtime.face.quality import RELIABLE, logit_of
 from runtime.face.scenecut import SceneCuts
@@ -60,6 +64,9 @@ class Track:
     roi: R.Roi             # where the face is looked for in the next frame
     bbox: np.ndarray       # x0, y0, x1, y1 of the landmarks
     missed: int = 0        # consecutive frames without the face (0: seen in this frame)
+    meshed: bool = True    # the landmarks are this frame's mesh (False: the last one, moved by flow)
+    unmeshed: int = 0      # consecutive frames followed by flow since the last mesh run
+    patch: Patch | None = None  # this frame's region of the face, where the next frame's flow starts
 
     def box(self) -> np.ndarray:
         """x0, y0, x1, y1 of the landmarks."""
@@ -69,6 +76,13 @@ class Track:
         """Follow the face to a new view of it (keeping this track's id)."""
         self.landmarks, self.logit, self.score, self.roi, self.bbox, self.missed = (
             view.landmarks, view.logit, view.score, view.roi, view.bbox, 0)
+        self.meshed, self.unmeshed, self.patch = view.meshed, view.unmeshed, view.patch
+
+    def moved(self, landmarks: np.ndarray) -> None:
+        """Follow the face to landmarks moved by flow (the mesh did not run; score kept)."""
+        self.landmarks, self.bbox = landmarks, R.landmark_box(landmarks)
+        self.roi = R.from_landmarks(landmarks, box=self.bbox)
+        self.meshed, self.unmeshed = False, self.unmeshed + 1
 
 
 class Tracker:
@@ -80,8 +94,11 @@ class Tracker:
     """
 
     def __init__(self, search: FaceSearch, mesh: FaceMesh, max_faces: int | None, detect_every: int,
-                 min_presence: float, grace_frames: int = GRACE_FRAMES, scene_cuts: bool = True):
+                 min_presence: float, grace_frames: int = GRACE_FRAMES, scene_cuts: bool = True,
+                 mesh_every: int = 1):
         self.search, self.mesh = search, mesh
+        self.mesh_every = mesh_every
+        self.follower = FlowFollower()
         self.bgr = False  # the frames' channel order (set per call by FaceStage)
         self.set_cap(max_faces)
         self.detect_every, self.grace_frames = detect_every, grace_frames
@@ -115,6 +132,8 @@ class Tracker:
         if self.cut:
             self.tracks = []
         for t in self.tracks:
+            if self._follow(frame, t):
+                continue
             view = self._mesh(frame, t.roi)
             if view is not None:
                 t.take(view)
@@ -132,7 +151,22 @@ class Tracker:
             lost = [t for t in lost if t.missed > 0]
         self._empty = 0 if seen else self._empty + 1
         self.tracks = sorted(seen + lost, key=lambda t: t.track_id)
+        if self.mesh_every > 1:
+            for t in seen:
+                if t.meshed or t.patch is None:  # a followed face may keep its region's patch
+                    t.patch = self.follower.patch(frame, t.landmarks, t.bbox, self.bgr)
         return [t for t in self.tracks if t.missed == 0]
+
+    def _follow(self, frame: np.ndarray, t: Track) -> bool:
+        """Move a reliably tracked face by flow instead of a mesh run, when one is not due."""
+        if t.unmeshed >= self.mesh_every - 1 or t.missed or t.patch is None or t.score < RELIABLE:
+            return False
+        followed = self.follower.follow(t.patch, frame, t.landmarks, self.bgr)
+        if followed is None:
+            return False
+        t.moved(followed[0])
+        t.patch = followed[1]
+        return True
 
     def _plan(self, seen: list[Track], lost: list[Track]) -> tuple[tuple[str, ...], int | None] | None:
         """This frame's search: (detector ranges, tiles: None all / k next), or None for none."""
