@@ -54,11 +54,13 @@ BENCH_ENGINE ?= runtime/models/default/au_default_int8.tflite
 
 bench: venv
 	mkdir -p out/bench
-	@# 1) the runtime end to end on the Pexels clip next to MediaPipe, 2) the AU engine alone and each
+	@# 1) the runtime end to end on the Pexels clip next to MediaPipe (the mesh every frame, and every
+	@# 3rd with optical flow between), 2) the AU engine alone and each
 	@# part of a frame alone, 3) the data layer: cache build speed and DataLoader throughput from the
 	@# open cache. 1), 2) and the board checks run the shipped default model as a user's board would
 	@# (`--engine default`: the engine it picks on this CPU; BENCH_ENGINE: the LiteRT INT8 file).
 	$(PY) -m device_tests.pipeline --engine default --source $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --peer mediapipe --repeat 5 --json out/bench/pipeline.json
+	$(PY) -m device_tests.pipeline --engine default --source $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --peer mediapipe --repeat 5 --mesh-every 3 --json out/bench/pipeline_mesh_every_3.json
 	$(PY) -m device_tests.bench --engine $(BENCH_ENGINE) --json out/bench/bench_tflite_int8.json
 	$(PY) -m device_tests.stages --source $(AU_DATA_DIR)/media/WolfgangLanger_Pexels.mp4 --json out/bench/stages.json
 	@# the board checks as a Jetson/Pi owner runs them (parity, soak, facts), then one report.md

@@ -9,7 +9,8 @@ are faster). ``fps_end_to_end`` is ours with decode (frames / wall time).
 
 JSON (CONTRACTS): ``{"frames", "frames_with_face", "fps", "p50_ms", "p99_ms", "stages_ms": {"decode",
 "face", "align", "au", "post"}, "peer": {"name", "fps"} | null, "ratio_vs_peer"}`` plus
-``stages_p50_ms``/``stages_p99_ms`` (per stage), ``basis``, the engine and the device.
+``stages_p50_ms``/``stages_p99_ms`` (per stage), ``basis``, ``mesh_every`` and ``faces_meshed`` (our mesh
+runs; ``--mesh-every N``: optical flow between), the engine and the device.
 """
 from __future__ import annotations
 

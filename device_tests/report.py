@@ -85,6 +85,14 @@ def device_lines(dev: dict) -> list[str]:
     return parts
 
 
+def _mesh_note(p: dict) -> str:
+    """How often our mesh ran, when optical flow followed the face between runs (``--mesh-every``)."""
+    if p.get("mesh_every", 1) <= 1:
+        return ""
+    return (f" Our face mesh at least every {p['mesh_every']} frames, optical flow between: "
+            f"{p.get('faces_meshed', '?')} mesh runs for {p['frames_with_face']} faces.")
+
+
 def render(found: dict[str, list[tuple[str, dict]]], other: list[str], plot_name: str | None,
            plot_note: str | None) -> str:
     lines = ["# au-edge device report", ""]
@@ -95,7 +103,7 @@ def render(found: dict[str, list[tuple[str, dict]]], other: list[str], plot_name
         peer = p.get("peer") or {}
         lines += [f"## End to end (`{name}`)", "",
                   (f"{p['frames']} frames, {p['frames_with_face']} with a face; fps on the same basis for both: "
-                   f"{p.get('basis', 'without decode')}."), "",
+                   f"{p.get('basis', 'without decode')}." + _mesh_note(p)), "",
                   "| | fps | ms/frame p50 | p99 | faces found |", "|---|---|---|---|---|",
                   (f"| au-edge ({p.get('backend', '?')} {p.get('precision', '')}) | {_f(p['fps'], 1)} | "
                    f"{_f(p['p50_ms'])} | {_f(p['p99_ms'])} | {p['frames_with_face']}/{p['frames']} |")]

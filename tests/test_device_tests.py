@@ -206,6 +206,19 @@ def test_pipeline_json_and_the_peer_on_the_same_basis(tiny_onnx, face_model, med
     assert kinds["anon"] > 10 and kinds["file"] > 10 and abs(kinds["anon"] + kinds["file"] - res["rss_now_mb"]) < 8
 
 
+def test_pipeline_with_the_mesh_every_3rd_frame_says_how_often_it_ran(tiny_onnx, face_model, media, tmp_path):
+    out = tmp_path / "pipeline_mesh_every_3.json"
+    proc = _dt("pipeline", "--engine", tiny_onnx, "--source", media / "WolfgangLanger_Pexels.mp4", "--max-frames",
+               40, "--face-model", face_model, "--mesh-every", 3, "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(out.read_text())
+    assert res["mesh_every"] == 3 and res["frames_with_face"] >= 38
+    assert res["frames_with_face"] // 3 <= res["faces_meshed"] <= res["frames_with_face"] // 3 + 4  # the free face
+    assert f"mesh on {res['faces_meshed']} of {res['frames_with_face']} faces" in proc.stdout
+    assert _dt("report", "--in", tmp_path, "--out", tmp_path / "report.md").returncode == 0
+    assert f"{res['faces_meshed']} mesh runs for {res['frames_with_face']} faces" in (tmp_path / "report.md").read_text()
+
+
 def test_stages_time_each_part_alone_on_the_clips_faces(face_model, media, tmp_path):
     """The shipped model's parts, each by itself (device_tests.stages), on the clip's first faces."""
     from test_default_model import shipped_or_fail

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -217,23 +218,34 @@ def test_kill_and_resume_continue_exactly(small_data, tmp_path):
     common = [f"data={small_data}", "epochs=2", "warmup_steps=100", f"batch_size={b}", "grad_accum=2",
               "model.backbone=resnet10t", "checkpoint_every=1"]
     full, budget, boundary, killed = (tmp_path / n for n in ("full", "budget", "boundary", "killed"))
-    run(train_cmd(*common, f"run_dir={full}"))
-    run(train_cmd(*common, f"run_dir={budget}", "max_steps=1"))
-    run(train_cmd(*common, f"run_dir={budget}", resume="auto"))
-    run(train_cmd(*common, f"run_dir={boundary}", "epochs=1"))
-    run(train_cmd(*common, f"run_dir={boundary}", resume="auto"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(train_cmd(*common, f"run_dir={killed}", "epochs=4"), cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (killed / "last.pt").is_file() and torch.load(killed / "last.pt", weights_only=True)["step"] >= 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "metrics.json").exists()  # it was killed mid-run
-    run(train_cmd(*common, f"run_dir={killed}", resume="auto"))
+
+    def stopped_by_budget_then_resumed() -> None:
+        run(train_cmd(*common, f"run_dir={budget}", "max_steps=1"))
+        run(train_cmd(*common, f"run_dir={budget}", resume="auto"))
+
+    def stopped_at_an_epoch_then_resumed() -> None:
+        run(train_cmd(*common, f"run_dir={boundary}", "epochs=1"))
+        run(train_cmd(*common, f"run_dir={boundary}", resume="auto"))
+
+    def killed_then_resumed() -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen(train_cmd(*common, f"run_dir={killed}", "epochs=4"), cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (killed / "last.pt").is_file() and torch.load(killed / "last.pt", weights_only=True)["step"] >= 2:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not (killed / "metrics.json").exists()  # it was killed mid-run
+        run(train_cmd(*common, f"run_dir={killed}", resume="auto"))
+
+    # The four runs are independent one-thread processes: two at a time, one per core.
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(run, train_cmd(*common, f"run_dir={full}")), pool.submit(killed_then_resumed),
+                     pool.submit(stopped_by_budget_then_resumed), pool.submit(stopped_at_an_epoch_then_resumed)]:
+            done.result()
 
     steps_per_epoch = micro // 2
     want = {r["step"]: r["loss"] for r in _steps(full)}
