@@ -119,3 +119,31 @@ def test_image_mode_meshes_every_face_whatever_mesh_every(tiny_engines, face_mod
 def test_a_bad_mesh_every_is_one_clear_error(face_model, bad):
     with pytest.raises(ValueError, match="mesh_every"):
         FaceStage(face_model=face_model, mesh_every=bad)
+
+
+def test_a_face_fading_into_the_background_is_dropped_as_soon_as_without_flow(data_dir, face_model, clip):
+    """The last frame's face region cross-fades into a photo without a face over 8 frames (too slow for
+    a scene cut): the flow stops agreeing on one motion and the mesh runs, so the face leaves the
+    results on the same frame as with the mesh on every frame, even when the mesh is due only every 8th."""
+    background = cv2.resize(cv2.imread(str(min((data_dir / "media" / "no_faces").iterdir()))),
+                            (clip[0].shape[1], clip[0].shape[0]))
+    with FaceStage(face_model=face_model, max_faces=1) as stage:
+        x, y, w, h = (int(v) for v in stage.detect(clip[19], bgr=True)[0].bbox)
+    region = (slice(max(0, y - 30), y + h + 30), slice(max(0, x - 30), x + w + 30))
+    frames = list(clip[:20])
+    for k in range(1, 13):
+        a = min(1.0, k / 8)
+        f = clip[19].copy()
+        f[region] = (a * background[region] + (1 - a) * clip[19][region]).astype(np.uint8)
+        frames.append(f)
+    first_without = {}
+    for n in (1, 8):
+        with FaceStage(face_model=face_model, max_faces=1, mesh_every=n) as stage:
+            counts, cuts = [], 0
+            for f in frames:
+                counts.append(len(stage.process(f, bgr=True)))
+                cuts += stage.scene_cut
+        assert cuts == 0
+        assert counts[:20] == [1] * 20 and counts[-1] == 0
+        first_without[n] = counts.index(0)
+    assert first_without[8] == first_without[1], first_without
