@@ -9,8 +9,9 @@ run of the clip produced, so it shows how much of a frame is model time that no 
 - ``au``: the AU engine on that crop (input LUT, run, calibration), and ``au_invoke``: the run alone
   (LiteRT engines);
 - ``measures``: head pose and eye closure from the mesh;
-- ``track_lk``: sparse Lucas-Kanade optical flow of 16 rigid mesh points from the previous frame (grey
-  conversion included): what following a face between mesh runs would cost with a classic tracker.
+- ``follow``: what a frame between mesh runs costs instead of ``mesh`` with ``--mesh-every N``
+  (``runtime.face.follow``: optical flow of the last mesh's rigid points from the previous frame,
+  its region's grey copy included).
 
 Medians over ``--runs`` calls, cycling through the clip's frames, in rounds that time every part in
 turn (each part's calls consecutive, as alone, but none at a quieter moment than another). JSON: ``{"frames", "runs",
@@ -28,9 +29,6 @@ from device_tests.results import write_json
 from device_tests.sysinfo import device
 from runtime.cli import MAX_FRAMES, TIMED_RUNS, threads_option
 from train.cli import OneLineParser, guarded
-
-RIGID_POINTS = (1, 4, 6, 168, 33, 133, 362, 263, 234, 454, 10, 152, 98, 327, 195, 5)  # nose, eye corners, outline
-
 
 ROUNDS = 10  # rounds of blocks: every part timed in each, so drift lands on all parts alike
 
@@ -56,10 +54,10 @@ def _median_ms(parts: dict[str, Callable[[int], object]], runs: int, frames: int
 def time_stages(engine: str, source: str, frames: int = 100, runs: int = 200, threads: int | None = None,
                 face_model: str | None = None) -> dict:
     """Each part's median ms alone (see the module docstring)."""
-    import cv2
-
     from runtime.align import align_face
     from runtime.detector import AUDetector
+    from runtime.face.follow import FlowFollower
+    from runtime.face.roi import landmark_box
 
     with AUDetector(engine, max_faces=1, threads=threads, face_model=face_model, mode="video") as det:
         seen = []  # (frame, ROI of the mesh run, landmarks, five points) of frames with a face
@@ -78,13 +76,13 @@ def time_stages(engine: str, source: str, frames: int = 100, runs: int = 200, th
                               scale=float(a["scale"]), out_size=det._size)[0]
 
         crops = [np.ascontiguousarray(crop(i)[..., ::-1])[None] for i in range(len(seen))]
-        grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f, *_ in seen]
+        follower = FlowFollower()
+        patches = [follower.patch(f, lm, landmark_box(lm), True) for f, _, lm, _ in seen]
 
-        def track(i: int) -> None:
+        def follow(i: int) -> None:
             j = max(i, 1)
-            pts = seen[j - 1][2][list(RIGID_POINTS), :2].astype(np.float32).reshape(-1, 1, 2)
-            now = cv2.cvtColor(seen[j][0], cv2.COLOR_BGR2GRAY)
-            cv2.calcOpticalFlowPyrLK(grey[j - 1], now, pts, None, winSize=(15, 15), maxLevel=3)
+            if patches[j - 1] is not None:  # None: a face too small to follow (the mesh runs there)
+                follower.follow(patches[j - 1], seen[j][0], seen[j - 1][2], True)
 
         n = len(seen)
         parts: dict[str, Callable[[int], object]] = {
@@ -93,7 +91,7 @@ def time_stages(engine: str, source: str, frames: int = 100, runs: int = 200, th
             "align": crop,
             "au": lambda i: eng.infer_with_intensity(crops[i]),
             "measures": lambda i: det.measures(seen[i][2], w, h, None, float(i), eye_landmarks=seen[i][2]),
-            "track_lk": track,
+            "follow": follow,
         }
         if hasattr(eng, "interp"):  # LiteRT: the run alone, on the input the last "au" call set
             parts["au_invoke"] = lambda i: eng.interp.invoke()

@@ -8,8 +8,8 @@ transform (RANSAC) fitted to them, and the last mesh moved by it. The moved mesh
 the aligned AU crop needs, and what a mesh run every few frames puts right.
 
 ``FlowFollower.follow`` returns ``None`` (the mesh then runs) when the flow cannot be trusted: too
-few points tracked, too few agreeing on one motion, or a jump larger than a face can make between
-two frames.
+few points tracked, too few agreeing on one motion (the face turned away, covered or gone), a change
+of size no head makes between two frames, or a frame that is not the next view (another size).
 """
 from __future__ import annotations
 
