@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_modes import clip_frames
 
 from runtime import AUDetector
 from runtime.align import five_points, transform_points
@@ -20,14 +21,8 @@ FRAMES = 150  # the clip's first frames: a free face (0-57), then a hand over it
 
 
 @pytest.fixture(scope="module")
-def clip(data_dir) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(data_dir / "media" / "WolfgangLanger_Pexels.mp4"))
-    frames = []
-    while len(frames) < FRAMES and (got := cap.read())[0]:
-        frames.append(got[1])
-    cap.release()
-    assert len(frames) == FRAMES
-    return frames
+def clip(media) -> list[np.ndarray]:
+    return clip_frames(media, FRAMES)
 
 
 @pytest.fixture(scope="module")
