@@ -9,13 +9,17 @@ file or the ImageNet packages.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from distill.config import StudentConfig
 from train.task import Objective, StudentModelTask
+
+if TYPE_CHECKING:
+    from train.data.cache import CacheData
 
 
 class StudentTask(StudentModelTask):
@@ -78,6 +82,22 @@ class StudentTask(StudentModelTask):
             raise ValueError(f"{where}: model.intensity_head is on with model.w_intensity_soft=0, but no training "
                              "frame has a known AU intensity for the run's AUs; use such a cache or a teacher "
                              "with an intensity head (model.w_intensity_soft > 0)")
+
+    def check_split(self, cache: CacheData, idx: dict[str, np.ndarray]) -> None:
+        from train.config import TrainConfig
+        from train.data.policy import teacher_trained_subjects
+
+        if not self.teacher_checkpoint:
+            return
+        taught = self.teacher_ck().train_config
+        leaked = teacher_trained_subjects(cache, taught, idx)
+        if leaked:
+            t = TrainConfig.from_dict(taught)
+            raise ValueError(
+                f"{cache.root}: {len(leaked)} of the student's validation/test identities trained its teacher "
+                f"(e.g. {', '.join(leaked[:3])}), so its scores there would read the teacher's memory; keep the "
+                f"teacher's split: split={t.split} fold={t.fold} val_fraction={t.val_fraction} "
+                f"split_seed={t.split_draw_seed} (seed= still varies the student's training)")
 
     def checkpoint_meta(self, model_cfg: dict[str, Any], aus: list[str], input_size: int) -> dict[str, Any]:
         full = {**StudentConfig.from_dict(dict(model_cfg)).to_dict(), "distill_dim": self.cfg.distill_dim}

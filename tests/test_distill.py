@@ -338,6 +338,33 @@ def test_distill_cli_errors_are_one_line(teacher_ckpt, tmp_path):
         assert proc.stderr.strip().count("\n") == 0 and needle in proc.stderr, proc.stderr
 
 
+def test_distill_refuses_validation_identities_its_teacher_trained_on(small_data, teacher_ckpt, tmp_path):
+    """A student scored on identities its teacher trained on reads the teacher's memory: distill
+    names the split to keep instead of reporting a flattered F1."""
+    from train import checkpoint
+    from train.config import TrainConfig
+    from train.data.cache import CacheData
+    from train.data.policy import split_indices
+
+    taught = TrainConfig.from_yaml(SMOKE_DISTILL, [f"data={small_data}", "seed=0"])
+    state = checkpoint.load(teacher_ckpt)
+    teacher = tmp_path / "teacher.pt"
+    checkpoint.save(teacher, {**state, "config": json.dumps(taught.to_dict())})
+    cache = CacheData(small_data)
+    t_train = set(split_indices(cache, taught)["train"].tolist())
+    s_val = split_indices(cache, TrainConfig.from_yaml(SMOKE_DISTILL, [f"data={small_data}", "seed=1"]))["val"]
+    assert t_train & set(s_val.tolist()), "precondition: seed 1 validates on some of seed 0's training identities"
+
+    proc = run(distill_cmd(teacher, f"data={small_data}", f"run_dir={tmp_path / 'bad'}", "seed=1", *COMMON), ok=False)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr[-2000:]
+    assert "trained its teacher" in proc.stderr and "split_seed=0" in proc.stderr, proc.stderr
+    assert not (tmp_path / "bad" / "best.pt").exists()
+    # the named fix runs: another seed for the student's training, the teacher's split kept
+    run(distill_cmd(teacher, f"data={small_data}", f"run_dir={tmp_path / 'ok'}", "seed=1", "split_seed=0",
+                    "max_steps=1", *COMMON))
+    assert (tmp_path / "ok" / "best.pt").is_file()
+
+
 def test_unlabeled_frames_join_with_unknown_labels(small_data, teacher_ckpt):
     """An extra cache mixed in by config: its frames have every AU unknown, so only the teacher
     (pseudo/soft terms) teaches on them; draws are seeded and resumable."""

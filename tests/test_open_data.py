@@ -103,3 +103,34 @@ def test_deploy_split_and_real_oversampling(open_v2):
     assert set(counts[train[real]]) == {3} and set(counts[train[~real]]) == {1}
     with pytest.raises(ValueError, match="split"):
         TrainConfig(split="nope")
+
+
+def test_split_seed_keeps_the_split_and_finds_a_teachers_training_identities(open_v2, tmp_path):
+    from train.config import TrainConfig
+    from train.data.policy import split_indices, teacher_trained_subjects
+
+    data = CacheData(open_v2)
+    names = np.array(data.subjects)[data.field("subject")]
+
+    def split(**kw) -> dict[str, set[str]]:
+        idx = split_indices(data, TrainConfig(data=str(open_v2), split="deploy", **kw))
+        return {k: set(names[v]) for k, v in idx.items()}
+
+    s0, s1 = split(seed=0), split(seed=1)
+    assert s0["val"] != s1["val"]  # the seed draws the split ...
+    assert split(seed=1, split_seed=0) == s0 and split(seed=0, split_seed=1) == s1  # ... unless split_seed does
+    assert split(seed=1, split_seed=-1) == s1  # -1 (the default): checkpoints without the key split as before
+    with pytest.raises(ValueError, match="split_seed"):
+        TrainConfig(split_seed=-2)
+
+    teacher = TrainConfig(data=str(open_v2), split="deploy", seed=0).to_dict()
+    # a student seed whose validation or test identities have samples the seed-0 teacher trained on
+    k = next(k for k in range(1, 50) if (split(seed=k)["val"] | split(seed=k)["test"]) & s0["train"])
+    student = split_indices(data, TrainConfig(data=str(open_v2), split="deploy", seed=k))
+    leaked = teacher_trained_subjects(data, teacher, student)
+    assert leaked and set(leaked) == (split(seed=k)["val"] | split(seed=k)["test"]) & s0["train"]
+    kept = split_indices(data, TrainConfig(data=str(open_v2), split="deploy", seed=k, split_seed=0))
+    assert teacher_trained_subjects(data, teacher, kept) == []
+    assert teacher_trained_subjects(data, {}, student) == []  # a teacher that records no split
+    elsewhere = TrainConfig(data=str(tmp_path / "other"), split="deploy", seed=0).to_dict()
+    assert teacher_trained_subjects(data, elsewhere, student) == []  # trained on another cache

@@ -52,6 +52,9 @@ class TrainConfig:
     num_workers: int = 2
     threads: int = 0  # torch threads per process; 0 = CPU cores / processes on this machine
     seed: int = 0
+    # the seed of the train/val/test draw (-1: ``seed``): another ``seed`` with the split kept, so
+    # runs compare on one validation set and a student keeps its teacher's held-out identities
+    split_seed: int = -1
     amp: bool = True  # used on CUDA only
     max_steps: int = 0  # 0 = no limit (a budget for ablations)
     checkpoint_every: int = 500  # optimizer steps between mid-epoch last.pt saves (0 = epoch ends only)
@@ -73,8 +76,15 @@ class TrainConfig:
         for name in ("num_workers", "threads", "max_steps", "checkpoint_every", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.split_seed < -1:
+            raise ValueError(f"split_seed must be >= 0 (or -1: seed), got {self.split_seed}")
         if self.grad_clip < 0 or self.lr <= 0:
             raise ValueError(f"need lr > 0 and grad_clip >= 0, got lr={self.lr}, grad_clip={self.grad_clip}")
+
+    @property
+    def split_draw_seed(self) -> int:
+        """The seed the train/val/test split is drawn with."""
+        return self.split_seed if self.split_seed >= 0 else self.seed
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> "TrainConfig":

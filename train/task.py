@@ -9,12 +9,16 @@ teacher, is ``distill.task.StudentTask``, a subclass).
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
 from train.checkpoint import Checkpoint, identity_meta
+
+if TYPE_CHECKING:
+    from train.data.cache import CacheData
 
 
 class Objective(Protocol):
@@ -72,6 +76,10 @@ class Task:
         """Raise ValueError (one line) when the training data lacks what the objective needs
         (``has_flow``: a training frame has a flow target; ``has_intensity``: one has a known
         intensity label for the run's AUs)."""
+
+    def check_split(self, cache: CacheData, idx: dict[str, np.ndarray]) -> None:
+        """Raise ValueError (one line) when the run's split (``idx`` into ``cache``) cannot be scored
+        honestly (a student's validation identities that trained its teacher)."""
 
     def extra_metrics(self, predict_on, aus: list[str], calibrate) -> dict[str, Any]:
         """Metrics added to ``metrics.json`` beside the run's own; ``predict_on(model, mean, std,

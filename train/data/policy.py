@@ -8,6 +8,7 @@ same wherever it is recomputed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,9 +31,10 @@ def split_indices(cache: CacheData, cfg: TrainConfig) -> dict[str, np.ndarray]:
     ``split: deploy`` (a model to ship, e.g. the default model) trains on most identities: a
     seeded ``val_fraction`` of the open photo identities validates (thresholds, best epoch) and
     another tests; every other subject (the video clip, other datasets) trains. The check that
-    counts for a shipped model is ``train.realcheck`` on identities no split contains.
+    counts for a shipped model is ``train.realcheck`` on identities no split contains. The draw's
+    seed is ``split_seed``, else ``seed``.
     """
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.split_draw_seed)
     if cfg.split == "deploy":
         photo = sorted(s for s in cache.subjects if s.partition("_")[0] in DEPLOY_EVAL_DATASETS)
         k = max(1, int(round(cfg.val_fraction * len(photo))))
@@ -68,6 +70,26 @@ def split_indices_for(cache: CacheData, train_config: dict[str, Any], split: str
         raise ValueError(f"split {split!r} of {cache.root} is empty for the run's fold {cfg.fold}; "
                          "pass --split all or another split")
     return idx
+
+
+def teacher_trained_subjects(cache: CacheData, teacher_config: dict[str, Any], idx: dict[str, np.ndarray]) -> list[str]:
+    """The subjects of a student's validation and test splits (``idx``) that its teacher trained on.
+
+    Why: a student scored on them reads the teacher's memorised soft labels, which flatters its
+    validation F1, thresholds and calibration. ``teacher_config`` is the teacher's recorded
+    ``TrainConfig``; [] when it records none or trained on another cache (nothing to compare).
+    """
+    if not teacher_config:
+        return []
+    from train.config import TrainConfig
+
+    tcfg = TrainConfig.from_dict(teacher_config)
+    if not tcfg.data or Path(tcfg.data).resolve() != Path(cache.root).resolve():
+        return []
+    subject = cache.field("subject")
+    taught = set(subject[split_indices(cache, tcfg)["train"]].tolist())
+    scored = set(subject[np.concatenate([idx["val"], idx["test"]])].tolist())
+    return sorted(cache.subjects[i] for i in scored & taught)
 
 
 def split_name(cfg: TrainConfig) -> str:
@@ -115,6 +137,7 @@ def load_training_data(cfg: TrainConfig, task: Any) -> TrainingData:
         if len(idx[name]) == 0:
             raise ValueError(f"{cfg.data}: the {name} split of fold {cfg.fold} is empty; the cache needs more "
                              "subjects")
+    task.check_split(cache, idx)
     aus, cols = select_aus(cache, cfg.aus)
     has_intensity = bool(np.isfinite(cache.field("intensity")[idx["train"]][:, cols]).any())
     task.check_data(dict(cfg.model), bool(cache.field("flow_valid")[idx["train"]].any()), str(cfg.data),
