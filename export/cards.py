@@ -16,6 +16,8 @@ from runtime.calibration import Calibration
 from runtime.calibration import parse as parse_calibration
 from runtime.card import LABEL_KINDS, InputSpec, ModelCard
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the presets a recipe names
+
 VERSION = "0.1.0"
 
 
@@ -54,7 +56,41 @@ def recipe_command(em: ExportModel) -> str:
     name = cfg.get("name", "NAME")
     extra = "".join(f" {k}={cfg[k]}" for k in ("data", "run_dir") if cfg.get(k))
     teacher = f" --teacher {ck.teacher_checkpoint}" if ck.task == "student" and ck.teacher_checkpoint else ""
-    return f"{verb}{teacher} --config configs/{name}.yaml{extra}"
+    return f"{verb}{teacher} --config configs/{name}.yaml{preset_overrides(cfg, name)}{extra}"
+
+
+def preset_overrides(cfg: dict[str, Any], name: str) -> str:
+    """`` key=value`` for every recorded setting that ``configs/NAME.yaml`` does not already hold.
+
+    Why: a run made with ``input_size=96 seed=1`` is not the preset's run; a recipe without them
+    reproduces another model. Where (data, run_dir), naming (name), the data build and how the
+    machine ran it (threads, workers, logging) are left out; "" when the preset is not in this
+    checkout (nothing to compare against).
+    """
+    import yaml
+
+    from train.config import TrainConfig
+
+    path = CONFIGS / f"{name}.yaml"
+    if not path.is_file():
+        return ""
+    raw = yaml.safe_load(path.read_text()) or {}
+    skip = {"name", "data", "run_dir", "build", "model",  # model: compared key by key below
+            "threads", "num_workers", "log_every", "checkpoint_every"}
+    preset = TrainConfig.from_dict({k: v for k, v in raw.items() if k not in skip}).to_dict()
+    out = [f" {k}={_override_text(v)}" for k, v in cfg.items() if k not in skip and k in preset and v != preset[k]]
+    model, preset_model = cfg.get("model") or {}, raw.get("model") or {}
+    out += [f" model.{k}={_override_text(v)}" for k, v in model.items() if preset_model.get(k) != v]
+    return "".join(out)
+
+
+def _override_text(value: Any) -> str:
+    """A value as ``key=value`` parses it back (YAML): lists without spaces, booleans lower-case."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
 
 
 def base_card(em: ExportModel, calib_meta: dict[str, Any]) -> ModelCard:

@@ -321,7 +321,9 @@ def test_distill_end_to_end_reload_and_resume(small_data, teacher_ckpt, tmp_path
 
     recipe = recipe_command(load_export_model(full / "best.pt"))
     assert recipe.startswith(f"python -m distill --teacher {teacher} --config configs/"), recipe
-    assert recipe.endswith(f" data={small_data} run_dir={full}"), recipe
+    # ... with the overrides that made it differ from its preset (epochs 5, batch 16, warm-up 10 there)
+    assert recipe.endswith(" epochs=1 batch_size=8 warmup_steps=100 max_steps=4"
+                           f" data={small_data} run_dir={full}"), recipe
 
 
 def test_distill_cli_errors_are_one_line(teacher_ckpt, tmp_path):

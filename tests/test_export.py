@@ -114,6 +114,24 @@ def _runtime_crops(cache: Path) -> np.ndarray:
     return np.stack([cv2.resize(im, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for im in images])
 
 
+def test_recipe_names_every_setting_its_preset_does_not_hold():
+    """A card's recipe is the command that made the model: the preset plus what differed from it."""
+    from export.cards import preset_overrides
+    from train.config import TrainConfig
+
+    preset = REPO / "configs" / "default_student.yaml"
+    made = ["input_size=96", "seed=1", "aus=[1, 12]", "amp=false", "model.trim=false", "model.w_rel=0.25",
+            "threads=2", "data=/x", "run_dir=/y"]
+    cfg = TrainConfig.from_yaml(preset, made).to_dict()
+    text = preset_overrides(cfg, "default_student")
+    assert text == " input_size=96 seed=1 amp=false aus=[1,12] model.trim=false model.w_rel=0.25"
+    # the recipe's overrides give back the run's config (where it ran: data and run_dir, named apart)
+    assert TrainConfig.from_yaml(preset, text.split() + ["threads=2", "data=/x", "run_dir=/y"]).to_dict() == cfg
+    assert preset_overrides(TrainConfig.from_yaml(preset).to_dict(), "default_student") == ""
+    assert preset_overrides(cfg, "no_such_preset") == ""  # nothing to compare against
+
+
+
 def test_every_artifact_is_written_and_the_cli_prints_how_to_run_it(exported):
     for fmt, path in exported["files"].items():
         assert path.is_file() and (path.parent / (path.name + ".json")).is_file(), fmt
