@@ -90,9 +90,9 @@ class StudentTask(StudentModelTask):
         if not self.teacher_checkpoint:
             return
         taught = self.teacher_ck().train_config
-        leaked = teacher_trained_subjects(cache, taught, idx)
+        t = TrainConfig.from_dict(taught) if taught else None
+        leaked = teacher_trained_subjects(cache, t, idx)
         if leaked:
-            t = TrainConfig.from_dict(taught)
             raise ValueError(
                 f"{cache.root}: {len(leaked)} of the student's validation/test identities trained its teacher "
                 f"(e.g. {', '.join(leaked[:3])}), so its scores there would read the teacher's memory; keep the "

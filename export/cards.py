@@ -67,19 +67,16 @@ def preset_overrides(cfg: dict[str, Any], name: str) -> str:
     machine ran it (threads, workers, logging) are left out; "" when the preset is not in this
     checkout (nothing to compare against).
     """
-    import yaml
-
     from train.config import TrainConfig
 
     path = CONFIGS / f"{name}.yaml"
     if not path.is_file():
         return ""
-    raw = yaml.safe_load(path.read_text()) or {}
+    preset = TrainConfig.from_yaml(path, ["data="]).to_dict()  # data is skipped: no ${AU_DATA_DIR} needed
     skip = {"name", "data", "run_dir", "build", "model",  # model: compared key by key below
             "threads", "num_workers", "log_every", "checkpoint_every"}
-    preset = TrainConfig.from_dict({k: v for k, v in raw.items() if k not in skip}).to_dict()
     out = [f" {k}={_override_text(v)}" for k, v in cfg.items() if k not in skip and k in preset and v != preset[k]]
-    model, preset_model = cfg.get("model") or {}, raw.get("model") or {}
+    model, preset_model = cfg.get("model") or {}, preset["model"]
     out += [f" model.{k}={_override_text(v)}" for k, v in model.items() if preset_model.get(k) != v]
     return "".join(out)
 

@@ -123,7 +123,7 @@ def test_split_seed_keeps_the_split_and_finds_a_teachers_training_identities(ope
     with pytest.raises(ValueError, match="split_seed"):
         TrainConfig(split_seed=-2)
 
-    teacher = TrainConfig(data=str(open_v2), split="deploy", seed=0).to_dict()
+    teacher = TrainConfig(data=str(open_v2), split="deploy", seed=0)
     # a student seed whose validation or test identities have samples the seed-0 teacher trained on
     k = next(k for k in range(1, 50) if (split(seed=k)["val"] | split(seed=k)["test"]) & s0["train"])
     student = split_indices(data, TrainConfig(data=str(open_v2), split="deploy", seed=k))
@@ -131,6 +131,6 @@ def test_split_seed_keeps_the_split_and_finds_a_teachers_training_identities(ope
     assert leaked and set(leaked) == (split(seed=k)["val"] | split(seed=k)["test"]) & s0["train"]
     kept = split_indices(data, TrainConfig(data=str(open_v2), split="deploy", seed=k, split_seed=0))
     assert teacher_trained_subjects(data, teacher, kept) == []
-    assert teacher_trained_subjects(data, {}, student) == []  # a teacher that records no split
-    elsewhere = TrainConfig(data=str(tmp_path / "other"), split="deploy", seed=0).to_dict()
+    assert teacher_trained_subjects(data, None, student) == []  # a teacher that records no split
+    elsewhere = TrainConfig(data=str(tmp_path / "other"), split="deploy", seed=0)
     assert teacher_trained_subjects(data, elsewhere, student) == []  # trained on another cache

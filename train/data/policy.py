@@ -72,19 +72,14 @@ def split_indices_for(cache: CacheData, train_config: dict[str, Any], split: str
     return idx
 
 
-def teacher_trained_subjects(cache: CacheData, teacher_config: dict[str, Any], idx: dict[str, np.ndarray]) -> list[str]:
+def teacher_trained_subjects(cache: CacheData, tcfg: TrainConfig | None, idx: dict[str, np.ndarray]) -> list[str]:
     """The subjects of a student's validation and test splits (``idx``) that its teacher trained on.
 
     Why: a student scored on them reads the teacher's memorised soft labels, which flatters its
-    validation F1, thresholds and calibration. ``teacher_config`` is the teacher's recorded
-    ``TrainConfig``; [] when it records none or trained on another cache (nothing to compare).
+    validation F1, thresholds and calibration. ``tcfg`` is the teacher's recorded config; [] when
+    it records none or trained on another cache (nothing to compare).
     """
-    if not teacher_config:
-        return []
-    from train.config import TrainConfig
-
-    tcfg = TrainConfig.from_dict(teacher_config)
-    if not tcfg.data or Path(tcfg.data).resolve() != Path(cache.root).resolve():
+    if tcfg is None or not tcfg.data or Path(tcfg.data).resolve() != Path(cache.root).resolve():
         return []
     subject = cache.field("subject")
     taught = set(subject[split_indices(cache, tcfg)["train"]].tolist())
