@@ -201,6 +201,21 @@ def test_second_run_skips_what_is_done_and_reruns_changed_and_failed(recordings,
     check_outputs(out, rows)
 
 
+def test_a_killed_batchs_manifest_partial_is_removed_by_the_next_run_however_young(recordings, face_model, tmp_path):
+    """A SIGKILL between the manifest's create and rename leaves its partial; the next batch, holding the
+    batch lock, removes it at once (the age rule alone kept it while a quick rerun ended: CI of b76f23e)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    left = out / ".manifest.k1lled00.partial.csv"
+    left.write_text("input,status\n")
+    future = time.time() + 3600  # young for however long this run takes: only the lock can call it stale
+    os.utime(left, (future, future))
+    proc = batch(recordings / "photos", "--out", out, face_model=face_model)
+    assert proc.returncode == 0, proc.stderr
+    assert manifest_rows(out)["photos"]["status"] == "done"
+    assert [p.name for p in out.iterdir() if ".partial" in p.name] == []
+
+
 def _workers(pid: int) -> list[int]:
     """The worker processes of batch ``pid`` (its spawned children; not multiprocessing's resource tracker)."""
     path = Path(f"/proc/{pid}/task/{pid}/children")

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runtime.batch.inputs import Expansion, assign_stems, expand
-from runtime.batch.job import Job, Settings
-from runtime.batch.manifest import DONE, Manifest, Row, fingerprint
+from runtime.batch.job import Job, Settings, remove_stale_partials
+from runtime.batch.manifest import DONE, NAME as MANIFEST, Manifest, Row, fingerprint
 from runtime.cli import (
     CALIBRATE_NEUTRAL_S,
     DETECT_EVERY,
@@ -167,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
         raise AUEdgeError(f"cannot create --out {quoted(out)}: {e}; check the path and permissions") from e
     busy = f"another au-edge batch is writing {quoted(out)} now; wait for it to end or choose another --out"
     with held_lock(out / LOCK, busy):
+        # under the batch lock only this run writes the manifest: every unlocked partial of it is a killed
+        # batch's, however young (the age rule of runtime.atomic is for writers that share no lock)
+        remove_stale_partials(out / MANIFEST)
         jobs, skipped, manifest = plan(args, found, out, settings)
         ignored = found.ignored
         runner, workers = _runner(args, settings, len(jobs))
