@@ -291,9 +291,7 @@ class AUDetector:
             for f in faces:
                 f.landmarks = self.landmark_smoother(f.track_id, f.landmarks, t)
                 f.points5 = five_points(f.landmarks)
-        crops = [align_face(bgr, f.points5, crop_size=int(self._align["crop_size"]),
-                            template=self._align["template"], scale=float(self._align["scale"]),
-                            out_size=self._size)[0][..., ::-1] for f in faces]  # RGB, as the card's input
+        crops = [self.aligned_crop(bgr, f.points5) for f in faces]
         t2 = time.perf_counter()
         probs, intensities = self._infer(crops)
         t3 = time.perf_counter()
@@ -330,6 +328,14 @@ class AUDetector:
         beyond = None if self.max_faces is None else self.faces.beyond_max  # present only when capped
         return FrameResult(frame=index, time_s=t, faces=results, latency_ms=(t4 - t0) * 1e3,
                            stages_ms=stages, faces_beyond_max=beyond)
+
+    def aligned_crop(self, frame_bgr: np.ndarray, points5: np.ndarray) -> np.ndarray:
+        """The engine's input for the face at ``points5`` (``FaceAU.landmarks5``): the card's one
+        alignment of ``frame_bgr``, RGB, at the engine's input size, so a caller sees what the model saw."""
+        crop, _ = align_face(to_bgr(frame_bgr), points5, crop_size=int(self._align["crop_size"]),
+                             template=self._align["template"], scale=float(self._align["scale"]),
+                             out_size=self._size)
+        return crop[..., ::-1]  # RGB, as the card's input
 
     def _infer(self, crops: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray | None]]:
         """AU probabilities (N×A) and, per face, its intensities (None when the model has none)."""
