@@ -291,7 +291,7 @@ class AUDetector:
             for f in faces:
                 f.landmarks = self.landmark_smoother(f.track_id, f.landmarks, t)
                 f.points5 = five_points(f.landmarks)
-        crops = [self.aligned_crop(bgr, f.points5) for f in faces]
+        crops = [self._crop(bgr, f.points5) for f in faces]
         t2 = time.perf_counter()
         probs, intensities = self._infer(crops)
         t3 = time.perf_counter()
@@ -332,7 +332,10 @@ class AUDetector:
     def aligned_crop(self, frame_bgr: np.ndarray, points5: np.ndarray) -> np.ndarray:
         """The engine's input for the face at ``points5`` (``FaceAU.landmarks5``): the card's one
         alignment of ``frame_bgr``, RGB, at the engine's input size, so a caller sees what the model saw."""
-        crop, _ = align_face(to_bgr(frame_bgr), points5, crop_size=int(self._align["crop_size"]),
+        return self._crop(to_bgr(frame_bgr), points5)
+
+    def _crop(self, bgr: np.ndarray, points5: np.ndarray) -> np.ndarray:
+        crop, _ = align_face(bgr, points5, crop_size=int(self._align["crop_size"]),
                              template=self._align["template"], scale=float(self._align["scale"]),
                              out_size=self._size)
         return crop[..., ::-1]  # RGB, as the card's input

@@ -98,14 +98,13 @@ def heatmap(crop_rgb: np.ndarray, drop: np.ndarray, scale: int = 3) -> np.ndarra
 
 
 def run(engine: str, source: str, aus: list[str], frames: tuple[int, int | None], step: int = 1,
-        grid: int = 7, threads: int | None = None, face_model: str | None = None) -> tuple[dict, dict]:
-    """The report, and per AU the first selected crop (RGB) for the picture."""
+        grid: int = 7, threads: int | None = None, face_model: str | None = None) -> tuple[dict, np.ndarray]:
+    """The report, and the first selected crop (RGB) to draw the maps over."""
     from runtime.detector import AUDetector
 
     first, last = frames
     records: list[dict] = []
-    crops: dict[str, np.ndarray] = {}
-    mode = None
+    first_crop, mode = None, None
     with AUDetector(engine, threads=threads, face_model=face_model) as det:
         known = list(det.engine.aus)
         missing = [a for a in aus if a not in known]
@@ -124,7 +123,7 @@ def run(engine: str, source: str, aus: list[str], frames: tuple[int, int | None]
             drop = (probs[0][None] - probs[1:]).T.reshape(len(aus), grid, grid)
             records.append({"frame": i, "prob": {a: round(float(p), 4) for a, p in zip(aus, probs[0])},
                             "drop": {a: np.round(d, 4).tolist() for a, d in zip(aus, drop)}})
-            crops.setdefault("first", crop)
+            first_crop = crop if first_crop is None else first_crop
             mode = det.running_mode  # the source's mode, while the stream runs
     if not records:
         raise ValueError(f"no face in the selected frames of {source!r} (--frames {first}-{'' if last is None else last})")
@@ -135,7 +134,7 @@ def run(engine: str, source: str, aus: list[str], frames: tuple[int, int | None]
         report["aus"][a] = {"mean_prob": round(float(np.mean([r["prob"][a] for r in records])), 4),
                             "mean_drop": np.round(mean, 4).tolist(), "max_drop": round(float(mean.max()), 4),
                             "bands": band_shares(mean, edges, size)}
-    return report, crops
+    return report, first_crop
 
 
 def markdown(report: dict) -> str:
@@ -169,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     if not os.path.exists(args.source):
         raise FileNotFoundError(f"--source {args.source!r} not found; give a video, a photo or a folder")
     aus = [a.strip().upper() for a in args.au.split(",") if a.strip()]
-    report, crops = run(args.engine, args.source, aus, parse_frames(args.frames), args.step, args.grid,
+    report, first_crop = run(args.engine, args.source, aus, parse_frames(args.frames), args.step, args.grid,
                         args.threads, args.face_model)
     text = markdown(report)
     if args.out:
@@ -177,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         (args.out / "evidence.json").write_text(json.dumps(report, indent=1))
         (args.out / "evidence.md").write_text(text)
         for a, r in report["aus"].items():
-            cv2.imwrite(str(args.out / f"evidence_{a}.png"), heatmap(crops["first"], np.asarray(r["mean_drop"])))
+            cv2.imwrite(str(args.out / f"evidence_{a}.png"), heatmap(first_crop, np.asarray(r["mean_drop"])))
     print(text, end="")
     return 0
 
