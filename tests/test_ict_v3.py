@@ -130,6 +130,42 @@ def test_crying_closes_the_eyes(neutral, ict, stage):
     assert r.labels["AU43"] == 1 and r.labels["AU01"] == 1 and r.labels["AU04"] == 1 and r.labels["AU15"] == 1
 
 
+def test_grief_stretches_the_corners_out_where_au12_lifts_them(neutral, ict):
+    """Grief's lip stretch (AU1+4+20+24) widens the mouth with AU12 absent; AU12 lifts the corners.
+    What tells them apart is the direction: out for AU20, up for AU12 (FACS)."""
+    base = neutral.mesh[[R_CORNER, L_CORNER], :2]
+    moved = {}
+    for name, aus in (("grief", {1: 1.0, 4: 0.8, 20: 1.0, 24: 0.8}), ("smile", {12: 1.0})):
+        r = render_full(neutral.photo, neutral.mesh, aus, 0, model=ict, correspondence=neutral.corr, version=3)
+        moved[name] = (r.moved_points[[R_CORNER, L_CORNER], :2] - base, r.labels)
+    (g, g_labels), (s, s_labels) = moved["grief"], moved["smile"]
+    outward_g = -g[0, 0] + g[1, 0]          # the image-left corner moves left, the other right
+    up_g, up_s = -g[:, 1].mean(), -s[:, 1].mean()
+    assert outward_g > 2 * MIN_MOVE_PX, g
+    assert up_s > MIN_MOVE_PX and up_g < 0.5 * up_s and up_g < outward_g / 2, (g, s)
+    assert g_labels["AU12"] == 0 and g_labels["AU20"] == 1 and g_labels["AU24"] == 1 and g_labels["AU04"] == 1
+    assert s_labels["AU12"] == 1 and s_labels["AU20"] == 0
+
+
+def test_grief_raises_the_corners_as_the_clips_crying_mouth_does(neutral, ict, stage):
+    """The posed grief face (``train.posedcheck``: AU1+4+6+14+20, no AU12) raises the corners the
+    mesh sees, as in the clip's crying frames (docs/geometry.md); the stretch alone hardly does (why
+    the crying warps never looked like the clip's mouth)."""
+    from train.geometrycheck import mouth_shape
+    from train.posedcheck import EXPRESSIONS
+
+    def lift(aus: dict[int, float]) -> float:
+        r = render_full(neutral.photo, neutral.mesh, aus, 0, model=ict, correspondence=neutral.corr, version=3)
+        return float(mouth_shape(mesh_of(stage, r.image)[None, :, :2])["corner_lift"][0])
+
+    # Raised over the neutral photo's own corners, in IODs (on six London faces: grief +0.024 to
+    # +0.039, the stretch +0.005 to +0.011, AU12 at C +0.05 to +0.07).
+    rest = lift({})
+    grief = lift(dict.fromkeys(EXPRESSIONS["grief"].render, 1.0)) - rest
+    stretch = lift({1: 1.0, 4: 1.0, 20: 1.0, 24: 0.8}) - rest
+    assert grief > 0.018 and stretch < grief / 2, (grief, stretch)
+
+
 def test_v3_creases_are_visible(neutral, ict):
     """AU4 at E darkens the glabella (FACS: vertical furrows between the brows) far more than v2."""
     p = mesh_to_68(neutral.mesh)

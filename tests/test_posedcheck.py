@@ -28,6 +28,9 @@ def test_what_counts_as_read_right():
     assert not read_right(disgust, {"AU10", "AU12"}) and not read_right(disgust, set())
     assert read_right(anger, {"AU04", "AU07"}) and not read_right(anger, {"AU04", "AU12"})
     assert not read_right(anger, None)  # no face found
+    grief = EXPRESSIONS["grief"]
+    assert read_right(grief, {"AU01", "AU04", "AU06"}) and not read_right(grief, {"AU04", "AU12"})
+    assert not grief.issue_row and sum(e.issue_row for e in EXPRESSIONS.values()) == 4
 
 
 @pytest.mark.slow
@@ -54,6 +57,8 @@ def test_a_run_renders_validation_faces_and_reads_them(deploy_run, data_dir, tmp
         assert row["faces"] == 2 and row["found"] == 2 and 0 <= row["read_right"] <= 2
         assert len(list((out / "faces").glob(f"{name}_*.png"))) == 2
     assert "happiness (6+12)" in (out / "posedcheck.md").read_text() and "happiness (6+12)" in proc.stdout
+    four = [report["ours"][n]["read_right"] for n, e in EXPRESSIONS.items() if e.issue_row]
+    assert report["ours"]["issue_row"] == {"faces": 8, "read_right": sum(four)}
 
 
 def test_options_out_of_range_are_one_line(tmp_path):

@@ -35,6 +35,7 @@ class Posed:
     all_on: tuple[str, ...] = ()  # every one of these must be active
     any_on: tuple[str, ...] = ()  # at least one of these must be active
     off: tuple[str, ...] = ()  # AUs that contradict the expression: none may be active
+    issue_row: bool = True  # one of the independent check's four posed faces
 
 
 EXPRESSIONS: dict[str, Posed] = {
@@ -42,6 +43,9 @@ EXPRESSIONS: dict[str, Posed] = {
     "happiness": Posed((6, 12), all_on=("AU06", "AU12"), off=("AU04", "AU09", "AU10", "AU15")),
     "anger": Posed((4, 5, 7, 23), all_on=("AU04",), off=("AU02", "AU12")),
     "disgust": Posed((9, 10), any_on=("AU09", "AU10"), off=("AU02", "AU12")),
+    # The clip's crying mouth without AU12 (train.data.ict.facs, "grief"): the sad-frames goal row
+    # (AU04 on, AU12 off) on faces of other people. Not one of the check's four.
+    "grief": Posed((1, 4, 6, 14, 20), all_on=("AU04",), off=("AU12",), issue_row=False),
 }
 
 
@@ -114,6 +118,8 @@ def score(records: list[dict], key: str) -> dict:
                        "found": sum(a is not None for a in act),
                        "active_rate": {au: round(float(np.mean([a is not None and au in a for a in act])), 3)
                                        for au in named} if rows else {}}
+    four = [table[n] for n, e in EXPRESSIONS.items() if e.issue_row]
+    table["issue_row"] = {"faces": sum(r["faces"] for r in four), "read_right": sum(r["read_right"] for r in four)}
     return table
 
 
@@ -151,7 +157,10 @@ def markdown(report: dict) -> str:
         need = " + ".join(expr.all_on) if expr.all_on else " or ".join(expr.any_on)
         peer_cell = f"{p['read_right']}/{p['faces']}" if p else "—"
         lines.append(f"| {name} ({'+'.join(map(str, expr.render))}) | {o['read_right']}/{o['faces']} | {peer_cell} | "
-                     f"{need} on; {', '.join(expr.off)} off |")
+                     f"{need} on; {', '.join(expr.off)} off{'' if expr.issue_row else ' (not in the four)'} |")
+    o, p = report["ours"]["issue_row"], report.get("peer", {}).get("issue_row")
+    peer_cell = f"{p['read_right']}/{p['faces']}" if p else "—"
+    lines.append(f"| the check's four | {o['read_right']}/{o['faces']} | {peer_cell} | |")
     return "\n".join(lines) + "\n"
 
 
