@@ -130,15 +130,15 @@ def test_crying_closes_the_eyes(neutral, ict, stage):
     assert r.labels["AU43"] == 1 and r.labels["AU01"] == 1 and r.labels["AU04"] == 1 and r.labels["AU15"] == 1
 
 
-def test_grief_stretches_the_corners_out_where_au12_lifts_them(neutral, ict):
-    """Grief's lip stretch (AU1+4+20+24) widens the mouth with AU12 absent; AU12 lifts the corners.
-    What tells them apart is the direction: out for AU20, up for AU12 (FACS)."""
+def test_lip_stretch_moves_the_corners_out_where_au12_lifts_them(neutral, ict):
+    """A sad face's lip stretch (AU1+4+20+24) widens the mouth with AU12 absent; AU12 lifts the
+    corners. What tells them apart is the direction: out for AU20, up for AU12 (FACS)."""
     base = neutral.mesh[[R_CORNER, L_CORNER], :2]
     moved = {}
-    for name, aus in (("grief", {1: 1.0, 4: 0.8, 20: 1.0, 24: 0.8}), ("smile", {12: 1.0})):
+    for name, aus in (("stretch", {1: 1.0, 4: 0.8, 20: 1.0, 24: 0.8}), ("smile", {12: 1.0})):
         r = render_full(neutral.photo, neutral.mesh, aus, 0, model=ict, correspondence=neutral.corr, version=3)
         moved[name] = (r.moved_points[[R_CORNER, L_CORNER], :2] - base, r.labels)
-    (g, g_labels), (s, s_labels) = moved["grief"], moved["smile"]
+    (g, g_labels), (s, s_labels) = moved["stretch"], moved["smile"]
     outward_g = -g[0, 0] + g[1, 0]          # the image-left corner moves left, the other right
     up_g, up_s = -g[:, 1].mean(), -s[:, 1].mean()
     assert outward_g > 2 * MIN_MOVE_PX, g

@@ -2,9 +2,10 @@
 
 The independent check's "posed" row asks whether a surprised face lights AU01+AU02, a happy one
 AU06+AU12, an angry one AU04 and a disgusted one AU09 or AU10, with the AUs that contradict each
-expression off. The shared data has no posed expressions besides smiles, so we make them: the
-ICT-FaceKit v3 warps (``train.data.ict``, every AU of the prototype at intensity D) of the neutral
-photos of the deploy split's **validation** identities (the checkpoint's own split: never trained
+expression off; a fifth row, grief, asks the clip's sad-frames question (AU04 on, AU12 off) of
+other people's faces and is reported apart from the four. The shared data has no posed
+expressions besides smiles, so we make them: the ICT-FaceKit v3 warps (``train.data.ict``, every AU
+of the prototype at intensity D) of the neutral photos of the deploy split's **validation** identities (the checkpoint's own split: never trained
 on, and never the held-out identities of ``train.data.holdout``). Label kind: ``synthetic``; the
 faces are warps of real photos, read through the runtime in image mode as a user's photos are.
 Validation identities are not independent: other warps of the same photos set the run's thresholds,
@@ -43,8 +44,8 @@ EXPRESSIONS: dict[str, Posed] = {
     "happiness": Posed((6, 12), all_on=("AU06", "AU12"), off=("AU04", "AU09", "AU10", "AU15")),
     "anger": Posed((4, 5, 7, 23), all_on=("AU04",), off=("AU02", "AU12")),
     "disgust": Posed((9, 10), any_on=("AU09", "AU10"), off=("AU02", "AU12")),
-    # The clip's crying mouth without AU12 (train.data.ict.facs, "grief"): the sad-frames goal row
-    # (AU04 on, AU12 off) on faces of other people. Not one of the check's four.
+    # The clip's crying mouth without AU12 (AU6+14 lift the corners with the stretch as in the clip:
+    # docs/geometry.md): the sad-frames goal row (AU04 on, AU12 off) on other people's faces.
     "grief": Posed((1, 4, 6, 14, 20), all_on=("AU04",), off=("AU12",), issue_row=False),
 }
 
