@@ -5,9 +5,10 @@ AU06+AU12, an angry one AU04 and a disgusted one AU09 or AU10, with the AUs that
 expression off; a fifth row, grief, asks the clip's sad-frames question (AU04 on, AU12 off) of
 other people's faces and is reported apart from the four. The shared data has no posed
 expressions besides smiles, so we make them: the ICT-FaceKit v3 warps (``train.data.ict``, every AU
-of the prototype at intensity D) of the neutral photos of the deploy split's **validation** identities (the checkpoint's own split: never trained
-on, and never the held-out identities of ``train.data.holdout``). Label kind: ``synthetic``; the
-faces are warps of real photos, read through the runtime in image mode as a user's photos are.
+of the prototype at intensity D) of the neutral photos of the deploy split's **validation**
+identities (the checkpoint's own split: never trained on, and never the held-out identities of
+``train.data.holdout``). Label kind: ``synthetic``; the faces are warps of real photos, read
+through the runtime in image mode as a user's photos are.
 Validation identities are not independent: other warps of the same photos set the run's thresholds,
 calibration and best epoch, so this row informs, it does not certify (the held-out check does).
 
