@@ -61,6 +61,9 @@ class TrainConfig:
     log_every: int = 10
     run_dir: str = ""  # default runs/<name>-<time>
     aus: list = field(default_factory=list)  # train/evaluate on these AUs of the cache (empty: all)
+    # start from this checkpoint's model weights (not its optimiser, step or schedule): fine-tuning,
+    # e.g. at another input_size; refused when it trained on this run's validation/test identities
+    init: str = ""
     model: dict[str, Any] = field(default_factory=dict)  # the task's model config (TeacherConfig fields)
 
     def __post_init__(self) -> None:

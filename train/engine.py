@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from runtime.errors import AUEdgeError
 from train import checkpoint, distributed
 from train.config import TrainConfig
-from train.data.policy import TrainingData, load_training_data
+from train.data.policy import TrainingData, load_training_data, teacher_trained_subjects
 from train.data.torch_data import CacheDataset
 from train.evaluate import evaluate_run
 from train.loader import make_loader, predict
@@ -109,6 +109,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume: str | None, log, task:
     seed_everything(cfg.seed)
     data = load_training_data(cfg, task)
     run = build_run(cfg, d, task, data, log)
+    if cfg.init and not resume:
+        start_from(run, cfg.init)
     state = restore(run, resume) if resume else State()
     run.logs.write_config(cfg.to_dict())
     for epoch in range(state.epoch, cfg.epochs):
@@ -153,6 +155,32 @@ def build_run(cfg: TrainConfig, d: distributed.Dist, task: Task, data: TrainingD
                build_optimizer(model, cfg), torch.amp.GradScaler("cuda", enabled=use_amp), gen, train_ds,
                train_dl, val_dl, min(total, cfg.max_steps) if cfg.max_steps else total, use_amp, log,
                RunLog(Path(cfg.run_dir), d.is_main))
+
+
+def start_from(run: Run, path: str) -> None:
+    """Load a checkpoint's model weights into a new run (``init=``). Refused in one line when its
+    task, AUs or model differ from the run's, or when it trained on identities the run validates or
+    tests on: the run's thresholds, calibration and scores would then read that memory."""
+    ck = checkpoint.Checkpoint.read(path)
+    where = f"init={path}"
+    if ck.task != run.task.kind or list(ck.aus) != list(run.data.aus):
+        raise ValueError(f"{where} holds a {ck.task} for {len(ck.aus)} AUs ({', '.join(ck.aus[:3])}, ...); this run "
+                         f"trains a {run.task.kind} for {len(run.data.aus)} ({', '.join(run.data.aus[:3])}, ...): "
+                         "start from a checkpoint of the same task and AUs")
+    trained = TrainConfig.from_dict(ck.train_config) if ck.train_config else None
+    leaked = teacher_trained_subjects(run.data.cache, trained, run.data.idx)
+    if leaked:
+        raise ValueError(f"{where}: {len(leaked)} of this run's validation/test identities trained it (e.g. "
+                         f"{', '.join(leaked[:3])}); keep its split: split={trained.split} fold={trained.fold} "
+                         f"val_fraction={trained.val_fraction} split_seed={trained.split_draw_seed}")
+    try:
+        run.model.load_state_dict(ck.weights)
+    except RuntimeError as e:
+        detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+        detail = detail if len(detail) <= 120 else detail[:117] + "..."
+        raise ValueError(f"{where}: its weights do not fit this run's model ({detail}); use a checkpoint "
+                         f"of the same model config (its: {json.dumps(ck.model_config)})") from None
+    run.log(f"started from {path} ({ck.task} trained at {ck.input_size} px; its optimiser and step not kept)")
 
 
 def restore(run: Run, resume: str) -> State:

@@ -73,11 +73,13 @@ def split_indices_for(cache: CacheData, train_config: dict[str, Any], split: str
 
 
 def teacher_trained_subjects(cache: CacheData, tcfg: TrainConfig | None, idx: dict[str, np.ndarray]) -> list[str]:
-    """The subjects of a student's validation and test splits (``idx``) that its teacher trained on.
+    """The subjects of a run's validation and test splits (``idx``) that another run trained on: a
+    student's teacher, or the checkpoint a run starts from (``init=``).
 
-    Why: a student scored on them reads the teacher's memorised soft labels, which flatters its
-    validation F1, thresholds and calibration. ``tcfg`` is the teacher's recorded config; [] when
-    it records none or trained on another cache (nothing to compare).
+    Why: a student scored on them reads the teacher's memorised soft labels (a run started from
+    those weights, their memory), which flatters its validation F1, thresholds and calibration.
+    ``tcfg`` is that run's recorded config; [] when it records none or trained on another cache
+    (nothing to compare).
     """
     if tcfg is None or not tcfg.data or Path(tcfg.data).resolve() != Path(cache.root).resolve():
         return []

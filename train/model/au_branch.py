@@ -71,6 +71,16 @@ class AUAttention(nn.Module):
         nn.init.zeros_(self.content.weight)
         nn.init.zeros_(self.content.bias)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """A prior saved at another input size (another grid) is resized to this one's, as ``forward``
+        resizes it to the map: a run may start from weights trained at another size (``init=``)."""
+        saved = state_dict.get(prefix + "prior")
+        if saved is not None and saved.ndim == 3 and saved.shape[0] == self.prior.shape[0] \
+                and saved.shape != self.prior.shape:
+            state_dict[prefix + "prior"] = F.interpolate(saved[None].float(), size=tuple(self.prior.shape[-2:]),
+                                                         mode="bilinear", align_corners=False)[0].to(saved.dtype)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         prior = F.interpolate(self.prior[None], size=x.shape[-2:], mode="bilinear", align_corners=False)
         logits = prior + self.content(x)
