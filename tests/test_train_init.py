@@ -3,24 +3,22 @@ and refuses one whose training identities it would validate or test on."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from test_train import REPO, SMOKE, train_cmd
 
 from train.config import TrainConfig
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "configs" / "smoke.yaml"
 PRIOR = "net.au_branch.attention.prior"
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # moved by the one training step's batch
 
 
 def train(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "train", "--config", str(SMOKE), "threads=1", *overrides], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    """test_train's command; the exit code is the caller's to check (one run must fail)."""
+    return subprocess.run(train_cmd(*overrides), cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
